@@ -16,6 +16,7 @@ mod machine;
 pub mod messages;
 pub mod observe;
 pub mod readiness;
+pub mod sim;
 pub mod spec;
 pub mod status;
 pub mod validate;
