@@ -1,6 +1,7 @@
 //! The seeds' scenarios, played through the engine with scripted observations; each asserts
 //! the exact event texts, in order.
 
+#[path = "support/seeds.rs"]
 mod common;
 
 use canary_core::sim::Sim;

@@ -43,14 +43,21 @@ pub fn initialized(file: &str, provider: &str) -> Sim {
     sim
 }
 
+/// Answers of the webhooks by type, name and step.
+pub type HookAnswers = Box<dyn FnMut(HookType, &str, u32) -> Result<(), String>>;
+
 /// A script with per-step metric values and hook answers.
 pub struct Scripted {
+    /// `request-success-rate` (and any other metric) by step.
     pub success_rate: Box<dyn FnMut(u32) -> MetricOutcome>,
+    /// `request-duration` by step, in milliseconds.
     pub duration_ms: Box<dyn FnMut(u32) -> MetricOutcome>,
-    pub hooks: Box<dyn FnMut(HookType, &str, u32) -> Result<(), String>>,
+    /// Webhook answers.
+    pub hooks: HookAnswers,
 }
 
 impl Scripted {
+    /// Every check passes; rollback gates stay closed.
     pub fn healthy() -> Self {
         Scripted {
             success_rate: Box::new(|_| MetricOutcome::Value(100.0)),
