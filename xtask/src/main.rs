@@ -1,1 +1,154 @@
-fn main() {}
+//! xtask: the one task runner of the workspace (`cargo xtask <task>`).
+//!
+//! `test` runs every check CI runs; `crds` regenerates `deploy/crds/`; `bench` runs the
+//! benchmarks; `demo` plays the seeds' podinfo canary. It shells out to cargo and prints
+//! what it runs, so a failing step can be rerun by hand.
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity
+  crds [--check] write (or check) deploy/crds/*.yaml from crates/canary-api
+  bench         criterion benchmarks of canary-core (median per benchmark)
+  demo          play seed 004's podinfo canary: a promotion, then a failed release";
+
+/// Crates that must never appear in canary-core's normal dependency tree.
+const FORBIDDEN_IN_CORE: &[&str] = &[
+    "kube",
+    "kube-client",
+    "kube-core",
+    "tokio",
+    "hyper",
+    "reqwest",
+];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("crds") => crds(args.get(1).map(String::as_str) == Some("--check")),
+        Some("bench") => bench(),
+        Some("demo") => demo::run(),
+        Some("help" | "--help" | "-h") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    println!("\n$ cargo {}", args.join(" "));
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&["test", "--workspace"])?;
+    crds(true)?;
+    core_is_pure()?;
+    println!("\nxtask test: all checks passed");
+    Ok(())
+}
+
+fn crds(check: bool) -> Result<()> {
+    let dir = Path::new("deploy/crds");
+    std::fs::create_dir_all(dir)?;
+    let mut stale = Vec::new();
+    for (file, yaml) in canary_api::crds()? {
+        let path = dir.join(file);
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current == yaml {
+            continue;
+        }
+        if check {
+            stale.push(path.display().to_string());
+        } else {
+            std::fs::write(&path, yaml)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    if !stale.is_empty() {
+        bail!("stale CRDs: {}; run `cargo xtask crds`", stale.join(", "));
+    }
+    println!("\nxtask crds: deploy/crds/ matches crates/canary-api");
+    Ok(())
+}
+
+/// `cargo tree -p canary-core -e normal` must show none of the I/O crates.
+fn core_is_pure() -> Result<()> {
+    println!("\n$ cargo tree -p canary-core -e normal --prefix none");
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "canary-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .context("cannot run cargo tree")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let found: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| FORBIDDEN_IN_CORE.contains(name))
+        .collect();
+    if !found.is_empty() {
+        bail!(
+            "canary-core must stay pure but depends on {}",
+            found.join(", ")
+        );
+    }
+    println!(
+        "canary-core depends on none of {}",
+        FORBIDDEN_IN_CORE.join(", ")
+    );
+    Ok(())
+}
+
+fn bench() -> Result<()> {
+    cargo(&["bench", "-p", "canary-core", "--bench", "advance"])?;
+    println!("\nMedians are the middle figure of each `time:` line above (criterion's estimate).");
+    Ok(())
+}
