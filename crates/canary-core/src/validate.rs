@@ -359,3 +359,99 @@ fn webhook(v: &mut Problems, path: &str, w: &Webhook) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{CanaryAnalysis, Metric, TargetRef, ThresholdRange};
+
+    fn valid() -> CanarySpec {
+        CanarySpec {
+            target_ref: TargetRef {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: "podinfo".into(),
+                ..Default::default()
+            },
+            service: crate::spec::CanaryService {
+                port: 9898,
+                ..Default::default()
+            },
+            analysis: Some(CanaryAnalysis {
+                interval: Some("1m".into()),
+                threshold: Some(5),
+                step_weight: Some(10),
+                max_weight: Some(50),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_spec_has_no_problems() {
+        assert_eq!(validate(&valid()), vec![]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_path() {
+        let mut spec = valid();
+        spec.provider = Some("consul".into());
+        spec.target_ref.kind = "StatefulSet".into();
+        spec.service.port = 0;
+        let a = spec.analysis.as_mut().expect("analysis");
+        a.interval = Some("1 minute".into());
+        a.step_weight = None;
+        a.step_weights = vec![5, 10, 10, 120];
+        a.metrics = vec![
+            Metric {
+                name: "error-rate".into(),
+                ..Default::default()
+            },
+            Metric {
+                name: "request-success-rate".into(),
+                threshold_range: Some(ThresholdRange {
+                    min: Some(99.0),
+                    max: Some(1.0),
+                }),
+                ..Default::default()
+            },
+        ];
+        a.webhooks = vec![crate::spec::Webhook {
+            name: "gate".into(),
+            r#type: Some("confirm".into()),
+            url: "flagger-loadtester.test/".into(),
+            timeout: Some("soon".into()),
+            ..Default::default()
+        }];
+        let paths: Vec<String> = validate(&spec).into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.provider",
+                "spec.targetRef.kind",
+                "spec.service.port",
+                "spec.analysis.interval",
+                "spec.analysis.stepWeights[2]",
+                "spec.analysis.stepWeights[3]",
+                "spec.analysis.metrics[0]",
+                "spec.analysis.metrics[0].thresholdRange",
+                "spec.analysis.metrics[1].thresholdRange",
+                "spec.analysis.webhooks[0].type",
+                "spec.analysis.webhooks[0].url",
+                "spec.analysis.webhooks[0].timeout",
+            ]
+        );
+        let text = summarize(&validate(&spec));
+        assert!(
+            text.contains("spec.analysis.stepWeights[2]: must be greater than the previous step")
+        );
+        assert!(text.contains("spec.targetRef.kind: \"StatefulSet\" is not supported; expected Deployment or DaemonSet"));
+    }
+
+    #[test]
+    fn smi_providers_may_name_a_mesh() {
+        assert!(is_known_provider("smi:v1alpha3:linkerd"));
+        assert!(!is_known_provider("smi:v9"));
+    }
+}
