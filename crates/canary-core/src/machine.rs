@@ -189,16 +189,10 @@ impl<'a> Tick<'a> {
 
     /// Waits for the primary, then hands traffic to it and scales the target to zero.
     fn initialize(&mut self) -> Flow {
-        match self.primary_readiness() {
-            Readiness::Ready => {}
-            Readiness::Waiting(m) => {
-                self.emit(Level::Warn, m);
-                return Ok(());
-            }
-            Readiness::Failed(m) => {
-                self.emit(Level::Warn, m);
-                return self.rollback();
-            }
+        match self.ready(self.primary_readiness()) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(_) => return self.rollback(),
         }
         self.push(Action::ReconcileRoutes);
         self.push(Action::ScaleCanary(Scale::Zero));
@@ -239,21 +233,14 @@ impl<'a> Tick<'a> {
         }
         let skip = self.c.spec.skips_analysis();
         if !skip {
-            match self.primary_readiness() {
-                Readiness::Ready => {}
-                Readiness::Waiting(m) => {
-                    self.emit(Level::Warn, m);
+            match self.ready(self.primary_readiness()) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(m) if matches!(phase, Phase::Promoting | Phase::Finalising) => {
+                    self.failed_promotion(&m);
                     return Ok(());
                 }
-                Readiness::Failed(m) => {
-                    self.emit(Level::Warn, m.clone());
-                    return if matches!(phase, Phase::Promoting | Phase::Finalising) {
-                        self.failed_promotion(&m);
-                        Ok(())
-                    } else {
-                        self.rollback()
-                    };
-                }
+                Err(_) => return self.rollback(),
             }
         }
         let routes = self.routes();
@@ -269,14 +256,10 @@ impl<'a> Tick<'a> {
         ) {
             return self.start_revision();
         }
-        match self.canary_readiness() {
-            Readiness::Ready => {}
-            Readiness::Waiting(m) => {
-                self.emit(Level::Warn, m);
-                return Ok(());
-            }
-            Readiness::Failed(m) => {
-                self.emit(Level::Warn, m.clone());
+        match self.ready(self.canary_readiness()) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(m) => {
                 if !skip {
                     self.alert(Level::Error, alerts::deadline_exceeded(&m), false);
                 }
@@ -423,7 +406,7 @@ impl<'a> Tick<'a> {
                 self.phase(),
                 Phase::Promoting | Phase::WaitingPromotion | Phase::Finalising
             )
-            && !self.gate_open(HookType::ConfirmTrafficIncrease)?
+            && !self.traffic_increase_confirmed()?
         {
             return Ok(());
         }
@@ -493,31 +476,19 @@ impl<'a> Tick<'a> {
     fn start_revision(&mut self) -> Flow {
         let (target, ns) = (self.target(), self.c.namespace);
         let phase = self.phase();
-        let results = self.hooks(HookType::ConfirmRollout, phase, RunUntil::FirstFailure)?;
-        for HookResult {
-            name: hook,
-            outcome,
-        } in results
-        {
-            match outcome {
-                Ok(()) => self.emit(
-                    Level::Info,
-                    msg::check_passed(HookType::ConfirmRollout, &hook),
-                ),
-                Err(_) => {
-                    if phase != Phase::Waiting {
-                        self.set_phase(Phase::Waiting);
-                        self.emit(
-                            Level::Warn,
-                            msg::halt_waiting_approval(self.c.name, ns, &hook),
-                        );
-                        if !self.muted(HookType::ConfirmRollout, &hook) {
-                            self.alert(Level::Warn, alerts::WAITING_APPROVAL, false);
-                        }
-                    }
-                    return Ok(());
+        let kind = HookType::ConfirmRollout;
+        if let Some((hook, _)) = self.first_failing_hook(kind, phase, true)? {
+            if phase != Phase::Waiting {
+                self.set_phase(Phase::Waiting);
+                self.emit(
+                    Level::Warn,
+                    msg::halt_waiting_approval(self.c.name, ns, &hook),
+                );
+                if !self.muted(kind, &hook) {
+                    self.alert(Level::Warn, alerts::WAITING_APPROVAL, false);
                 }
             }
+            return Ok(());
         }
         self.emit(Level::Info, msg::new_revision(target, ns));
         self.alert(Level::Info, alerts::PROGRESSING, true);
@@ -823,6 +794,22 @@ impl<'a> Tick<'a> {
             self.status.last_transition_time,
             self.now,
         )
+    }
+
+    /// Reports a workload that is not ready: `Ok(true)` when ready, `Ok(false)` after a wait
+    /// event, `Err(message)` after the failure event.
+    fn ready(&mut self, readiness: Readiness) -> Result<bool, String> {
+        match readiness {
+            Readiness::Ready => Ok(true),
+            Readiness::Waiting(m) => {
+                self.emit(Level::Warn, m);
+                Ok(false)
+            }
+            Readiness::Failed(m) => {
+                self.emit(Level::Warn, m.clone());
+                Err(m)
+            }
+        }
     }
 
     fn muted(&self, kind: HookType, hook: &str) -> bool {

@@ -6,7 +6,7 @@ mod common;
 
 use canary_core::sim::Sim;
 use canary_core::{Action, HookType, MetricOutcome, Phase, Settings};
-use common::{Scripted, initialized, seed, without_waits};
+use common::{Scripted, initialized, initialized_with, seed, without_waits};
 
 fn weights(from: u32, to: u32, step: usize) -> Vec<String> {
     (from..=to)
@@ -191,15 +191,14 @@ fn seed_002_ab_testing_runs_ten_iterations_then_promotes() {
 
 #[test]
 fn blue_green_with_the_kubernetes_provider_iterates_then_promotes() {
-    let (name, ns, mut spec) = seed("001-linkerd.yaml");
-    spec.provider = Some("kubernetes".into());
-    let analysis = spec.analysis.as_mut().expect("analysis");
-    analysis.iterations = Some(3);
-    analysis.step_weight = None;
-    analysis.max_weight = None;
-    let mut sim = Sim::new(&name, &ns, spec, Settings::new("kubernetes"));
+    let mut sim = initialized_with("001-linkerd.yaml", "kubernetes", |spec| {
+        spec.provider = Some("kubernetes".into());
+        let analysis = spec.analysis.as_mut().expect("analysis");
+        analysis.iterations = Some(3);
+        analysis.step_weight = None;
+        analysis.max_weight = None;
+    });
     let mut script = Scripted::healthy();
-    sim.run_until(&mut script, &[Phase::Initialized], 10);
     let mark = sim.events.len();
     sim.set_revision("rev-2");
     assert_eq!(
@@ -227,13 +226,12 @@ fn blue_green_with_the_kubernetes_provider_iterates_then_promotes() {
 
 #[test]
 fn blue_green_on_a_mesh_routes_all_traffic_to_the_canary_before_promotion() {
-    let (name, ns, mut spec) = seed("004-istio.yaml");
-    let analysis = spec.analysis.as_mut().expect("analysis");
-    analysis.iterations = Some(2);
-    analysis.step_weight = None;
-    let mut sim = Sim::new(&name, &ns, spec, Settings::new("istio"));
+    let mut sim = initialized_with("004-istio.yaml", "istio", |spec| {
+        let analysis = spec.analysis.as_mut().expect("analysis");
+        analysis.iterations = Some(2);
+        analysis.step_weight = None;
+    });
     let mut script = Scripted::healthy();
-    sim.run_until(&mut script, &[Phase::Initialized], 10);
     let mark = sim.events.len();
     sim.set_revision("rev-2");
     assert_eq!(
@@ -257,14 +255,13 @@ fn blue_green_on_a_mesh_routes_all_traffic_to_the_canary_before_promotion() {
 
 #[test]
 fn step_weights_follow_the_schedule() {
-    let (name, ns, mut spec) = seed("004-istio.yaml");
-    let analysis = spec.analysis.as_mut().expect("analysis");
-    analysis.step_weight = None;
-    analysis.max_weight = None;
-    analysis.step_weights = vec![1, 2, 10, 80];
-    let mut sim = Sim::new(&name, &ns, spec, Settings::new("istio"));
+    let mut sim = initialized_with("004-istio.yaml", "istio", |spec| {
+        let analysis = spec.analysis.as_mut().expect("analysis");
+        analysis.step_weight = None;
+        analysis.max_weight = None;
+        analysis.step_weights = vec![1, 2, 10, 80];
+    });
     let mut script = Scripted::healthy();
-    sim.run_until(&mut script, &[Phase::Initialized], 10);
     let mark = sim.events.len();
     sim.set_revision("rev-2");
     assert_eq!(
@@ -284,14 +281,13 @@ fn step_weights_follow_the_schedule() {
 
 #[test]
 fn step_weight_promotion_moves_traffic_back_in_steps() {
-    let (name, ns, mut spec) = seed("004-istio.yaml");
-    spec.analysis
-        .as_mut()
-        .expect("analysis")
-        .step_weight_promotion = Some(20);
-    let mut sim = Sim::new(&name, &ns, spec, Settings::new("istio"));
+    let mut sim = initialized_with("004-istio.yaml", "istio", |spec| {
+        spec.analysis
+            .as_mut()
+            .expect("analysis")
+            .step_weight_promotion = Some(20);
+    });
     let mut script = Scripted::healthy();
-    sim.run_until(&mut script, &[Phase::Initialized], 10);
     let mark = sim.events.len();
     sim.set_revision("rev-2");
     assert_eq!(

@@ -10,98 +10,76 @@ use crate::spec::{Builtin, HookType, Metric};
 use crate::status::{CheckReport, CheckResult, Phase};
 
 impl Tick<'_> {
-    /// Pre-rollout hooks, before any traffic reaches the canary.
-    pub(super) fn pre_rollout_passed(&mut self) -> Result<bool, Need> {
-        let (name, ns) = (self.c.name, self.c.namespace);
-        let results = self.hooks(
-            HookType::PreRollout,
-            Phase::Progressing,
-            RunUntil::FirstFailure,
-        )?;
-        for HookResult {
-            name: hook,
-            outcome,
-        } in results
-        {
+    /// Calls the webhooks of `kind` until one fails and returns that one's name and error.
+    /// With `announce`, each passing hook gets Flagger's "check passed" event.
+    pub(super) fn first_failing_hook(
+        &mut self,
+        kind: HookType,
+        phase: Phase,
+        announce: bool,
+    ) -> Result<Option<(String, String)>, Need> {
+        for HookResult { name, outcome } in self.hooks(kind, phase, RunUntil::FirstFailure)? {
             match outcome {
-                Ok(()) => self.emit(Level::Info, msg::check_passed(HookType::PreRollout, &hook)),
-                Err(e) => {
-                    self.emit(Level::Warn, msg::halt_pre_rollout(name, ns, &hook, &e));
-                    return Ok(false);
-                }
+                Ok(()) if announce => self.emit(Level::Info, msg::check_passed(kind, &name)),
+                Ok(()) => {}
+                Err(e) => return Ok(Some((name, e))),
             }
         }
-        Ok(true)
+        Ok(None)
+    }
+
+    /// Pre-rollout hooks, before any traffic reaches the canary.
+    pub(super) fn pre_rollout_passed(&mut self) -> Result<bool, Need> {
+        let failed = self.first_failing_hook(HookType::PreRollout, Phase::Progressing, true)?;
+        let Some((hook, e)) = failed else {
+            return Ok(true);
+        };
+        let text = msg::halt_pre_rollout(self.c.name, self.c.namespace, &hook, &e);
+        self.emit(Level::Warn, text);
+        Ok(false)
     }
 
     /// Rollout hooks, then the metrics: Flagger's `runAnalysis`.
     pub(super) fn analysis_passed(&mut self) -> Result<bool, Need> {
-        let (name, ns) = (self.c.name, self.c.namespace);
-        let results = self.hooks(
-            HookType::Rollout,
-            Phase::Progressing,
-            RunUntil::FirstFailure,
-        )?;
-        for HookResult {
-            name: hook,
-            outcome,
-        } in results
-        {
-            if let Err(e) = outcome {
-                self.emit(Level::Warn, msg::halt_external(name, ns, &hook, &e));
-                return Ok(false);
-            }
+        let failed = self.first_failing_hook(HookType::Rollout, Phase::Progressing, false)?;
+        if let Some((hook, e)) = failed {
+            let text = msg::halt_external(self.c.name, self.c.namespace, &hook, &e);
+            self.emit(Level::Warn, text);
+            return Ok(false);
         }
         self.metrics_passed()
     }
 
-    /// A gate of `kind` before moving on; emits Flagger's events and alert when closed.
-    pub(super) fn gate_open(&mut self, kind: HookType) -> Result<bool, Need> {
-        let (name, ns) = (self.c.name, self.c.namespace);
-        let results = self.hooks(kind, Phase::Progressing, RunUntil::FirstFailure)?;
-        for HookResult {
-            name: hook,
-            outcome,
-        } in results
-        {
-            if outcome.is_ok() {
-                self.emit(Level::Info, msg::check_passed(kind, &hook));
-                continue;
-            }
-            self.emit(Level::Warn, msg::halt_traffic_increase(name, ns, &hook));
-            if !self.muted(kind, &hook) {
-                self.alert(Level::Warn, alerts::WAITING_TRAFFIC, false);
-            }
-            return Ok(false);
+    /// The confirm-traffic-increase gates; a closed one holds the weight.
+    pub(super) fn traffic_increase_confirmed(&mut self) -> Result<bool, Need> {
+        let kind = HookType::ConfirmTrafficIncrease;
+        let Some((hook, _)) = self.first_failing_hook(kind, Phase::Progressing, true)? else {
+            return Ok(true);
+        };
+        let text = msg::halt_traffic_increase(self.c.name, self.c.namespace, &hook);
+        self.emit(Level::Warn, text);
+        if !self.muted(kind, &hook) {
+            self.alert(Level::Warn, alerts::WAITING_TRAFFIC, false);
         }
-        Ok(true)
+        Ok(false)
     }
 
     /// The confirm-promotion gates; when closed the canary waits in `WaitingPromotion`
     /// while the analysis goes on.
     pub(super) fn promotion_confirmed(&mut self) -> Result<bool, Need> {
-        let (name, ns) = (self.c.name, self.c.namespace);
         let kind = HookType::ConfirmPromotion;
-        let results = self.hooks(kind, Phase::Progressing, RunUntil::FirstFailure)?;
-        for HookResult {
-            name: hook,
-            outcome,
-        } in results
-        {
-            if outcome.is_ok() {
-                self.emit(Level::Info, msg::check_passed(kind, &hook));
-                continue;
+        let Some((hook, _)) = self.first_failing_hook(kind, Phase::Progressing, true)? else {
+            return Ok(true);
+        };
+        if self.phase() != Phase::WaitingPromotion {
+            self.set_phase(Phase::WaitingPromotion);
+            let text = msg::halt_promotion_approval(self.c.name, self.c.namespace, &hook);
+            self.emit(Level::Warn, text);
+            if !self.muted(kind, &hook) {
+                self.alert(Level::Warn, alerts::WAITING_PROMOTION, false);
             }
-            if self.phase() != Phase::WaitingPromotion {
-                self.set_phase(Phase::WaitingPromotion);
-                self.emit(Level::Warn, msg::halt_promotion_approval(name, ns, &hook));
-                if !self.muted(kind, &hook) {
-                    self.alert(Level::Warn, alerts::WAITING_PROMOTION, false);
-                }
-            }
-            return Ok(false);
         }
-        Ok(true)
+        Ok(false)
     }
 
     /// True when a rollback hook answers success.

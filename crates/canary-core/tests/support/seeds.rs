@@ -30,7 +30,13 @@ pub fn seed(file: &str) -> (String, String, CanarySpec) {
 
 /// A simulation of a seed, initialized (primary ready, target scaled to zero).
 pub fn initialized(file: &str, provider: &str) -> Sim {
-    let (name, ns, spec) = seed(file);
+    initialized_with(file, provider, |_| {})
+}
+
+/// A simulation of a seed edited by `edit`, initialized.
+pub fn initialized_with(file: &str, provider: &str, edit: impl FnOnce(&mut CanarySpec)) -> Sim {
+    let (name, ns, mut spec) = seed(file);
+    edit(&mut spec);
     let mut sim = Sim::new(&name, &ns, spec, Settings::new(provider));
     let mut script = Scripted::healthy();
     let phase = sim.run_until(&mut script, &[canary_core::Phase::Initialized], 10);
