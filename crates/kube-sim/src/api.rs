@@ -425,7 +425,16 @@ impl Cluster {
             target,
             manager,
             kind_of_write,
-            |current| {
+            |stored| {
+                // An events.k8s.io patch applies to that API's form of the stored core event.
+                let events_v1 = rt.group == "events.k8s.io";
+                let converted;
+                let current = if events_v1 {
+                    converted = events::to_events_v1(stored);
+                    &converted
+                } else {
+                    stored
+                };
                 let mut next = current.clone();
                 match kind {
                     PatchKind::Merge => patch::merge(&mut next, &body),
@@ -442,7 +451,11 @@ impl Cluster {
                             .map_err(|c| conflict(rt, name, &c))?;
                     }
                 }
-                Ok(next)
+                Ok(if events_v1 {
+                    events::from_events_v1(&next)
+                } else {
+                    next
+                })
             },
         )
     }

@@ -672,3 +672,95 @@ async fn reqwest_like_post(base: &str, path: &str) -> u16 {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn events_from_the_kube_rs_recorder_are_listed_as_core_events_of_the_object() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let (_sim, client) = sim().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = json!({"metadata": {"name": "target"}});
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(cm).expect("cm"),
+        )
+        .await
+        .expect("cm");
+    let reporter = Reporter {
+        controller: "flagger".into(),
+        instance: Some("flaggerd-0".into()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let reference = cm.object_ref(&());
+    // kube-rs aggregates events by reason, action and type (not by note), so flaggerd must
+    // give each distinct message its own action; a repeated event becomes a series.
+    let weight = |w: u32| format!("Advance podinfo.test canary weight {w}");
+    for (action, note) in [
+        ("Advance5", weight(5)),
+        ("Advance10", weight(10)),
+        ("Advance10", weight(10)),
+    ] {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Synced".into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        recorder.publish(&event, &reference).await.expect("publish");
+    }
+    let events: Api<CoreEvent> = Api::namespaced(client, "default");
+    let uid = cm.metadata.uid.clone().unwrap_or_default();
+    let selector = format!(
+        "involvedObject.name=target,involvedObject.namespace=default,involvedObject.kind=ConfigMap,involvedObject.uid={uid}"
+    );
+    let listed = events
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .expect("events");
+    let mut seen: Vec<(String, i32)> = listed
+        .items
+        .iter()
+        .map(|e| (e.message.clone().unwrap_or_default(), e.count.unwrap_or(0)))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [(weight(10), 2), (weight(5), 1)]);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|e| e.reason.as_deref() == Some("Synced"))
+    );
+}
+
+#[tokio::test]
+async fn the_streaming_list_watcher_gets_initial_events_then_changes() {
+    let (_sim, client) = sim().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mk = |n: &str| {
+        serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": n}})).expect("cm")
+    };
+    api.create(&PostParams::default(), &mk("before"))
+        .await
+        .expect("create");
+    let stream =
+        watcher(api.clone(), watcher::Config::default().streaming_lists()).applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("initial")
+        .expect("item")
+        .expect("ok");
+    assert_eq!(first.metadata.name.as_deref(), Some("before"));
+    api.create(&PostParams::default(), &mk("after"))
+        .await
+        .expect("create");
+    let second = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("change")
+        .expect("item")
+        .expect("ok");
+    assert_eq!(second.metadata.name.as_deref(), Some("after"));
+}
