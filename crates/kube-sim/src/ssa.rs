@@ -312,6 +312,15 @@ pub fn apply(
     for m in managers.iter_mut().filter(|m| m.manager != manager) {
         m.fields.retain(|f| !applied.contains(f));
     }
+    // A no-op apply changes nothing, not even the time of the entry, so the object keeps its
+    // resourceVersion (as on a real API server).
+    let unchanged = strip_managed(&result) == strip_managed(object)
+        && managers
+            .iter()
+            .any(|m| m.manager == manager && m.operation == "Apply" && m.fields == applied);
+    if unchanged && conflicts.is_empty() {
+        return Ok(object.clone());
+    }
     managers.retain(|m| !(m.manager == manager && m.operation == "Apply"));
     managers.push(Managed {
         manager: manager.into(),
@@ -322,6 +331,14 @@ pub fn apply(
     });
     write(&mut result, &managers);
     Ok(result)
+}
+
+fn strip_managed(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    v
 }
 
 /// Records an ordinary write (`Update` operation) by `manager`: the leaves whose values
@@ -412,6 +429,21 @@ mod tests {
         .expect("apply");
         assert!(v["spec"].get("gateways").is_none());
         assert_eq!(v["spec"]["user"], "keep me");
+    }
+
+    #[test]
+    fn a_repeated_apply_changes_nothing() {
+        let config = json!({"spec": {"hosts": ["a"]}});
+        let once = apply(
+            &json!({"metadata": {"name": "vs"}}),
+            &config,
+            "flaggerd",
+            false,
+            "t1",
+        )
+        .expect("apply");
+        let twice = apply(&once, &config, "flaggerd", false, "t2").expect("apply");
+        assert_eq!(once, twice);
     }
 
     #[test]

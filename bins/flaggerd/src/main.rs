@@ -1,0 +1,65 @@
+//! flaggerd: parse Flagger's flags, set up JSON logs, build the real implementations and run
+//! the controller (behind the leader Lease when asked) until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use canary_controller::{Context, Settings, leader, logging};
+use k8s_openapi::api::coordination::v1::Lease;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = match Settings::from_args(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    logging::init(&settings.log_level, &settings.log_encoding);
+    let config = match &settings.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {path}"))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig: pass -kubeconfig or run in a cluster")?,
+    };
+    let client = kube::Client::try_from(config)?;
+    tracing::info!(version = canary_controller::VERSION, provider = %settings.engine.default_provider, "Starting flaggerd");
+    let (election, identity, duration) = (
+        settings.leader_election,
+        settings.instance.clone(),
+        settings.lease_duration,
+    );
+    let leases: kube::Api<Lease> =
+        kube::Api::namespaced(client.clone(), &settings.leader_election_namespace);
+    let ctx = Arc::new(Context::new(client, settings).map_err(anyhow::Error::msg)?);
+    if election {
+        leader::acquire(&leases, &identity, duration).await;
+    }
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        tracing::info!("shutting down");
+    };
+    let controller = canary_controller::run(ctx, shutdown);
+    if election {
+        tokio::select! {
+            r = controller => r.map_err(anyhow::Error::msg)?,
+            lost = leader::hold(&leases, &identity, duration) => {
+                tracing::error!("{lost}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        controller.await.map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}

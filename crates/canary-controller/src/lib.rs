@@ -1,0 +1,215 @@
+//! canary-controller: flaggerd's controller, the shell around canary-core.
+//!
+//! It watches Canaries and the workloads and configs they target, and for each canary
+//! gathers what canary-core needs, calls `advance`, carries out the actions (the primary
+//! workload, the Services, routes, scaling, webhooks, events, alerts) and writes the status.
+//! It must keep no analysis state of its own: everything needed to continue lives in the
+//! Canary's status and the cluster, so a restarted or newly elected replica resumes.
+
+mod configs;
+mod events;
+pub mod leader;
+pub mod logging;
+mod reconcile;
+mod server;
+pub mod services;
+pub mod settings;
+pub mod stats;
+pub mod workload;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use canary_api::Canary;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::runtime::{Controller, reflector::ObjectRef, watcher};
+use kube::{Api, Client};
+
+pub use events::Events;
+pub use reconcile::{MANAGER, reconcile};
+pub use settings::Settings;
+pub use stats::Stats;
+
+/// The version flaggerd reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Errors of a reconcile; the canary is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("kubernetes API error")]
+    Kube(#[source] kube::Error),
+    /// An object could not be encoded.
+    #[error("cannot encode an object: {0}")]
+    Encode(String),
+    /// A router failed.
+    #[error("router: {0}")]
+    Route(String),
+    /// An object the canary needs is missing.
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// Picks the router of a provider.
+pub type RouterFactory =
+    Box<dyn Fn(&str) -> canary_router::Result<Box<dyn canary_router::TrafficRouter>> + Send + Sync>;
+
+/// Everything a reconcile uses, built in one place.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Settings from the flags.
+    pub settings: Settings,
+    /// Metric values.
+    pub metrics: Arc<dyn canary_metrics::MetricsProvider>,
+    /// Webhook calls.
+    pub webhooks: Arc<dyn canary_webhooks::WebhookClient>,
+    /// Alerts.
+    pub notifier: Arc<dyn canary_notifier::Notifier>,
+    /// Routers by provider.
+    pub routers: RouterFactory,
+    /// Event recorder.
+    pub events: Events,
+    /// Prometheus metrics.
+    pub stats: Arc<Stats>,
+    /// The clock: the one place the controller reads the time.
+    pub clock: fn() -> chrono::DateTime<chrono::Utc>,
+}
+
+/// The wall clock.
+#[allow(clippy::disallowed_methods)]
+pub fn wall_clock() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+impl Context {
+    /// The real implementations for `settings`.
+    pub fn new(client: Client, settings: Settings) -> Result<Context, String> {
+        let stats = Arc::new(Stats::new(VERSION, &settings.engine.default_provider));
+        Ok(Context {
+            events: Events::new(client.clone(), &settings.instance),
+            client,
+            metrics: Arc::new(canary_metrics::Unconfigured),
+            webhooks: Arc::new(canary_webhooks::HttpWebhooks::new()?),
+            notifier: Arc::new(canary_notifier::NopNotifier),
+            routers: Box::new(canary_router::for_provider),
+            stats,
+            clock: wall_clock,
+            settings,
+        })
+    }
+}
+
+/// Runs the controller until `shutdown` resolves: watches, reconciles, the HTTP endpoints.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), String> {
+    let client = ctx.client.clone();
+    let ns = ctx.settings.namespace.clone();
+    let canaries: Api<Canary> = api(&client, ns.as_deref());
+    canaries.list(&Default::default()).await.map_err(|e| {
+        format!("cannot list canaries (are the CRDs in deploy/crds installed?): {e}")
+    })?;
+    let controller = Controller::new(canaries, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    // A change to a target or to a tracked config reconciles the canaries that use it.
+    let targets = move |kind: &'static str| {
+        let store = store.clone();
+        move |obj_ns: Option<String>, name: Option<String>| -> Vec<ObjectRef<Canary>> {
+            let key_config = format!(
+                "{}/{}",
+                kind.to_lowercase(),
+                name.clone().unwrap_or_default()
+            );
+            store
+                .state()
+                .into_iter()
+                .filter(|c| c.metadata.namespace == obj_ns)
+                .filter(|c| match kind {
+                    "Deployment" | "DaemonSet" => {
+                        c.spec.target_ref.kind == kind
+                            && Some(&c.spec.target_ref.name) == name.as_ref()
+                    }
+                    _ => c
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.tracked_configs.as_ref())
+                        .is_some_and(|t| t.contains_key(&key_config)),
+                })
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect()
+        }
+    };
+    let (on_deploy, on_ds, on_cm, on_secret) = (
+        targets("Deployment"),
+        targets("DaemonSet"),
+        targets("ConfigMap"),
+        targets("Secret"),
+    );
+    let server = tokio::spawn(server::serve(ctx.settings.port, ctx.stats.clone()));
+    let concurrency = ctx.settings.threadiness.max(1);
+    controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .watches(
+            api::<Deployment>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            move |o| on_deploy(o.metadata.namespace.clone(), o.metadata.name.clone()),
+        )
+        .watches(
+            api::<DaemonSet>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            move |o| on_ds(o.metadata.namespace.clone(), o.metadata.name.clone()),
+        )
+        .watches(
+            api::<ConfigMap>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            move |o| on_cm(o.metadata.namespace.clone(), o.metadata.name.clone()),
+        )
+        .watches(
+            api::<Secret>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            move |o| on_secret(o.metadata.namespace.clone(), o.metadata.name.clone()),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!("reconcile: {e}");
+            }
+        })
+        .await;
+    server.abort();
+    Ok(())
+}
+
+fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn error_policy(
+    canary: Arc<Canary>,
+    error: &Error,
+    _: Arc<Context>,
+) -> kube::runtime::controller::Action {
+    let id = format!(
+        "{}.{}",
+        canary.metadata.name.as_deref().unwrap_or_default(),
+        canary.metadata.namespace.as_deref().unwrap_or_default()
+    );
+    let detail = match error {
+        Error::Kube(e) => format!("{error}: {e}"),
+        other => other.to_string(),
+    };
+    tracing::warn!(canary = %id, "{detail}");
+    kube::runtime::controller::Action::requeue(Duration::from_secs(2))
+}

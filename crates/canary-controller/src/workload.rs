@@ -1,0 +1,346 @@
+//! The generated workload: `<target>-primary`, a copy of the target (Deployment or
+//! DaemonSet) with its selector label rewritten, built as Flagger builds it (section 3.7 of
+//! flagger-behaviour.md), and the operations on the target (scaling, promotion).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+/// Annotation whose new value on each promotion forces the primary to roll.
+pub const FLAGGER_ID: &str = "flagger-id";
+/// Node selector that keeps a DaemonSet's pods off every node ("scaled to zero").
+pub const SCALE_TO_ZERO: &str = "flagger.app/scale-to-zero";
+
+/// How the target's pods are selected, and the names derived from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    /// The selector label, e.g. `app`.
+    pub label: String,
+    /// Its value on the target, e.g. `podinfo`.
+    pub value: String,
+}
+
+impl Selector {
+    /// The value selecting the primary: `<value>-primary`.
+    pub fn primary_value(&self) -> String {
+        format!("{}-primary", self.value)
+    }
+}
+
+/// Finds the first of `candidates` (Flagger's `-selector-labels`) in the target's
+/// `spec.selector.matchLabels`.
+pub fn selector(
+    target: &Value,
+    kind: &str,
+    display: &str,
+    candidates: &[String],
+) -> Result<Selector, String> {
+    let labels = &target["spec"]["selector"]["matchLabels"];
+    for label in candidates {
+        if let Some(value) = labels.get(label).and_then(Value::as_str) {
+            return Ok(Selector {
+                label: label.clone(),
+                value: value.to_string(),
+            });
+        }
+    }
+    Err(format!(
+        "{} {display} spec.selector.matchLabels must contain one of [{}]",
+        kind.to_lowercase(),
+        candidates.join(" ")
+    ))
+}
+
+/// Keeps the labels or annotations whose keys start with one of `prefixes` (`*` keeps all),
+/// never Flux's toolkit keys nor kubectl's last-applied configuration.
+pub fn filter_metadata(map: &Value, prefixes: &[String]) -> Map<String, Value> {
+    map.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| {
+                    !k.contains("toolkit.fluxcd.io")
+                        && *k != "kubectl.kubernetes.io/last-applied-configuration"
+                })
+                .filter(|(k, _)| {
+                    prefixes
+                        .iter()
+                        .any(|p| p == "*" || k.starts_with(p.as_str()))
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The owner reference of generated objects: the Canary, as controller.
+pub fn owner_reference(canary: &canary_api::Canary) -> Value {
+    json!({
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "name": canary.metadata.name,
+        "uid": canary.metadata.uid,
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// The desired `<target>-primary` for `target`.
+///
+/// `configs` are the tracked ConfigMaps and Secrets (`configmap/<name>`, `secret/<name>`)
+/// whose references become `-primary`; `flagger_id` is new at every promotion.
+pub fn primary(
+    target: &Value,
+    canary: &canary_api::Canary,
+    sel: &Selector,
+    configs: &BTreeSet<String>,
+    flagger_id: &str,
+    include_prefixes: &[String],
+) -> Value {
+    let kind = target["kind"].as_str().unwrap_or("Deployment");
+    let name = format!(
+        "{}-primary",
+        target["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let primary_value = sel.primary_value();
+    let mut labels = filter_metadata(&target["metadata"]["labels"], include_prefixes);
+    labels.insert(sel.label.clone(), json!(primary_value));
+    let mut annotations = filter_metadata(&target["metadata"]["annotations"], &["*".to_string()]);
+    annotations.remove(FLAGGER_ID);
+
+    let mut template = target["spec"]["template"].clone();
+    template["metadata"]["labels"][&sel.label] = json!(primary_value);
+    template["metadata"]["annotations"][FLAGGER_ID] = json!(flagger_id);
+    if let Some(pod) = template.get_mut("spec") {
+        rename_config_refs(pod, configs);
+        rename_label_selectors(pod, &sel.label, &sel.value, &primary_value);
+        if kind == "DaemonSet"
+            && let Some(ns) = pod.get_mut("nodeSelector").and_then(Value::as_object_mut)
+        {
+            ns.remove(SCALE_TO_ZERO);
+        }
+    }
+    let t = &target["spec"];
+    let mut spec = json!({
+        "selector": {"matchLabels": {&sel.label: primary_value}},
+        "template": template,
+    });
+    for field in ["minReadySeconds", "revisionHistoryLimit"] {
+        if !t[field].is_null() {
+            spec[field] = t[field].clone();
+        }
+    }
+    if kind == "Deployment" {
+        let replicas = t["replicas"].as_i64().filter(|r| *r > 0).unwrap_or(1);
+        spec["replicas"] = json!(replicas);
+        for field in ["progressDeadlineSeconds", "strategy"] {
+            if !t[field].is_null() {
+                spec[field] = t[field].clone();
+            }
+        }
+    } else if !t["updateStrategy"].is_null() {
+        spec["updateStrategy"] = t["updateStrategy"].clone();
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": target["metadata"]["namespace"],
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(canary)],
+        },
+        "spec": spec,
+    })
+}
+
+/// Points ConfigMap and Secret references of a pod spec at their `-primary` copies (volumes,
+/// projected volumes, env, envFrom, in containers and init containers).
+pub fn rename_config_refs(pod: &mut Value, configs: &BTreeSet<String>) {
+    let rename = |v: &mut Value, kind: &str| {
+        if let Some(name) = v.as_str().map(String::from)
+            && configs.contains(&format!("{kind}/{name}"))
+        {
+            *v = json!(format!("{name}-primary"));
+        }
+    };
+    for volume in pod["volumes"].as_array_mut().into_iter().flatten() {
+        rename(&mut volume["configMap"]["name"], "configmap");
+        rename(&mut volume["secret"]["secretName"], "secret");
+        for source in volume["projected"]["sources"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            rename(&mut source["configMap"]["name"], "configmap");
+            rename(&mut source["secret"]["name"], "secret");
+        }
+        strip_nulls(volume);
+    }
+    for list in ["containers", "initContainers"] {
+        for c in pod[list].as_array_mut().into_iter().flatten() {
+            for env in c["env"].as_array_mut().into_iter().flatten() {
+                rename(
+                    &mut env["valueFrom"]["configMapKeyRef"]["name"],
+                    "configmap",
+                );
+                rename(&mut env["valueFrom"]["secretKeyRef"]["name"], "secret");
+                strip_nulls(env);
+            }
+            for from in c["envFrom"].as_array_mut().into_iter().flatten() {
+                rename(&mut from["configMapRef"]["name"], "configmap");
+                rename(&mut from["secretRef"]["name"], "secret");
+                strip_nulls(from);
+            }
+        }
+    }
+    strip_nulls(pod);
+}
+
+/// Anti-affinity and topology-spread selectors that name the target select the primary.
+fn rename_label_selectors(pod: &mut Value, label: &str, from: &str, to: &str) {
+    let fix = |sel: &mut Value| {
+        if sel["matchLabels"][label] == from {
+            sel["matchLabels"][label] = json!(to);
+        }
+        for expr in sel["matchExpressions"].as_array_mut().into_iter().flatten() {
+            if expr["key"] == label {
+                for v in expr["values"].as_array_mut().into_iter().flatten() {
+                    if v == from {
+                        *v = json!(to);
+                    }
+                }
+            }
+        }
+        strip_nulls(sel);
+    };
+    for kind in ["podAntiAffinity", "podAffinity"] {
+        let terms = &mut pod["affinity"][kind];
+        for t in terms["requiredDuringSchedulingIgnoredDuringExecution"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            fix(&mut t["labelSelector"]);
+        }
+        for t in terms["preferredDuringSchedulingIgnoredDuringExecution"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            fix(&mut t["podAffinityTerm"]["labelSelector"]);
+        }
+    }
+    for c in pod["topologySpreadConstraints"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        fix(&mut c["labelSelector"]);
+    }
+    strip_nulls(pod);
+}
+
+/// Removes the nulls that indexing into missing fields leaves behind.
+pub fn strip_nulls(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.retain(|_, x| !x.is_null());
+        for x in m.values_mut() {
+            strip_nulls(x);
+        }
+        m.retain(|_, x| !matches!(x, Value::Object(o) if o.is_empty()));
+    }
+}
+
+/// The replicas Flagger scales a target up to: its own when above zero, else the primary's
+/// (without an HPA), else the HPA's minimum when above one, else 1.
+pub fn scale_up_replicas(target: &Value, primary: Option<&Value>, hpa_min: Option<i64>) -> i64 {
+    if let Some(r) = target["spec"]["replicas"].as_i64().filter(|r| *r > 0) {
+        return r;
+    }
+    match (hpa_min, primary) {
+        (None, Some(p)) => p["spec"]["replicas"]
+            .as_i64()
+            .filter(|r| *r > 0)
+            .unwrap_or(1),
+        (Some(min), _) if min > 1 => min,
+        _ => 1,
+    }
+}
+
+/// The patch that scales a target: `spec.replicas` for a Deployment, the scale-to-zero node
+/// selector for a DaemonSet.
+pub fn scale_patch(kind: &str, replicas: i64) -> Value {
+    if kind == "DaemonSet" {
+        let value = if replicas == 0 {
+            json!("true")
+        } else {
+            Value::Null
+        };
+        json!({"spec": {"template": {"spec": {"nodeSelector": {SCALE_TO_ZERO: value}}}}})
+    } else {
+        json!({"spec": {"replicas": replicas}})
+    }
+}
+
+/// A workload's rollout status as canary-core reads it; `display` is `<name>.<namespace>`.
+pub fn status(kind: &str, obj: &Value, display: String) -> canary_core::WorkloadStatus {
+    let s = &obj["status"];
+    let int = |v: &Value| v.as_i64().unwrap_or(0) as i32;
+    let unavailable_since = s["conditions"].as_array().and_then(|cs| {
+        cs.iter()
+            .find(|c| {
+                c["type"] == "Available"
+                    && c["status"] == "False"
+                    && c["reason"] == "MinimumReplicasUnavailable"
+            })
+            .and_then(|c| c["lastUpdateTime"].as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+    });
+    let progressing_reason = s["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"))
+        .and_then(|c| c["reason"].as_str())
+        .map(String::from);
+    let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed_generation = s["observedGeneration"].as_i64().unwrap_or(0);
+    if kind == "DaemonSet" {
+        return canary_core::WorkloadStatus {
+            kind: canary_core::WorkloadKind::DaemonSet,
+            name: display,
+            generation,
+            observed_generation,
+            desired_replicas: int(&s["desiredNumberScheduled"]),
+            replicas: int(&s["currentNumberScheduled"]),
+            updated_replicas: int(&s["updatedNumberScheduled"]),
+            available_replicas: int(&s["numberAvailable"]),
+            progressing_reason: None,
+            unavailable_since: None,
+        };
+    }
+    canary_core::WorkloadStatus {
+        kind: canary_core::WorkloadKind::Deployment,
+        name: display,
+        generation,
+        observed_generation,
+        desired_replicas: obj["spec"]["replicas"].as_i64().unwrap_or(1) as i32,
+        replicas: int(&s["replicas"]),
+        updated_replicas: int(&s["updatedReplicas"]),
+        available_replicas: int(&s["availableReplicas"]),
+        progressing_reason,
+        unavailable_since,
+    }
+}
+
+/// Labels as a map, for comparisons.
+pub fn labels(obj: &Value) -> BTreeMap<String, String> {
+    obj["metadata"]["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,138 @@
+//! canary-webhooks: calls the canary's webhooks as Flagger does.
+//!
+//! The payload is Flagger's (`name`, `namespace`, `phase`, `checksum`, `metadata`), posted as
+//! JSON with the hook's timeout; connection errors, 429 and 5xx are retried `retries` times
+//! with backoff; only status codes up to 202 count as success, and the response body becomes
+//! the error text. This crate calls and reports; canary-core decides what a result means.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use canary_api::Canary;
+use canary_core::Phase;
+use canary_core::spec::Webhook;
+use serde::Serialize;
+
+/// The JSON body of every webhook call.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Payload {
+    /// Canary name.
+    pub name: String,
+    /// Canary namespace.
+    pub namespace: String,
+    /// The phase the call is made in.
+    pub phase: String,
+    /// Fingerprint of the revision under analysis (last applied spec and tracked configs).
+    pub checksum: String,
+    /// The hook's metadata (for the loadtester: `type`, `cmd`...).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Payload {
+    /// The payload of `hook` for `canary` in `phase`.
+    pub fn new(canary: &Canary, phase: Phase, hook: &Webhook) -> Self {
+        let status = canary.status.clone().unwrap_or_default();
+        let checksum = canary_core::hash::spec_hash(&serde_json::json!({
+            "lastAppliedSpec": status.last_applied_spec,
+            "trackedConfigs": status.tracked_configs.unwrap_or_default(),
+        }));
+        Payload {
+            name: canary.metadata.name.clone().unwrap_or_default(),
+            namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+            phase: phase.as_str().to_string(),
+            checksum,
+            metadata: hook.metadata.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Calls webhooks.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait WebhookClient: Send + Sync {
+    /// Posts `payload` to `hook`; `Err` carries the error or the response body.
+    async fn call(&self, hook: &Webhook, payload: &Payload) -> Result<(), String>;
+}
+
+/// The HTTP client.
+#[derive(Clone, Debug)]
+pub struct HttpWebhooks {
+    verified: reqwest::Client,
+    insecure: reqwest::Client,
+}
+
+/// The longest backoff between retries, as Flagger's client.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl HttpWebhooks {
+    /// A client; fails only when TLS cannot be set up.
+    pub fn new() -> Result<Self, String> {
+        let build = |insecure: bool| {
+            reqwest::Client::builder()
+                .danger_accept_invalid_certs(insecure)
+                .build()
+                .map_err(|e| format!("cannot build the webhook client: {e}"))
+        };
+        Ok(HttpWebhooks {
+            verified: build(false)?,
+            insecure: build(true)?,
+        })
+    }
+}
+
+#[async_trait]
+impl WebhookClient for HttpWebhooks {
+    async fn call(&self, hook: &Webhook, payload: &Payload) -> Result<(), String> {
+        let client = if hook.disable_tls {
+            &self.insecure
+        } else {
+            &self.verified
+        };
+        let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
+        let attempts = hook.retries.unwrap_or(0).max(0) as u32 + 1;
+        let mut last = String::new();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                let backoff = Duration::from_secs(1u64 << (attempt - 1).min(5)).min(MAX_BACKOFF);
+                tokio::time::sleep(backoff).await;
+            }
+            let sent = client
+                .post(&hook.url)
+                .header("Content-Type", "application/json")
+                .timeout(hook.timeout())
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Err(e) => last = describe(&e),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap_or_default();
+                    if status <= 202 {
+                        return Ok(());
+                    }
+                    last = if text.trim().is_empty() {
+                        format!("status {status}")
+                    } else {
+                        text.trim().to_string()
+                    };
+                    if status != 429 && status < 500 {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("timeout: {e}")
+    } else if e.is_connect() {
+        format!("connection failed: {e}")
+    } else {
+        e.to_string()
+    }
+}
