@@ -170,22 +170,8 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
     for action in &step.actions {
         ctx2.run(action).await?;
     }
-    if step.status != status {
-        let mut updated = (*canary).clone();
-        updated.status = Some(step.status.clone());
-        let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
-        let params = PostParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        };
-        match api.replace_status(&name, &params, &updated).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                return Ok(Action::requeue(Duration::from_millis(200)));
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Action::await_change()),
-            Err(e) => return Err(Error::Kube(e)),
-        }
+    if step.status != status && !write_status(&ctx, &canary, &step.status).await? {
+        return Ok(Action::await_change());
     }
     if let Some(phase) = step.status.phase {
         ctx.stats.set_status(&spec.target_ref.name, &ns, phase);
@@ -195,6 +181,60 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
     Ok(step
         .requeue()
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Writes the status the step decided, re-reading the canary on a conflict: the actions are
+/// done, so their status must land (Flagger's RetryOnConflict). `false` when the canary is
+/// gone.
+async fn write_status(
+    ctx: &Context,
+    canary: &Canary,
+    status: &canary_core::CanaryStatus,
+) -> Result<bool, Error> {
+    let ns = canary.metadata.namespace.clone().unwrap_or_default();
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
+    let params = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let mut latest = canary.clone();
+    let mut last = None;
+    for attempt in 0..WRITE_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+            match api.get_opt(&name).await {
+                Ok(Some(c)) => latest = c,
+                Ok(None) => return Ok(false),
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            }
+        }
+        latest.status = Some(status.clone());
+        match api.replace_status(&name, &params, &latest).await {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
+            Err(e) if retriable(&e) => last = Some(e),
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    Err(Error::Kube(last.unwrap_or_else(|| {
+        kube::Error::LinesCodecMaxLineLengthExceeded
+    })))
+}
+
+/// Status writes are retried this many times.
+const WRITE_ATTEMPTS: usize = 6;
+
+/// Errors worth another try: conflicts, throttling, server errors, broken connections.
+pub(crate) fn retriable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 409 | 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
 }
 
 async fn run_hooks(
@@ -272,7 +312,8 @@ impl World {
     }
 
     async fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, Error> {
-        let obj = self.api(kind).get_opt(name).await.map_err(Error::Kube)?;
+        let api = self.api(kind);
+        let obj = retry(|| api.get_opt(name)).await?;
         obj.map(|o| serde_json::to_value(o).map_err(|e| Error::Encode(e.to_string())))
             .transpose()
     }
@@ -312,10 +353,8 @@ impl World {
     async fn apply(&self, kind: &str, obj: &Value) -> Result<(), Error> {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
         let params = PatchParams::apply(MANAGER).force();
-        self.api(kind)
-            .patch(name, &params, &Patch::Apply(obj))
-            .await
-            .map_err(Error::Kube)?;
+        let (api, patch) = (self.api(kind), Patch::Apply(obj));
+        retry(|| api.patch(name, &params, &patch)).await?;
         Ok(())
     }
 
@@ -324,11 +363,29 @@ impl World {
             field_manager: Some(MANAGER.into()),
             ..Default::default()
         };
-        self.api(kind)
-            .patch(name, &params, &Patch::Merge(patch))
-            .await
-            .map_err(Error::Kube)?;
+        let (api, patch) = (self.api(kind), Patch::Merge(patch));
+        retry(|| api.patch(name, &params, &patch)).await?;
         Ok(())
+    }
+}
+
+/// Retries a request on transient errors (a few times, shortly): a reconcile that fails
+/// half-way would redo its step.
+async fn retry<T, F, Fut>(mut call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if retriable(&e) && attempt < 4 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(Error::Kube(e)),
+        }
     }
 }
 

@@ -1,166 +1,53 @@
-//! The controller against kube-sim with the kubernetes provider: seed 001's podinfo canary
-//! initializes into the objects the seed lists, and `set image` leads to the blue/green
-//! iterations, promotion and Flagger's events. Metrics and webhooks are mocked here.
+//! The controller against kube-sim with the kubernetes provider (blue/green): seed 001's
+//! podinfo canary initializes into the objects the seed lists, then a new revision is
+//! promoted, rolled back, restarted, and survives a controller restart at every phase and
+//! injected API faults. Metrics and webhooks are mocked here.
+
+#[path = "support/cluster.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use canary_api::Canary;
-use canary_controller::{Context, Settings};
+use canary_core::Phase;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Event, Namespace, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt};
-use kube_sim::{KubeSim, Options, WorkloadConfig};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube_sim::FaultConfig;
 use serde_json::json;
+use support::*;
 
-struct Cluster {
-    sim: KubeSim,
-    client: Client,
+const NEW_IMAGE: &str = "ghcr.io/stefanprodan/podinfo:6.0.1";
+
+async fn set_image(client: &kube::Client, image: &str) {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}});
+    let (params, patch) = (PatchParams::default(), Patch::Strategic(&patch));
+    persist(|| deploys.patch("podinfo", &params, &patch)).await;
 }
 
-async fn cluster() -> Cluster {
-    let options = Options {
-        workloads: WorkloadConfig {
-            startup: Duration::from_millis(200),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let sim = KubeSim::start_with(options).await.expect("kube-sim");
-    let client = sim.client().await.expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &Canary::crd())
-        .await
-        .expect("crd");
-    let ns: Api<Namespace> = Api::all(client.clone());
-    ns.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns"),
-    )
-    .await
-    .expect("ns");
-    for doc in include_str!("fixtures/podinfo.yaml").split("\n---\n") {
-        let obj: serde_json::Value = serde_yaml_value(doc);
-        let kind = obj["kind"].as_str().expect("kind");
-        match kind {
-            "Deployment" => {
-                let api: Api<Deployment> = Api::namespaced(client.clone(), "test");
-                api.create(
-                    &PostParams::default(),
-                    &serde_json::from_value(obj).expect("deploy"),
-                )
-                .await
-                .expect("create");
-            }
-            _ => {
-                let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "test");
-                api.create(
-                    &PostParams::default(),
-                    &serde_json::from_value(obj).expect("hpa"),
-                )
-                .await
-                .expect("create");
-            }
-        }
-    }
-    Cluster { sim, client }
-}
-
-fn serde_yaml_value(doc: &str) -> serde_json::Value {
-    let canary: Result<serde_json::Value, _> = canary_api::from_yaml("fixture", doc);
-    canary.expect("yaml")
-}
-
-fn seed_canary() -> Canary {
-    let mut canary =
-        Canary::from_yaml(include_str!("fixtures/001-linkerd.yaml")).expect("seed 001");
-    // Intervals shortened for speed; everything else is the seed's.
-    canary.spec.analysis.as_mut().expect("analysis").interval = Some("1s".into());
-    canary.spec.provider = Some("kubernetes".into());
-    canary
-}
-
-fn context(client: Client) -> Arc<Context> {
-    let mut settings = Settings::default();
-    settings.engine.default_provider = "kubernetes".into();
-    settings.engine.min_interval = Duration::from_millis(500);
-    settings.port = 0;
-    let mut ctx = Context::new(client, settings).expect("context");
-    let mut metrics = canary_metrics::MockMetricsProvider::new();
-    metrics.expect_query().returning(|_, m| {
-        canary_core::MetricOutcome::Value(if m.name == "request-duration" {
-            120.0
-        } else {
-            99.9
-        })
-    });
-    metrics.expect_check_online().returning(|_| Ok(()));
-    ctx.metrics = Arc::new(metrics);
-    let mut hooks = canary_webhooks::MockWebhookClient::new();
-    hooks.expect_call().returning(|_, _| Ok(()));
-    ctx.webhooks = Arc::new(hooks);
-    Arc::new(ctx)
-}
-
-async fn wait_for_phase(api: &Api<Canary>, phase: canary_core::Phase, limit: Duration) -> Canary {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let c = api.get("podinfo").await.expect("canary");
-        if c.status.as_ref().and_then(|s| s.phase) == Some(phase) {
-            return c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "canary did not reach {phase} in {limit:?}: {:?}",
-            c.status
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn messages(client: &Client) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(client.clone(), "test");
-    let mut list = events
-        .list(
-            &ListParams::default().fields("involvedObject.kind=Canary,involvedObject.name=podinfo"),
-        )
-        .await
-        .expect("events")
-        .items;
-    list.sort_by_key(|e| {
-        e.metadata
-            .resource_version
-            .clone()
-            .unwrap_or_default()
-            .parse::<u64>()
-            .unwrap_or(0)
-    });
-    list.into_iter().filter_map(|e| e.message).collect()
+async fn primary_image(client: &kube::Client) -> Option<String> {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    let p = deploys.get("podinfo-primary").await.ok()?;
+    p.spec
+        .template
+        .spec
+        .and_then(|s| s.containers[0].image.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_001_initializes_then_promotes_a_new_revision_with_the_kubernetes_provider() {
-    let c = cluster().await;
+async fn seed_001_initializes_then_promotes_a_new_revision() {
+    let c = cluster(FaultConfig::default()).await;
     let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
     canaries
-        .create(&PostParams::default(), &seed_canary())
+        .create(&PostParams::default(), &seed_canary(None))
         .await
         .expect("canary");
-    let ctx = context(c.client.clone());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(canary_controller::run(ctx, async move {
-        let _ = stop_rx.await;
-    }));
+    let running = start(context(c.client.clone(), healthy()));
 
-    let initialized = wait_for_phase(
-        &canaries,
-        canary_core::Phase::Initialized,
-        Duration::from_secs(20),
-    )
-    .await;
+    let initialized = wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
     let promoted = initialized
         .status
         .as_ref()
@@ -170,7 +57,6 @@ async fn seed_001_initializes_then_promotes_a_new_revision_with_the_kubernetes_p
         (promoted.status.as_str(), promoted.reason.as_str()),
         ("True", "Initialized")
     );
-    // The generated objects seed 001 lists, with its selectors.
     let services: Api<Service> = Api::namespaced(c.client.clone(), "test");
     for (name, selector) in [
         ("podinfo", "podinfo-primary"),
@@ -201,93 +87,387 @@ async fn seed_001_initializes_then_promotes_a_new_revision_with_the_kubernetes_p
         Some("podinfo-primary")
     );
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), "test");
-    let hpa = hpas.get("podinfo-primary").await.expect("primary hpa");
-    assert_eq!(hpa.spec.scale_target_ref.name, "podinfo-primary");
-    let target = deploys.get("podinfo").await.expect("target");
     assert_eq!(
-        target.spec.replicas,
+        hpas.get("podinfo-primary")
+            .await
+            .expect("primary hpa")
+            .spec
+            .scale_target_ref
+            .name,
+        "podinfo-primary"
+    );
+    assert_eq!(
+        deploys.get("podinfo").await.expect("target").spec.replicas,
         Some(0),
         "the target is scaled to zero"
     );
-    let events = messages(&c.client).await;
     assert!(
-        events.contains(&"Initialization done! podinfo.test".to_string()),
-        "{events:#?}"
+        messages(&c.client)
+            .await
+            .contains(&"Initialization done! podinfo.test".to_string())
     );
 
-    // A new revision.
-    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
     let set_at = tokio::time::Instant::now();
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Strategic(&image),
-        )
-        .await
-        .expect("set image");
-    wait_for_phase(
-        &canaries,
-        canary_core::Phase::Progressing,
-        Duration::from_secs(10),
-    )
-    .await;
+    set_image(&c.client, NEW_IMAGE).await;
+    wait_for_phase(&canaries, Phase::Progressing, Duration::from_secs(10)).await;
     let detection = set_at.elapsed();
-    let done = wait_for_phase(
-        &canaries,
-        canary_core::Phase::Succeeded,
-        Duration::from_secs(60),
-    )
-    .await;
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
+    let done = wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
+    running.stop().await;
 
-    let events = messages(&c.client).await;
+    let events = steady(&messages(&c.client).await);
     let from = events
         .iter()
         .position(|m| m == "New revision detected! Scaling up podinfo.test")
         .expect("detected");
-    let tail: Vec<&str> = events[from..]
-        .iter()
-        .map(String::as_str)
-        .filter(|m| {
-            !m.starts_with("Waiting for")
-                && !m.contains("kubernetes provider")
-                && !m.starts_with("Setting canaryAnalysis")
-        })
-        .collect();
     let mut expected = vec![
-        "New revision detected! Scaling up podinfo.test",
-        "Starting canary analysis for podinfo.test",
-        "Pre-rollout check acceptance-test passed",
+        "New revision detected! Scaling up podinfo.test".to_string(),
+        "Starting canary analysis for podinfo.test".into(),
+        "Pre-rollout check acceptance-test passed".into(),
     ];
-    let iterations: Vec<String> = (1..=10)
-        .map(|i| format!("Advance podinfo.test canary iteration {i}/10"))
-        .collect();
-    expected.extend(iterations.iter().map(String::as_str));
+    expected.extend((1..=10).map(|i| format!("Advance podinfo.test canary iteration {i}/10")));
     expected.extend([
-        "Copying podinfo.test template spec to podinfo-primary.test",
-        "Promotion completed! Scaling down podinfo.test",
+        "Copying podinfo.test template spec to podinfo-primary.test".to_string(),
+        "Promotion completed! Scaling down podinfo.test".into(),
     ]);
-    assert_eq!(tail, expected);
-    let primary = deploys.get("podinfo-primary").await.expect("primary");
-    let image = primary
-        .spec
-        .template
-        .spec
-        .and_then(|s| s.containers[0].image.clone());
-    assert_eq!(image.as_deref(), Some("ghcr.io/stefanprodan/podinfo:6.0.1"));
+    assert_eq!(events[from..], expected[..]);
+    assert_eq!(primary_image(&c.client).await.as_deref(), Some(NEW_IMAGE));
+    assert_eq!(
+        deploys.get("podinfo").await.expect("target").spec.replicas,
+        Some(0)
+    );
+    let status = done.status.expect("status");
+    assert_eq!(status.last_promoted_spec, status.last_applied_spec);
+    assert!(
+        detection < Duration::from_secs(2),
+        "new revision detected in {detection:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_metric_rolls_back_with_flaggers_events() {
+    let c = cluster(FaultConfig::default()).await;
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    canaries
+        .create(&PostParams::default(), &seed_canary(Some(10)))
+        .await
+        .expect("canary");
+    let bad: MetricScript = Arc::new(|name: &str| {
+        canary_core::MetricOutcome::Value(if name == "request-duration" {
+            120.0
+        } else {
+            61.39
+        })
+    });
+    let running = start(context(c.client.clone(), bad));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    set_image(&c.client, NEW_IMAGE).await;
+    let failed = wait_for_phase(&canaries, Phase::Failed, Duration::from_secs(60)).await;
+    running.stop().await;
+    let events = steady(&messages(&c.client).await);
+    let halts = events
+        .iter()
+        .filter(|m| *m == "Halt podinfo.test advancement success rate 61.39% < 99%")
+        .count();
+    assert_eq!(
+        halts, 1,
+        "repeats of one halt are one event series: {events:#?}"
+    );
+    let n = events.len();
+    assert_eq!(
+        events[n - 2..],
+        [
+            "Rolling back podinfo.test failed checks threshold reached 5".to_string(),
+            "Canary failed! Scaling down podinfo.test".into()
+        ]
+    );
+    let status = failed.status.expect("status");
+    assert_eq!(status.failed_checks, 5);
+    let report = status.analysis.expect("explanation");
+    let rate = report
+        .checks
+        .iter()
+        .find(|c| c.name == "request-success-rate")
+        .expect("check");
+    assert_eq!(
+        (rate.value, rate.threshold.as_deref()),
+        (Some(61.39), Some(">= 99"))
+    );
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
     assert_eq!(
         deploys.get("podinfo").await.expect("target").spec.replicas,
         Some(0)
     );
     assert_eq!(
-        done.status.as_ref().map(|s| s.last_promoted_spec.clone()),
-        done.status.as_ref().map(|s| s.last_applied_spec.clone())
+        primary_image(&c.client).await.as_deref(),
+        Some("ghcr.io/stefanprodan/podinfo:6.0.0"),
+        "the primary keeps the old revision"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_map_change_starts_an_analysis_and_is_promoted_to_the_primary_copy() {
+    let c = cluster(FaultConfig::default()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "test");
+    let cm = json!({"metadata": {"name": "podinfo-config"}, "data": {"color": "blue"}});
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(cm).expect("cm"),
+    )
+    .await
+    .expect("configmap");
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
+    let env_from = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "envFrom": [{"configMapRef": {"name": "podinfo-config"}}]}]}}}});
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Strategic(&env_from),
+        )
+        .await
+        .expect("envFrom");
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    canaries
+        .create(&PostParams::default(), &seed_canary(Some(2)))
+        .await
+        .expect("canary");
+    let running = start(context(c.client.clone(), healthy()));
+    let init = wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    assert!(
+        init.status
+            .and_then(|s| s.tracked_configs)
+            .is_some_and(|t| t.contains_key("configmap/podinfo-config"))
+    );
+    let copy = cms
+        .get("podinfo-config-primary")
+        .await
+        .expect("primary copy");
+    assert_eq!(
+        copy.data
+            .unwrap_or_default()
+            .get("color")
+            .map(String::as_str),
+        Some("blue")
+    );
+    let primary = deploys.get("podinfo-primary").await.expect("primary");
+    let refs = serde_json::to_value(&primary.spec.template).expect("json");
+    assert_eq!(
+        refs["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"],
+        "podinfo-config-primary"
+    );
+
+    let mark = messages(&c.client).await.len();
+    cms.patch(
+        "podinfo-config",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"data": {"color": "green"}})),
+    )
+    .await
+    .expect("edit");
+    wait_for_phase(&canaries, Phase::Progressing, Duration::from_secs(10)).await;
+    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(30)).await;
+    running.stop().await;
+    let events = messages(&c.client).await;
+    assert_eq!(
+        events.get(mark).map(String::as_str),
+        Some("New revision detected! Scaling up podinfo.test"),
+        "{events:#?}"
+    );
+    let copy = cms
+        .get("podinfo-config-primary")
+        .await
+        .expect("primary copy");
+    assert_eq!(
+        copy.data
+            .unwrap_or_default()
+            .get("color")
+            .map(String::as_str),
+        Some("green")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_that_never_becomes_ready_fails_at_the_progress_deadline() {
+    let c = cluster(FaultConfig::default()).await;
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    let mut canary = seed_canary(Some(3));
+    canary.spec.progress_deadline_seconds = Some(2);
+    canaries
+        .create(&PostParams::default(), &canary)
+        .await
+        .expect("canary");
+    let running = start(context(c.client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
+    let broken = json!({"spec": {"template": {"metadata": {"annotations": {kube_sim::NEVER_READY: "true"}}}}});
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Strategic(&broken),
+        )
+        .await
+        .expect("broken revision");
+    wait_for_phase(&canaries, Phase::Failed, Duration::from_secs(30)).await;
+    running.stop().await;
+    let events = messages(&c.client).await;
+    assert!(
+        events
+            .iter()
+            .any(|m| m.starts_with("podinfo.test progress deadline exceeded")),
+        "{events:#?}"
+    );
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("Canary failed! Scaling down podinfo.test")
     );
     assert!(
-        detection < Duration::from_secs(2),
-        "new revision detected in {detection:?}"
+        !events.iter().any(|m| m.starts_with("Advance")),
+        "no traffic step for a revision that never became ready"
     );
-    drop(c.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_canary_with_revert_on_deletion_restores_the_target() {
+    let c = cluster(FaultConfig::default()).await;
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    let mut canary = seed_canary(Some(3));
+    canary.spec.revert_on_deletion = true;
+    canaries
+        .create(&PostParams::default(), &canary)
+        .await
+        .expect("canary");
+    let running = start(context(c.client.clone(), healthy()));
+    let init = wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    let _ = init;
+    for _ in 0..100 {
+        if canary_has_finalizer(&canaries).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        canary_has_finalizer(&canaries).await,
+        "revertOnDeletion adds the finalizer"
+    );
+    canaries
+        .delete("podinfo", &DeleteParams::default())
+        .await
+        .expect("delete");
+    for _ in 0..200 {
+        if canaries.get_opt("podinfo").await.expect("get").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        canaries.get_opt("podinfo").await.expect("get").is_none(),
+        "the finalizer is removed after the revert"
+    );
+    running.stop().await;
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
+    assert_eq!(
+        deploys.get("podinfo").await.expect("target").spec.replicas,
+        Some(2),
+        "the target gets the primary's replicas back"
+    );
+    let events = messages(&c.client).await;
+    assert!(
+        events.contains(&"Terminating canary podinfo.test".to_string())
+            && events.contains(&"Terminated canary podinfo.test".to_string()),
+        "{events:#?}"
+    );
+}
+
+async fn canary_has_finalizer(api: &Api<Canary>) -> bool {
+    canary(api)
+        .await
+        .metadata
+        .finalizers
+        .unwrap_or_default()
+        .iter()
+        .any(|f| f == "finalizer.flagger.app")
+}
+
+/// Stops the controller each time the phase changes and starts a new one: the events and
+/// the end state are those of an uninterrupted run, and the primary is promoted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_resumes_at_every_phase() {
+    let c = cluster(FaultConfig::default()).await;
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    canaries
+        .create(&PostParams::default(), &seed_canary(Some(3)))
+        .await
+        .expect("canary");
+    let mut running = start(context(c.client.clone(), healthy()));
+    let mut phase = None;
+    let mut restarts = 0;
+    let mut released = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while phase != Some(Phase::Succeeded) {
+        assert!(tokio::time::Instant::now() < deadline, "stuck in {phase:?}");
+        let now = canary(&canaries).await.status.and_then(|s| s.phase);
+        if now != phase {
+            phase = now;
+            running.stop().await;
+            restarts += 1;
+            running = start(context(c.client.clone(), healthy()));
+        }
+        if phase == Some(Phase::Initialized) && !released {
+            set_image(&c.client, NEW_IMAGE).await;
+            released = true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop().await;
+    assert!(restarts >= 5, "restarted at {restarts} phase changes");
+    let events = steady(&messages(&c.client).await);
+    let expected = [
+        "Initialization done! podinfo.test",
+        "New revision detected! Scaling up podinfo.test",
+        "Starting canary analysis for podinfo.test",
+        "Pre-rollout check acceptance-test passed",
+        "Advance podinfo.test canary iteration 1/3",
+        "Advance podinfo.test canary iteration 2/3",
+        "Advance podinfo.test canary iteration 3/3",
+        "Copying podinfo.test template spec to podinfo-primary.test",
+        "Promotion completed! Scaling down podinfo.test",
+    ];
+    let tail: Vec<&str> = events
+        .iter()
+        .map(String::as_str)
+        .filter(|m| *m != "all the metrics providers are available!")
+        .collect();
+    assert_eq!(tail, expected);
+    assert_eq!(primary_image(&c.client).await.as_deref(), Some(NEW_IMAGE));
+}
+
+/// 10% of API requests fail (409 on writes, 500) and every watch drops after 3 events: the
+/// release still ends promoted, and the faults were injected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_api_faults_do_not_change_the_outcome() {
+    let faults = FaultConfig {
+        error_rate: 0.1,
+        error_codes: vec![409, 500],
+        watch_drop_after_events: Some(3),
+        seed: 11,
+        ..Default::default()
+    };
+    let c = cluster(faults).await;
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    let (pp, seed) = (PostParams::default(), seed_canary(Some(3)));
+    persist(|| canaries.create(&pp, &seed)).await;
+    let running = start(context(c.client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(30)).await;
+    set_image(&c.client, NEW_IMAGE).await;
+    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
+    running.stop().await;
+    let image = loop {
+        if let Some(i) = primary_image(&c.client).await {
+            break i;
+        }
+    };
+    assert_eq!(image, NEW_IMAGE);
+    let counters = c.sim.faults().counters();
+    assert!(counters.errors.values().sum::<u64>() >= 10, "{counters:?}");
+    assert!(counters.watch_drops >= 5, "{counters:?}");
 }
