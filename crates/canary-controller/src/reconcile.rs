@@ -43,6 +43,15 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
             return Ok(Action::requeue(interval));
         }
     };
+    if let Some(owner) = target_taken_by(&ctx, &canary, &ns).await? {
+        let msg = format!(
+            "{} {}.{ns} is already the target of canary {owner}.{ns}; only one canary may target a workload",
+            spec.target_ref.kind.to_lowercase(),
+            spec.target_ref.name
+        );
+        report_conflict(&ctx, &canary, &msg).await?;
+        return Ok(Action::requeue(interval));
+    }
     let w = World::new(&ctx, &canary, &ns);
     let deleting = canary.metadata.deletion_timestamp.is_some();
     let target = match w.target().await? {
@@ -181,6 +190,65 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
     Ok(step
         .requeue()
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The older canary (by creation, then name) that targets the same workload, if any.
+async fn target_taken_by(
+    ctx: &Context,
+    canary: &Canary,
+    ns: &str,
+) -> Result<Option<String>, Error> {
+    let api: Api<Canary> = Api::namespaced(ctx.client.clone(), ns);
+    let params = kube::api::ListParams::default();
+    let all = retry(|| api.list(&params)).await?;
+    let key = |c: &Canary| {
+        (
+            c.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            c.metadata.name.clone(),
+        )
+    };
+    let me = key(canary);
+    Ok(all
+        .items
+        .iter()
+        .filter(|c| c.metadata.name != canary.metadata.name)
+        .filter(|c| {
+            c.spec.target_ref.kind == canary.spec.target_ref.kind
+                && c.spec.target_ref.name == canary.spec.target_ref.name
+        })
+        .filter(|c| key(c) < me)
+        .map(|c| c.metadata.name.clone().unwrap_or_default())
+        .next())
+}
+
+/// Reports a canary that cannot run in its `Valid` condition and an event (once per message).
+async fn report_conflict(ctx: &Context, canary: &Canary, message: &str) -> Result<(), Error> {
+    let mut status = canary.status.clone().unwrap_or_default();
+    let current = status
+        .condition(canary_core::messages::CONDITION_VALID)
+        .map(|c| c.message.clone());
+    if current.as_deref() == Some(message) {
+        return Ok(());
+    }
+    ctx.events
+        .publish(canary, canary_core::Level::Error, message)
+        .await;
+    let now = (ctx.clock)();
+    status
+        .conditions
+        .retain(|c| c.r#type != canary_core::messages::CONDITION_VALID);
+    status.conditions.push(canary_core::status::Condition {
+        r#type: canary_core::messages::CONDITION_VALID.into(),
+        status: "False".into(),
+        last_update_time: Some(now),
+        last_transition_time: Some(now),
+        reason: "TargetConflict".into(),
+        message: message.into(),
+    });
+    write_status(ctx, canary, &status).await.map(|_| ())
 }
 
 /// Writes the status the step decided, re-reading the canary on a conflict: the actions are

@@ -471,3 +471,53 @@ async fn injected_api_faults_do_not_change_the_outcome() {
     assert!(counters.errors.values().sum::<u64>() >= 10, "{counters:?}");
     assert!(counters.watch_drops >= 5, "{counters:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_canary_on_the_same_target_is_reported_and_left_alone() {
+    let c = cluster(FaultConfig::default()).await;
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    canaries
+        .create(&PostParams::default(), &seed_canary(Some(3)))
+        .await
+        .expect("canary");
+    let running = start(context(c.client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    let mut second = seed_canary(Some(3));
+    second.metadata.name = Some("podinfo-two".into());
+    canaries
+        .create(&PostParams::default(), &second)
+        .await
+        .expect("second canary");
+    let mut valid = None;
+    for _ in 0..100 {
+        let c2 = canaries.get("podinfo-two").await.expect("get");
+        valid = c2
+            .status
+            .as_ref()
+            .and_then(|s| s.condition("Valid").cloned());
+        if valid.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
+    let valid = valid.expect("the second canary reports the conflict");
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("False", "TargetConflict")
+    );
+    assert_eq!(
+        valid.message,
+        "deployment podinfo.test is already the target of canary podinfo.test; only one canary may target a workload"
+    );
+    let second = canaries.get("podinfo-two").await.expect("get");
+    assert_eq!(
+        second.status.and_then(|s| s.phase),
+        None,
+        "the second canary does nothing"
+    );
+    assert_eq!(
+        canary(&canaries).await.status.and_then(|s| s.phase),
+        Some(Phase::Initialized)
+    );
+}

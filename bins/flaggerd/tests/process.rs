@@ -1,0 +1,203 @@
+//! The real `flaggerd` binary, as a process, against kube-sim: JSON logs with `msg`,
+//! `/metrics`, and `kubectl get canaries` showing its progress through a release.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use canary_api::Canary;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+
+const CANARY: &str = r#"
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  provider: kubernetes
+  targetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: podinfo
+  service:
+    port: 9898
+  analysis:
+    interval: 1s
+    threshold: 2
+    iterations: 2
+"#;
+
+fn kubectl(kubeconfig: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_a_release_against_kube_sim() {
+    let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
+    let client = sim.client().await.expect("client");
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &Canary::crd())
+        .await
+        .expect("crd");
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("ns");
+    let deploy: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "podinfo", "labels": {"app": "podinfo"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "podinfo"}},
+            "template": {"metadata": {"labels": {"app": "podinfo"}},
+                "spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.0", "ports": [{"containerPort": 9898}]}]}}}
+    })).expect("deploy");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    deploys
+        .create(&PostParams::default(), &deploy)
+        .await
+        .expect("deploy");
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    canaries
+        .create(
+            &PostParams::default(),
+            &Canary::from_yaml(CANARY).expect("canary"),
+        )
+        .await
+        .expect("canary");
+
+    let port = free_port();
+    let kubeconfig = sim.kubeconfig_path().display().to_string();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flaggerd"))
+        .args([
+            "-kubeconfig",
+            &kubeconfig,
+            "-mesh-provider",
+            "kubernetes",
+            "-min-analysis-interval",
+            "1s",
+            "-port",
+            &port.to_string(),
+            "-log-level",
+            "info",
+        ])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("flaggerd starts");
+    let mut logs = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let log_lines = tokio::spawn(async move {
+        let mut out = Vec::new();
+        while let Ok(Some(line)) = logs.next_line().await {
+            out.push(line);
+        }
+        out
+    });
+
+    let phase = |c: &Canary| c.status.as_ref().and_then(|s| s.phase);
+    let wait = |want: canary_core::Phase| {
+        let canaries = canaries.clone();
+        async move {
+            for _ in 0..400 {
+                if canaries.get("podinfo").await.ok().as_ref().and_then(phase) == Some(want) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(wait(canary_core::Phase::Initialized).await, "initialized");
+    let kc = kubeconfig.clone();
+    let table = tokio::task::spawn_blocking(move || kubectl(&kc, &["get", "canaries", "-A"]))
+        .await
+        .expect("kubectl");
+    if !table.is_empty() {
+        assert!(table.contains("Initialized"), "{table}");
+    }
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Strategic(&image),
+        )
+        .await
+        .expect("set image");
+    assert!(wait(canary_core::Phase::Succeeded).await, "promoted");
+    let kc = kubeconfig.clone();
+    let table = tokio::task::spawn_blocking(move || kubectl(&kc, &["get", "canaries", "-A"]))
+        .await
+        .expect("kubectl");
+    if !table.is_empty() {
+        let row: Vec<&str> = table
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[..4], ["test", "podinfo", "Succeeded", "0"], "{table}");
+    }
+    let metrics = http_get(port, "/metrics").await;
+    assert!(
+        metrics.contains("flagger_canary_status{name=\"podinfo\",namespace=\"test\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("flagger_canary_successes_total{name=\"podinfo\",namespace=\"test\",deployment_strategy=\"blue-green\",analysis_status=\"completed\"} 1"), "{metrics}");
+    assert!(metrics.contains("flagger_info{version="), "{metrics}");
+    assert_eq!(http_get(port, "/healthz").await.trim(), "OK");
+
+    let _ = child.kill().await;
+    let lines = log_lines.await.expect("logs");
+    let msgs: Vec<String> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["msg"].as_str().map(String::from))
+        .collect();
+    assert!(
+        msgs.contains(&"Initialization done! podinfo.test".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        msgs.contains(&"Promotion completed! Scaling down podinfo.test".to_string()),
+        "{lines:#?}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..50 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            let req =
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            if s.write_all(req.as_bytes()).await.is_ok() {
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf).await;
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                return text
+                    .split("\r\n\r\n")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    String::new()
+}
