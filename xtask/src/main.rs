@@ -16,7 +16,7 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity
   crds [--check] write (or check) deploy/crds/*.yaml from crates/canary-api
-  bench         criterion benchmarks of canary-core (median per benchmark)
+  bench         criterion benchmarks of canary-core, and flaggerd's detection latency on kube-sim
   demo          play seed 004's podinfo canary: a promotion, then a failed release";
 
 /// Crates that must never appear in canary-core's normal dependency tree.
@@ -150,5 +150,13 @@ fn core_is_pure() -> Result<()> {
 fn bench() -> Result<()> {
     cargo(&["bench", "-p", "canary-core", "--bench", "advance"])?;
     println!("\nMedians are the middle figure of each `time:` line above (criterion's estimate).");
+    cargo(&[
+        "run",
+        "--release",
+        "-p",
+        "canary-controller",
+        "--example",
+        "detection_latency",
+    ])?;
     Ok(())
 }
