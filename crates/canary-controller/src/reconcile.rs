@@ -25,10 +25,17 @@ pub const MANAGER: &str = "flaggerd";
 const MAX_REQUESTS: usize = 8;
 
 /// Reconciles one canary.
-pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(cached: Arc<Canary>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = tokio::time::Instant::now();
-    let ns = canary.metadata.namespace.clone().unwrap_or_default();
-    let name = canary.metadata.name.clone().unwrap_or_default();
+    let ns = cached.metadata.namespace.clone().unwrap_or_default();
+    let name = cached.metadata.name.clone().unwrap_or_default();
+    // The watch cache can lag our own last status write; a step decided on a stale status
+    // would replay the previous one. Read the canary itself, as Flagger does every tick.
+    let canaries: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(canary) = retry(|| canaries.get_opt(&name)).await? else {
+        return Ok(Action::await_change());
+    };
+    let canary = Arc::new(canary);
     let spec: &canary_core::CanarySpec = &canary.spec;
     let interval = spec.analysis().map_or(Duration::from_secs(60), |a| {
         a.interval(ctx.settings.engine.min_interval)
