@@ -152,25 +152,27 @@ pub async fn run(
     );
     let server = tokio::spawn(server::serve(ctx.settings.port, ctx.stats.clone()));
     let concurrency = ctx.settings.threadiness.max(1);
+    // Targets and configs are watched by metadata only: a change of resourceVersion is all a
+    // trigger needs, and Secrets' data never sits in flaggerd's memory.
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .watches(
-            api::<Deployment>(&client, ns.as_deref()),
+            metadata::<Deployment>(&client, ns.as_deref()),
             watcher::Config::default(),
             move |o| on_deploy(o.metadata.namespace.clone(), o.metadata.name.clone()),
         )
         .watches(
-            api::<DaemonSet>(&client, ns.as_deref()),
+            metadata::<DaemonSet>(&client, ns.as_deref()),
             watcher::Config::default(),
             move |o| on_ds(o.metadata.namespace.clone(), o.metadata.name.clone()),
         )
         .watches(
-            api::<ConfigMap>(&client, ns.as_deref()),
+            metadata::<ConfigMap>(&client, ns.as_deref()),
             watcher::Config::default(),
             move |o| on_cm(o.metadata.namespace.clone(), o.metadata.name.clone()),
         )
         .watches(
-            api::<Secret>(&client, ns.as_deref()),
+            metadata::<Secret>(&client, ns.as_deref()),
             watcher::Config::default(),
             move |o| on_secret(o.metadata.namespace.clone(), o.metadata.name.clone()),
         )
@@ -184,6 +186,14 @@ pub async fn run(
         .await;
     server.abort();
     Ok(())
+}
+
+/// The metadata-only API of `K`: its watch carries no data.
+fn metadata<K>(client: &Client, ns: Option<&str>) -> Api<kube::core::PartialObjectMeta<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    api(client, ns)
 }
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>

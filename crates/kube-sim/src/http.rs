@@ -155,10 +155,13 @@ pub async fn handle(
         .get("fieldManager")
         .cloned()
         .unwrap_or_else(|| user_agent(&headers));
-    let table = headers
+    let accept = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"));
+        .unwrap_or_default();
+    let table = accept.contains("as=Table");
+    // `as=PartialObjectMetadata`: metadata-only lists, objects and watch events.
+    let partial = !table && accept.contains("as=PartialObjectMetadata");
     let include = query.get("includeObject").cloned().unwrap_or_default();
     let target = match req.sub.as_deref() {
         None => Target::Main,
@@ -176,19 +179,22 @@ pub async fn handle(
     let c = &state.cluster;
     let result = match (&method, req.name.as_deref()) {
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            return watch(state.clone(), rt, ns, query);
+            return watch(state.clone(), rt, ns, query, partial);
         }
         (&Method::GET, Some(name))
             if query.get("watch").is_some_and(|w| w == "true" || w == "1") =>
         {
             let mut q = query.clone();
             q.insert("fieldSelector".into(), format!("metadata.name={name}"));
-            return watch(state.clone(), rt, ns, q);
+            return watch(state.clone(), rt, ns, q, partial);
         }
-        (&Method::GET, None) => list(c, &rt, &ns, &query, table, &include),
+        (&Method::GET, None) => list(c, &rt, &ns, &query, table, &include)
+            .map(|l| if partial { partial_list(l) } else { l }),
         (&Method::GET, Some(name)) => c.get(&rt, &ns, name).map(|o| {
             if table {
                 table::table(&rt, std::slice::from_ref(&o), rv_of(&o), &include)
+            } else if partial {
+                partial_object(&o)
             } else {
                 o
             }
@@ -390,6 +396,7 @@ fn watch(
     rt: ResourceType,
     ns: String,
     query: BTreeMap<String, String>,
+    partial: bool,
 ) -> Response {
     let labels = match LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str)) {
         Ok(l) => l,
@@ -446,7 +453,10 @@ fn watch(
         };
         let (drop_after_events, drop_after) = state.faults.watch_limits();
         let mut sent: u64 = 0;
-        let present = |o: Value| state.cluster.present(&rt, o);
+        let present = |o: Value| {
+            let full = state.cluster.present(&rt, o);
+            if partial { partial_object(&full) } else { full }
+        };
         for o in initial.into_iter().filter(|o| matches(o)) {
             if tx.send(line("ADDED", &present(o))).await.is_err() {
                 return;
@@ -521,6 +531,21 @@ fn watch(
         .header(header::TRANSFER_ENCODING, "chunked")
         .body(Body::from_stream(stream))
         .unwrap_or_default()
+}
+
+/// The `meta.k8s.io/v1` PartialObjectMetadata form of an object.
+fn partial_object(o: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+}
+
+fn partial_list(list: Value) -> Value {
+    let items: Vec<Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(partial_object)
+        .collect();
+    json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list["metadata"], "items": items})
 }
 
 fn line(kind: &str, object: &Value) -> Bytes {

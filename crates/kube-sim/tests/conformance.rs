@@ -764,3 +764,45 @@ async fn the_streaming_list_watcher_gets_initial_events_then_changes() {
         .expect("ok");
     assert_eq!(second.metadata.name.as_deref(), Some("after"));
 }
+
+#[tokio::test]
+async fn metadata_only_lists_and_watches_carry_no_data() {
+    let (_sim, client) = sim().await;
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let secret = json!({"metadata": {"name": "s", "labels": {"a": "b"}}, "stringData": {"password": "hunter2"}, "data": {"token": "c2VjcmV0"}});
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(secret).expect("secret"),
+    )
+    .await
+    .expect("create");
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list");
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].metadata.name.as_deref(), Some("s"));
+    let types = list.items[0].types.clone().expect("types");
+    assert_eq!(
+        (types.kind.as_str(), types.api_version.as_str()),
+        ("PartialObjectMetadata", "meta.k8s.io/v1")
+    );
+    let meta: Api<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>> =
+        Api::namespaced(api.clone().into_client(), "default");
+    let stream = watcher(meta, watcher::Config::default()).applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("event")
+        .expect("item")
+        .expect("ok");
+    assert_eq!(
+        first
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("a")
+            .map(String::as_str),
+        Some("b")
+    );
+}

@@ -59,7 +59,7 @@ async fn the_seeds_kubectl_commands_work() {
     let crds = root().join("deploy/crds");
     let result = tokio::task::spawn_blocking(move || {
         assert_eq!(k.ok(&["create", "ns", "test"]).trim(), "namespace/test created");
-        let applied = k.ok(&["apply", "-f", &crds.display().to_string()]);
+        let applied = k.ok(&["apply", "-k", &crds.display().to_string()]);
         assert!(applied.contains("customresourcedefinition.apiextensions.k8s.io/canaries.flagger.app created"), "{applied}");
         let applied = k.ok(&["apply", "-f", &fixtures.join("podinfo.yaml").display().to_string()]);
         assert!(applied.contains("deployment.apps/podinfo created"), "{applied}");
