@@ -8,7 +8,6 @@ use canary_api::Canary;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
@@ -46,10 +45,12 @@ fn kubectl(kubeconfig: &str, args: &[&str]) -> String {
 async fn the_binary_runs_a_release_against_kube_sim() {
     let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
     let client = sim.client().await.expect("client");
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &Canary::crd())
-        .await
-        .expect("crd");
+    for crd in canary_api::crd_objects() {
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("crd");
+    }
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns");
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)

@@ -110,6 +110,13 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(what: &'static str, text: &str)
     })
 }
 
+/// The three CRD objects, to install in a (test) cluster.
+pub fn crd_objects()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    vec![Canary::crd(), MetricTemplate::crd(), AlertProvider::crd()]
+}
+
 /// The CRD manifests as `(file name, YAML)`, each with the "generated, do not edit" header.
 pub fn crds() -> Result<Vec<(&'static str, String)>> {
     Ok(vec![

@@ -10,7 +10,6 @@ use canary_controller::{Context, Settings};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -27,9 +26,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let sim = kube_sim::KubeSim::start_with(options).await?;
     let client = sim.client().await?;
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &Canary::crd())
-        .await?;
+    for crd in canary_api::crd_objects() {
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await?;
+    }
     Api::<Namespace>::all(client.clone())
         .create(
             &PostParams::default(),

@@ -111,9 +111,21 @@ pub async fn run(
     let client = ctx.client.clone();
     let ns = ctx.settings.namespace.clone();
     let canaries: Api<Canary> = api(&client, ns.as_deref());
-    canaries.list(&Default::default()).await.map_err(|e| {
-        format!("cannot list canaries (are the CRDs in deploy/crds installed?): {e}")
-    })?;
+    // Flagger's start-up check: the three CRDs must be served.
+    let hint = "are the CRDs installed? kubectl apply -k deploy/crds";
+    let lp = kube::api::ListParams::default().limit(1);
+    canaries
+        .list(&lp)
+        .await
+        .map_err(|e| format!("cannot list canaries ({hint}): {e}"))?;
+    api::<canary_api::MetricTemplate>(&client, ns.as_deref())
+        .list(&lp)
+        .await
+        .map_err(|e| format!("cannot list metrictemplates ({hint}): {e}"))?;
+    api::<canary_api::AlertProvider>(&client, ns.as_deref())
+        .list(&lp)
+        .await
+        .map_err(|e| format!("cannot list alertproviders ({hint}): {e}"))?;
     let controller = Controller::new(canaries, watcher::Config::default().any_semantic());
     let store = controller.store();
     // A change to a target or to a tracked config reconciles the canaries that use it.
@@ -150,6 +162,56 @@ pub async fn run(
         targets("ConfigMap"),
         targets("Secret"),
     );
+    // A MetricTemplate or AlertProvider change reconciles the canaries that reference it.
+    let referencing = |store: kube::runtime::reflector::Store<Canary>, by_alert: bool| {
+        move |obj_ns: Option<String>, name: Option<String>| -> Vec<ObjectRef<Canary>> {
+            store
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    let Some(a) = c.spec.analysis() else {
+                        return false;
+                    };
+                    let own_ns = c.metadata.namespace.clone();
+                    let same = |ref_ns: &Option<String>, ref_name: &str| {
+                        Some(ref_name.to_string()) == name
+                            && ref_ns.clone().filter(|n| !n.is_empty()).or(own_ns.clone()) == obj_ns
+                    };
+                    if by_alert {
+                        a.alerts
+                            .iter()
+                            .any(|al| same(&al.provider_ref.namespace, &al.provider_ref.name))
+                    } else {
+                        a.metrics
+                            .iter()
+                            .filter_map(|m| m.template_ref.as_ref())
+                            .any(|t| same(&t.namespace, &t.name))
+                    }
+                })
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect()
+        }
+    };
+    let (on_template, on_provider) = (
+        referencing(controller.store(), false),
+        referencing(controller.store(), true),
+    );
+    // flagger_canary_total{namespace}, refreshed like Flagger's control loop.
+    let totals = {
+        let (store, stats) = (controller.store(), ctx.stats.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut counts = std::collections::BTreeMap::<String, usize>::new();
+                for c in store.state() {
+                    *counts
+                        .entry(c.metadata.namespace.clone().unwrap_or_default())
+                        .or_default() += 1;
+                }
+                stats.set_totals(&counts);
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        })
+    };
     let server = tokio::spawn(server::serve(ctx.settings.port, ctx.stats.clone()));
     let concurrency = ctx.settings.threadiness.max(1);
     // Targets and configs are watched by metadata only: a change of resourceVersion is all a
@@ -176,6 +238,16 @@ pub async fn run(
             watcher::Config::default(),
             move |o| on_secret(o.metadata.namespace.clone(), o.metadata.name.clone()),
         )
+        .watches(
+            api::<canary_api::MetricTemplate>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            move |o| on_template(o.metadata.namespace.clone(), o.metadata.name.clone()),
+        )
+        .watches(
+            api::<canary_api::AlertProvider>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            move |o| on_provider(o.metadata.namespace.clone(), o.metadata.name.clone()),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
@@ -185,6 +257,7 @@ pub async fn run(
         })
         .await;
     server.abort();
+    totals.abort();
     Ok(())
 }
 

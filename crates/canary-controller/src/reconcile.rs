@@ -111,7 +111,7 @@ pub async fn reconcile(cached: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
     let kind = spec.target_ref.kind.as_str();
     let mut obs = Observation {
         target: Revision {
-            spec_hash: canary_core::hash::spec_hash(&target["spec"]["template"]),
+            spec_hash: workload::revision_hash(&target),
             configs: tracked
                 .iter()
                 .map(|(k, (sum, _))| (k.clone(), sum.clone()))

@@ -44,9 +44,12 @@ impl Stats {
         self.series.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `flagger_canary_total{namespace}`.
-    pub fn set_total(&self, namespace: &str, count: usize) {
-        self.lock().total.insert(namespace.into(), count as f64);
+    /// `flagger_canary_total{namespace}` for every namespace (others are dropped).
+    pub fn set_totals(&self, counts: &BTreeMap<String, usize>) {
+        self.lock().total = counts
+            .iter()
+            .map(|(ns, n)| (ns.clone(), *n as f64))
+            .collect();
     }
 
     /// `flagger_canary_status{name, namespace}`: 0 progressing, 2 failed, 1 otherwise.

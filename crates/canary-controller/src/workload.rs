@@ -252,6 +252,24 @@ pub fn strip_nulls(v: &mut Value) {
     }
 }
 
+/// The fingerprint of a target's revision: its pod template, without the node selector
+/// flaggerd itself adds to keep a DaemonSet's pods off every node (Flagger ignores it too).
+pub fn revision_hash(target: &Value) -> String {
+    let mut template = target["spec"]["template"].clone();
+    if let Some(selector) = template["spec"]["nodeSelector"].as_object_mut() {
+        selector.remove(SCALE_TO_ZERO);
+    }
+    strip_nulls(&mut template);
+    if template["spec"]["nodeSelector"]
+        .as_object()
+        .is_some_and(|m| m.is_empty())
+        && let Some(spec) = template["spec"].as_object_mut()
+    {
+        spec.remove("nodeSelector");
+    }
+    canary_core::hash::spec_hash(&template)
+}
+
 /// The replicas Flagger scales a target up to: its own when above zero, else the primary's
 /// (without an HPA), else the HPA's minimum when above one, else 1.
 pub fn scale_up_replicas(target: &Value, primary: Option<&Value>, hpa_min: Option<i64>) -> i64 {
@@ -343,4 +361,65 @@ pub fn labels(obj: &Value) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scale_to_zero_node_selector_is_not_a_new_revision() {
+        let ds = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a:1"}]}}}});
+        let mut down = ds.clone();
+        down["spec"]["template"]["spec"]["nodeSelector"] = json!({SCALE_TO_ZERO: "true"});
+        assert_eq!(revision_hash(&ds), revision_hash(&down));
+        let mut other = ds.clone();
+        other["spec"]["template"]["spec"]["nodeSelector"] = json!({"disk": "ssd"});
+        assert_ne!(revision_hash(&ds), revision_hash(&other));
+    }
+
+    #[test]
+    fn the_primary_selects_its_own_pods_and_uses_the_config_copies() {
+        let target = json!({"kind": "Deployment", "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo", "team": "a"}},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "podinfo"}},
+                "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {
+                    "containers": [{"name": "app", "envFrom": [{"configMapRef": {"name": "cfg"}}, {"secretRef": {"name": "untracked"}}]}],
+                    "volumes": [{"name": "v", "secret": {"secretName": "tls"}}]}}}});
+        let canary = canary_api::Canary::new("podinfo", canary_api::CanarySpec::default());
+        let sel = Selector {
+            label: "app".into(),
+            value: "podinfo".into(),
+        };
+        let tracked: BTreeSet<String> = ["configmap/cfg".to_string(), "secret/tls".into()].into();
+        let p = primary(&target, &canary, &sel, &tracked, "id-1", &[]);
+        assert_eq!(p["metadata"]["name"], "podinfo-primary");
+        assert_eq!(
+            p["metadata"]["labels"],
+            json!({"app": "podinfo-primary"}),
+            "only prefixed labels are copied (none by default)"
+        );
+        assert_eq!(
+            p["spec"]["replicas"], 1,
+            "a target at zero gives a primary of one"
+        );
+        assert_eq!(
+            p["spec"]["selector"]["matchLabels"]["app"],
+            "podinfo-primary"
+        );
+        let pod = &p["spec"]["template"];
+        assert_eq!(pod["metadata"]["labels"]["app"], "podinfo-primary");
+        assert_eq!(pod["metadata"]["annotations"][FLAGGER_ID], "id-1");
+        assert_eq!(
+            pod["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"],
+            "cfg-primary"
+        );
+        assert_eq!(
+            pod["spec"]["containers"][0]["envFrom"][1]["secretRef"]["name"],
+            "untracked"
+        );
+        assert_eq!(
+            pod["spec"]["volumes"][0]["secret"]["secretName"],
+            "tls-primary"
+        );
+    }
 }

@@ -12,8 +12,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
-use kube::{Client, CustomResourceExt};
 use kube_sim::{FaultConfig, KubeSim, Options, WorkloadConfig};
 use serde_json::json;
 
@@ -48,8 +48,10 @@ pub async fn cluster(faults: FaultConfig) -> Cluster {
     let sim = KubeSim::start_with(options).await.expect("kube-sim");
     let client = sim.client().await.expect("client");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let (pp, crd) = (PostParams::default(), Canary::crd());
-    persist(|| crds.create(&pp, &crd)).await;
+    let pp = PostParams::default();
+    for crd in canary_api::crd_objects() {
+        persist(|| crds.create(&pp, &crd)).await;
+    }
     let ns: Api<Namespace> = Api::all(client.clone());
     let test_ns: Namespace =
         serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns");
