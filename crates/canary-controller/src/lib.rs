@@ -89,13 +89,16 @@ impl Context {
     /// The real implementations for `settings`.
     pub fn new(client: Client, settings: Settings) -> Result<Context, String> {
         let stats = Arc::new(Stats::new(VERSION, &settings.engine.default_provider));
+        let router_client = client.clone();
+        let routers: RouterFactory =
+            Box::new(move |provider| canary_router::for_provider(provider, router_client.clone()));
         Ok(Context {
             events: Events::new(client.clone(), &settings.instance),
             client,
             metrics: Arc::new(canary_metrics::Unconfigured),
             webhooks: Arc::new(canary_webhooks::HttpWebhooks::new()?),
             notifier: Arc::new(canary_notifier::NopNotifier),
-            routers: Box::new(canary_router::for_provider),
+            routers,
             stats,
             clock: wall_clock,
             settings,

@@ -1,14 +1,24 @@
 //! canary-router: how traffic reaches the primary and the canary.
 //!
 //! The [`TrafficRouter`] trait is what the controller asks of a provider: create its routing
-//! objects, set and read the weights, and revert on deletion. The `kubernetes` provider has
-//! no routing object (blue/green through the ClusterIP services only); the mesh providers
-//! (Istio, Linkerd, App Mesh, Gateway API) plug in here. This crate never decides when to
-//! move traffic: canary-core does.
+//! objects, set and read the weights, and revert on deletion. Each provider is a pure
+//! builder (canary and weights to the desired object, snapshot-tested) and the generic
+//! [`ObjectRouter`], which applies it with server-side apply under flaggerd's field manager,
+//! so fields users add to a route survive. The `kubernetes` provider has no routing object
+//! (blue/green through the ClusterIP services). This crate never decides when to move
+//! traffic: canary-core does.
+
+pub mod gatewayapi;
+pub mod istio;
+mod matches;
+pub mod smi;
 
 use async_trait::async_trait;
 use canary_api::Canary;
 use canary_core::Routes;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::ApiResource;
+use serde_json::{Value, json};
 
 /// Errors of a router.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +28,9 @@ pub enum Error {
     #[error("unknown provider {0:?}; expected one of {list}", list = canary_core::spec::KNOWN_PROVIDERS.join(", "))]
     UnknownProvider(String),
     /// The provider is known but flaggerd does not route with it yet.
-    #[error("provider {0:?} is not supported yet; supported: kubernetes")]
+    #[error(
+        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1"
+    )]
     Unsupported(String),
     /// The routing objects could not be read or written.
     #[error("{0}")]
@@ -64,12 +76,201 @@ impl TrafficRouter for KubernetesRouter {
 }
 
 /// The router for a provider name.
-pub fn for_provider(provider: &str) -> Result<Box<dyn TrafficRouter>> {
+pub fn for_provider(provider: &str, client: kube::Client) -> Result<Box<dyn TrafficRouter>> {
     if !canary_core::validate::is_known_provider(provider) {
         return Err(Error::UnknownProvider(provider.to_string()));
     }
-    match provider {
-        "kubernetes" => Ok(Box::new(KubernetesRouter)),
-        other => Err(Error::Unsupported(other.to_string())),
+    let kind = match provider {
+        "kubernetes" => return Ok(Box::new(KubernetesRouter)),
+        "istio" => Kind::Istio,
+        "linkerd" | "smi:v1alpha1" => Kind::Smi("v1alpha1"),
+        "osm" | "smi:v1alpha2" => Kind::Smi("v1alpha2"),
+        "smi:v1alpha3" => Kind::Smi("v1alpha3"),
+        "gatewayapi:v1" => Kind::GatewayApi("v1"),
+        "gatewayapi:v1beta1" => Kind::GatewayApi("v1beta1"),
+        p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
+        p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
+        p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
+        other => return Err(Error::Unsupported(other.to_string())),
+    };
+    Ok(Box::new(ObjectRouter { client, kind }))
+}
+
+/// The providers whose routing is one object with two weighted destinations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// VirtualService (plus DestinationRules).
+    Istio,
+    /// SMI TrafficSplit of a version.
+    Smi(&'static str),
+    /// Gateway API HTTPRoute of a version.
+    GatewayApi(&'static str),
+}
+
+impl Kind {
+    fn resource(self) -> ApiResource {
+        let (group, version, kind, plural) = match self {
+            Kind::Istio => (
+                "networking.istio.io",
+                "v1beta1",
+                "VirtualService",
+                "virtualservices",
+            ),
+            Kind::Smi(v) => ("split.smi-spec.io", v, "TrafficSplit", "trafficsplits"),
+            Kind::GatewayApi(v) => ("gateway.networking.k8s.io", v, "HTTPRoute", "httproutes"),
+        };
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: format!("{group}/{version}"),
+            kind: kind.into(),
+            plural: plural.into(),
+        }
     }
+
+    /// The desired routing object.
+    pub fn build(self, canary: &Canary, routes: Routes) -> Result<Value> {
+        match self {
+            Kind::Istio => Ok(istio::virtual_service(canary, routes)),
+            Kind::Smi(v) => Ok(smi::traffic_split(canary, routes, v)),
+            Kind::GatewayApi(v) => gatewayapi::http_route(canary, routes, v),
+        }
+    }
+
+    /// The weights a routing object holds.
+    pub fn routes_of(self, obj: &Value, canary: &Canary) -> Result<Routes> {
+        match self {
+            Kind::Istio => istio::routes_of(obj, canary),
+            Kind::Smi(_) => smi::routes_of(obj, canary),
+            Kind::GatewayApi(_) => gatewayapi::routes_of(obj, canary),
+        }
+    }
+}
+
+/// Applies a provider's routing object with server-side apply (field manager `flaggerd`).
+pub struct ObjectRouter {
+    client: kube::Client,
+    kind: Kind,
+}
+
+/// The field manager of the routing objects.
+pub const MANAGER: &str = "flaggerd";
+
+impl ObjectRouter {
+    fn api(&self, canary: &Canary, resource: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            canary.metadata.namespace.as_deref().unwrap_or("default"),
+            resource,
+        )
+    }
+
+    async fn current(&self, canary: &Canary) -> Result<Option<Value>> {
+        let obj = self
+            .api(canary, &self.kind.resource())
+            .get_opt(&apex_name(canary))
+            .await
+            .map_err(io)?;
+        Ok(obj.and_then(|o| serde_json::to_value(o).ok()))
+    }
+
+    async fn apply(&self, canary: &Canary, resource: &ApiResource, obj: &Value) -> Result<()> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let params = PatchParams::apply(MANAGER).force();
+        self.api(canary, resource)
+            .patch(name, &params, &Patch::Apply(obj))
+            .await
+            .map_err(io)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for ObjectRouter {
+    async fn reconcile(&self, canary: &Canary) -> Result<()> {
+        if self.kind == Kind::Istio {
+            let dr = ApiResource {
+                group: "networking.istio.io".into(),
+                version: "v1beta1".into(),
+                api_version: "networking.istio.io/v1beta1".into(),
+                kind: "DestinationRule".into(),
+                plural: "destinationrules".into(),
+            };
+            for rule in istio::destination_rules(canary) {
+                self.apply(canary, &dr, &rule).await?;
+            }
+        }
+        let routes = match self.current(canary).await? {
+            Some(obj) => self.kind.routes_of(&obj, canary).unwrap_or_default(),
+            None => Routes::default(),
+        };
+        self.set_routes(canary, routes).await
+    }
+
+    async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
+        let obj = self.kind.build(canary, routes)?;
+        self.apply(canary, &self.kind.resource(), &obj).await
+    }
+
+    async fn get_routes(&self, canary: &Canary) -> Result<Routes> {
+        match self.current(canary).await? {
+            Some(obj) => self.kind.routes_of(&obj, canary),
+            None => Err(Error::Io(format!(
+                "{} {} not found",
+                self.kind.resource().kind.to_lowercase(),
+                apex_name(canary)
+            ))),
+        }
+    }
+
+    async fn finalize(&self, canary: &Canary) -> Result<()> {
+        // Routes go back to the primary; the object itself is owned by the canary and is
+        // garbage-collected with it.
+        if self.current(canary).await?.is_some() {
+            self.set_routes(canary, Routes::default()).await?;
+        }
+        Ok(())
+    }
+}
+
+fn io(e: kube::Error) -> Error {
+    Error::Io(e.to_string())
+}
+
+/// The apex name: `service.name`, else the target's name.
+pub fn apex_name(canary: &Canary) -> String {
+    let spec: &canary_core::CanarySpec = &canary.spec;
+    spec.service_name().to_string()
+}
+
+/// Metadata of a generated routing object: owned by the canary, the apex labels and
+/// annotations (`apex`), and the annotations that keep Flux from reverting it.
+pub fn managed_metadata(canary: &Canary, name: &str, apex: bool) -> Value {
+    let mut labels = serde_json::Map::new();
+    let mut annotations = serde_json::Map::new();
+    if apex && let Some(m) = &canary.spec.service.apex {
+        labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), json!(v))));
+        annotations.extend(m.annotations.iter().map(|(k, v)| (k.clone(), json!(v))));
+    }
+    annotations.insert(
+        "kustomize.toolkit.fluxcd.io/reconcile".into(),
+        json!("disabled"),
+    );
+    annotations.insert(
+        "helm.toolkit.fluxcd.io/driftDetection".into(),
+        json!("disabled"),
+    );
+    let mut meta = json!({
+        "name": name,
+        "namespace": canary.metadata.namespace,
+        "annotations": annotations,
+        "ownerReferences": [{
+            "apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": canary.metadata.name,
+            "uid": canary.metadata.uid, "controller": true, "blockOwnerDeletion": true,
+        }],
+    });
+    if !labels.is_empty() {
+        meta["labels"] = json!(labels);
+    }
+    meta
 }

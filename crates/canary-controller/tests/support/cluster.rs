@@ -71,6 +71,19 @@ pub async fn cluster(faults: FaultConfig) -> Cluster {
     Cluster { sim, client }
 }
 
+/// Installs the mesh CRDs the routers write (test fixtures of canary-router).
+pub async fn install_mesh_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PostParams::default();
+    for doc in include_str!("../../../canary-router/tests/fixtures/mesh-crds.yaml")
+        .split("\n---\n")
+        .skip(1)
+    {
+        let crd: CustomResourceDefinition = canary_api::from_yaml("crd", doc).expect("crd");
+        persist(|| crds.create(&pp, &crd)).await;
+    }
+}
+
 /// Repeats a request through injected faults; "already exists" counts as done.
 pub async fn persist<T, F, Fut>(mut call: F)
 where
@@ -103,8 +116,12 @@ pub fn seed_canary(iterations: Option<i32>) -> Canary {
 }
 
 pub fn context(client: Client, metrics_script: MetricScript) -> Arc<Context> {
+    context_for(client, metrics_script, "kubernetes")
+}
+
+pub fn context_for(client: Client, metrics_script: MetricScript, provider: &str) -> Arc<Context> {
     let mut settings = Settings::default();
-    settings.engine.default_provider = "kubernetes".into();
+    settings.engine.default_provider = provider.into();
     settings.engine.min_interval = Duration::from_millis(500);
     settings.port = 0;
     let mut ctx = Context::new(client, settings).expect("context");

@@ -1,0 +1,196 @@
+//! The routers against kube-sim with the mesh CRDs: objects created, weights round-trip,
+//! fields users add survive a reconcile, finalize sends traffic back to the primary.
+
+use canary_api::Canary;
+use canary_core::Routes;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use serde_json::json;
+
+async fn cluster() -> (kube_sim::KubeSim, kube::Client) {
+    let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
+    let client = sim.client().await.expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for doc in include_str!("fixtures/mesh-crds.yaml")
+        .split("\n---\n")
+        .skip(1)
+    {
+        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(doc).expect("crd");
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("create crd");
+    }
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns"),
+    )
+    .await
+    .expect("ns");
+    (sim, client)
+}
+
+fn seed(file: &str) -> Canary {
+    let path = format!(
+        "{}/../canary-core/tests/fixtures/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut c = Canary::from_yaml(&std::fs::read_to_string(path).expect("fixture")).expect("seed");
+    c.metadata.namespace = Some("test".into());
+    c.metadata.uid = Some("uid-podinfo".into());
+    c
+}
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+#[tokio::test]
+async fn istio_objects_are_created_and_weights_round_trip() {
+    let (_sim, client) = cluster().await;
+    let canary = seed("004-istio.yaml");
+    let router = canary_router::for_provider("istio", client.clone()).expect("router");
+    router.reconcile(&canary).await.expect("reconcile");
+    let vs_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource(
+            "networking.istio.io",
+            "v1beta1",
+            "VirtualService",
+            "virtualservices",
+        ),
+    );
+    let dr_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource(
+            "networking.istio.io",
+            "v1beta1",
+            "DestinationRule",
+            "destinationrules",
+        ),
+    );
+    assert!(
+        vs_api.get("podinfo").await.is_ok(),
+        "virtualservice podinfo"
+    );
+    for name in ["podinfo-primary", "podinfo-canary"] {
+        assert!(dr_api.get(name).await.is_ok(), "destinationrule {name}");
+    }
+    assert_eq!(
+        router.get_routes(&canary).await.expect("routes"),
+        Routes::default()
+    );
+    for w in [5, 10, 50] {
+        let routes = Routes {
+            primary: 100 - w,
+            canary: w,
+            mirrored: false,
+        };
+        router.set_routes(&canary, routes).await.expect("set");
+        assert_eq!(router.get_routes(&canary).await.expect("get"), routes);
+    }
+
+    // A user's annotation and a field flaggerd does not own survive a reconcile.
+    let user =
+        json!({"metadata": {"annotations": {"team": "payments"}}, "spec": {"exportTo": ["."]}});
+    vs_api
+        .patch("podinfo", &PatchParams::default(), &Patch::Merge(&user))
+        .await
+        .expect("user edit");
+    router.reconcile(&canary).await.expect("reconcile");
+    let vs = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
+    assert_eq!(vs["metadata"]["annotations"]["team"], "payments");
+    assert_eq!(vs["spec"]["exportTo"], json!(["."]));
+    assert_eq!(
+        router.get_routes(&canary).await.expect("get").canary,
+        50,
+        "reconcile keeps the weights"
+    );
+
+    router.finalize(&canary).await.expect("finalize");
+    assert_eq!(
+        router.get_routes(&canary).await.expect("get"),
+        Routes::default()
+    );
+}
+
+#[tokio::test]
+async fn linkerd_traffic_split_and_gateway_api_routes_round_trip() {
+    let (_sim, client) = cluster().await;
+    let canary = seed("001-linkerd.yaml");
+    let smi = canary_router::for_provider("linkerd", client.clone()).expect("router");
+    smi.reconcile(&canary).await.expect("reconcile");
+    let routes = Routes {
+        primary: 95,
+        canary: 5,
+        mirrored: false,
+    };
+    smi.set_routes(&canary, routes).await.expect("set");
+    assert_eq!(smi.get_routes(&canary).await.expect("get"), routes);
+    let ts: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource(
+            "split.smi-spec.io",
+            "v1alpha1",
+            "TrafficSplit",
+            "trafficsplits",
+        ),
+    );
+    let ts = serde_json::to_value(ts.get("podinfo").await.expect("trafficsplit")).expect("json");
+    assert_eq!(ts["spec"]["service"], "podinfo");
+
+    let mut gw = canary.clone();
+    gw.spec.service.gateway_refs = vec![
+        serde_json::from_value(
+            json!({"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}),
+        )
+        .expect("ref"),
+    ];
+    let route = canary_router::for_provider("gatewayapi:v1", client.clone()).expect("router");
+    route.reconcile(&gw).await.expect("reconcile");
+    route
+        .set_routes(
+            &gw,
+            Routes {
+                primary: 50,
+                canary: 50,
+                mirrored: false,
+            },
+        )
+        .await
+        .expect("set");
+    assert_eq!(route.get_routes(&gw).await.expect("get").canary, 50);
+}
+
+#[tokio::test]
+async fn an_unknown_provider_and_an_unsupported_one_are_clear_errors() {
+    let (_sim, client) = cluster().await;
+    let unknown = canary_router::for_provider("consul", client.clone())
+        .err()
+        .expect("unknown");
+    assert!(
+        unknown
+            .to_string()
+            .starts_with("unknown provider \"consul\"; expected one of"),
+        "{unknown}"
+    );
+    let later = canary_router::for_provider("nginx", client)
+        .err()
+        .expect("unsupported");
+    assert!(
+        later
+            .to_string()
+            .starts_with("provider \"nginx\" is not supported yet"),
+        "{later}"
+    );
+}

@@ -1,0 +1,208 @@
+//! Snapshots of each provider's routing objects for the seeds' canaries. A snapshot that
+//! differs fails; `UPDATE_SNAPSHOTS=1 cargo test -p canary-router` rewrites them for review.
+
+use canary_api::Canary;
+use canary_core::Routes;
+use canary_core::spec::{HttpMatch, StringMatch};
+use canary_router::{Kind, istio};
+use serde_json::{Value, json};
+
+fn seed(file: &str) -> Canary {
+    let path = format!(
+        "{}/../canary-core/tests/fixtures/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut c = Canary::from_yaml(&std::fs::read_to_string(path).expect("fixture")).expect("seed");
+    c.metadata.namespace.get_or_insert_with(|| "test".into());
+    c.metadata.uid = Some("uid-podinfo".into());
+    c
+}
+
+fn weights() -> Vec<(&'static str, Routes)> {
+    vec![
+        (
+            "weight 0",
+            Routes {
+                primary: 100,
+                canary: 0,
+                mirrored: false,
+            },
+        ),
+        (
+            "weight 5",
+            Routes {
+                primary: 95,
+                canary: 5,
+                mirrored: false,
+            },
+        ),
+        (
+            "weight 50",
+            Routes {
+                primary: 50,
+                canary: 50,
+                mirrored: false,
+            },
+        ),
+        (
+            "promoted",
+            Routes {
+                primary: 100,
+                canary: 0,
+                mirrored: false,
+            },
+        ),
+    ]
+}
+
+fn snapshot(name: &str, value: Value) {
+    let path = format!("{}/tests/snapshots/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let text = serde_yaml_ng::to_string(&value).expect("yaml");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &text).expect("write");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "snapshot {name} differs; review and rerun with UPDATE_SNAPSHOTS=1:\n{text}"
+    );
+}
+
+fn steps(kind: Kind, canary: &Canary) -> Value {
+    let mut out = serde_json::Map::new();
+    for (label, routes) in weights() {
+        let obj = kind.build(canary, routes).expect("build");
+        assert_eq!(
+            kind.routes_of(&obj, canary).expect("read back"),
+            routes,
+            "{label} round-trips"
+        );
+        out.insert(label.into(), obj);
+    }
+    Value::Object(out)
+}
+
+fn header_match() -> Vec<HttpMatch> {
+    let mut m = HttpMatch::default();
+    m.headers.insert(
+        "x-canary".into(),
+        StringMatch {
+            exact: Some("insider".into()),
+            ..Default::default()
+        },
+    );
+    vec![m]
+}
+
+fn cookie_match() -> Vec<HttpMatch> {
+    let mut m = HttpMatch::default();
+    m.headers.insert(
+        "cookie".into(),
+        StringMatch {
+            regex: Some("^(.*?;)?(canary=insider)(;.*)?$".into()),
+            ..Default::default()
+        },
+    );
+    vec![m]
+}
+
+#[test]
+fn istio_seed_004() {
+    let canary = seed("004-istio.yaml");
+    let mut all = steps(Kind::Istio, &canary);
+    all["destinationRules"] = json!(istio::destination_rules(&canary));
+    snapshot("istio-004", all);
+}
+
+#[test]
+fn istio_ab_testing_with_header_and_cookie() {
+    for (name, m) in [
+        ("istio-ab-header", header_match()),
+        ("istio-ab-cookie", cookie_match()),
+    ] {
+        let mut canary = seed("004-istio.yaml");
+        let a = canary.spec.analysis.as_mut().expect("analysis");
+        a.r#match = m;
+        a.iterations = Some(10);
+        let obj = Kind::Istio
+            .build(
+                &canary,
+                Routes {
+                    primary: 0,
+                    canary: 100,
+                    mirrored: false,
+                },
+            )
+            .expect("build");
+        assert_eq!(
+            obj["spec"]["http"].as_array().map(Vec::len),
+            Some(2),
+            "A/B route, then the default route"
+        );
+        snapshot(name, obj);
+    }
+}
+
+#[test]
+fn istio_mirroring() {
+    let mut canary = seed("004-istio.yaml");
+    let a = canary.spec.analysis.as_mut().expect("analysis");
+    a.mirror = true;
+    a.mirror_weight = Some(50);
+    let routes = Routes {
+        primary: 100,
+        canary: 0,
+        mirrored: true,
+    };
+    let obj = Kind::Istio.build(&canary, routes).expect("build");
+    assert_eq!(Kind::Istio.routes_of(&obj, &canary).expect("read"), routes);
+    snapshot("istio-mirror", obj);
+}
+
+#[test]
+fn linkerd_smi_seed_001() {
+    snapshot(
+        "smi-v1alpha1-001",
+        steps(Kind::Smi("v1alpha1"), &seed("001-linkerd.yaml")),
+    );
+}
+
+#[test]
+fn gateway_api_for_linkerd_and_ab() {
+    let mut canary = seed("001-linkerd.yaml");
+    canary.spec.provider = Some("gatewayapi:v1".into());
+    canary.spec.service.gateway_refs = vec![
+        serde_json::from_value(
+            json!({"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}),
+        )
+        .expect("ref"),
+    ];
+    snapshot("gatewayapi-v1-001", steps(Kind::GatewayApi("v1"), &canary));
+    let a = canary.spec.analysis.as_mut().expect("analysis");
+    a.r#match = header_match();
+    a.iterations = Some(10);
+    snapshot(
+        "gatewayapi-v1-ab-header",
+        Kind::GatewayApi("v1")
+            .build(
+                &canary,
+                Routes {
+                    primary: 0,
+                    canary: 100,
+                    mirrored: false,
+                },
+            )
+            .expect("build"),
+    );
+}
+
+#[test]
+fn gateway_api_needs_gateway_refs() {
+    let err = Kind::GatewayApi("v1")
+        .build(&seed("001-linkerd.yaml"), Routes::default())
+        .expect_err("no refs");
+    assert_eq!(
+        err.to_string(),
+        "spec.service.gatewayRefs: required by the Gateway API provider"
+    );
+}
