@@ -54,8 +54,14 @@ pub enum Error {
 }
 
 /// Picks the router of a provider.
-pub type RouterFactory =
-    Box<dyn Fn(&str) -> canary_router::Result<Box<dyn canary_router::TrafficRouter>> + Send + Sync>;
+pub type RouterFactory = Box<
+    dyn Fn(
+            &str,
+            Option<canary_router::appmesh::PodSelector>,
+        ) -> canary_router::Result<Box<dyn canary_router::TrafficRouter>>
+        + Send
+        + Sync,
+>;
 
 /// Everything a reconcile uses, built in one place.
 pub struct Context {
@@ -90,8 +96,9 @@ impl Context {
     pub fn new(client: Client, settings: Settings) -> Result<Context, String> {
         let stats = Arc::new(Stats::new(VERSION, &settings.engine.default_provider));
         let router_client = client.clone();
-        let routers: RouterFactory =
-            Box::new(move |provider| canary_router::for_provider(provider, router_client.clone()));
+        let routers: RouterFactory = Box::new(move |provider, selector| {
+            canary_router::for_provider(provider, router_client.clone(), selector)
+        });
         Ok(Context {
             events: Events::new(client.clone(), &settings.instance),
             client,

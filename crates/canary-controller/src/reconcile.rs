@@ -41,15 +41,6 @@ pub async fn reconcile(cached: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
         a.interval(ctx.settings.engine.min_interval)
     });
     let provider = spec.provider(&ctx.settings.engine).to_string();
-    let router = match (ctx.routers)(&provider) {
-        Ok(r) => r,
-        Err(e) => {
-            ctx.events
-                .publish(&canary, canary_core::Level::Warn, &e.to_string())
-                .await;
-            return Ok(Action::requeue(interval));
-        }
-    };
     if let Some(owner) = target_taken_by(&ctx, &canary, &ns).await? {
         let msg = format!(
             "{} {}.{ns} is already the target of canary {owner}.{ns}; only one canary may target a workload",
@@ -93,6 +84,21 @@ pub async fn reconcile(cached: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
                     .await;
                 return Ok(Action::requeue(interval));
             }
+        }
+    };
+    let router = match (ctx.routers)(
+        &provider,
+        sel.as_ref().map(|s| canary_router::appmesh::PodSelector {
+            label: s.label.clone(),
+            value: s.value.clone(),
+        }),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.events
+                .publish(&canary, canary_core::Level::Warn, &e.to_string())
+                .await;
+            return Ok(Action::requeue(interval));
         }
     };
     let tracked = match w.tracked_configs(&target).await {

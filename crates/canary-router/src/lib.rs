@@ -8,6 +8,7 @@
 //! (blue/green through the ClusterIP services). This crate never decides when to move
 //! traffic: canary-core does.
 
+pub mod appmesh;
 pub mod gatewayapi;
 pub mod istio;
 mod matches;
@@ -75,8 +76,13 @@ impl TrafficRouter for KubernetesRouter {
     }
 }
 
-/// The router for a provider name.
-pub fn for_provider(provider: &str, client: kube::Client) -> Result<Box<dyn TrafficRouter>> {
+/// The router for a provider name. App Mesh needs the target's pod selector (its
+/// VirtualNodes select pods).
+pub fn for_provider(
+    provider: &str,
+    client: kube::Client,
+    selector: Option<appmesh::PodSelector>,
+) -> Result<Box<dyn TrafficRouter>> {
     if !canary_core::validate::is_known_provider(provider) {
         return Err(Error::UnknownProvider(provider.to_string()));
     }
@@ -88,12 +94,17 @@ pub fn for_provider(provider: &str, client: kube::Client) -> Result<Box<dyn Traf
         "smi:v1alpha3" => Kind::Smi("v1alpha3"),
         "gatewayapi:v1" => Kind::GatewayApi("v1"),
         "gatewayapi:v1beta1" => Kind::GatewayApi("v1beta1"),
+        "appmesh" | "appmesh:v1beta2" => Kind::AppMesh,
         p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
         other => return Err(Error::Unsupported(other.to_string())),
     };
-    Ok(Box::new(ObjectRouter { client, kind }))
+    Ok(Box::new(ObjectRouter {
+        client,
+        kind,
+        selector,
+    }))
 }
 
 /// The providers whose routing is one object with two weighted destinations.
@@ -105,6 +116,8 @@ pub enum Kind {
     Smi(&'static str),
     /// Gateway API HTTPRoute of a version.
     GatewayApi(&'static str),
+    /// App Mesh v1beta2: the weights live in the apex VirtualRouter.
+    AppMesh,
 }
 
 impl Kind {
@@ -118,6 +131,12 @@ impl Kind {
             ),
             Kind::Smi(v) => ("split.smi-spec.io", v, "TrafficSplit", "trafficsplits"),
             Kind::GatewayApi(v) => ("gateway.networking.k8s.io", v, "HTTPRoute", "httproutes"),
+            Kind::AppMesh => (
+                "appmesh.k8s.aws",
+                "v1beta2",
+                "VirtualRouter",
+                "virtualrouters",
+            ),
         };
         ApiResource {
             group: group.into(),
@@ -134,6 +153,10 @@ impl Kind {
             Kind::Istio => Ok(istio::virtual_service(canary, routes)),
             Kind::Smi(v) => Ok(smi::traffic_split(canary, routes, v)),
             Kind::GatewayApi(v) => gatewayapi::http_route(canary, routes, v),
+            Kind::AppMesh => {
+                let [apex, _] = appmesh::virtual_routers(canary, routes);
+                Ok(apex)
+            }
         }
     }
 
@@ -143,6 +166,7 @@ impl Kind {
             Kind::Istio => istio::routes_of(obj, canary),
             Kind::Smi(_) => smi::routes_of(obj, canary),
             Kind::GatewayApi(_) => gatewayapi::routes_of(obj, canary),
+            Kind::AppMesh => appmesh::routes_of(obj, canary),
         }
     }
 }
@@ -151,6 +175,7 @@ impl Kind {
 pub struct ObjectRouter {
     client: kube::Client,
     kind: Kind,
+    selector: Option<appmesh::PodSelector>,
 }
 
 /// The field manager of the routing objects.
@@ -204,6 +229,38 @@ impl TrafficRouter for ObjectRouter {
             Some(obj) => self.kind.routes_of(&obj, canary).unwrap_or_default(),
             None => Routes::default(),
         };
+        if self.kind == Kind::AppMesh {
+            let Some(sel) = &self.selector else {
+                return Err(Error::Io(
+                    "App Mesh needs the target's selector label to build its virtual nodes".into(),
+                ));
+            };
+            let mesh = |kind: &str, plural: &str| ApiResource {
+                group: "appmesh.k8s.aws".into(),
+                version: "v1beta2".into(),
+                api_version: "appmesh.k8s.aws/v1beta2".into(),
+                kind: kind.into(),
+                plural: plural.into(),
+            };
+            for node in appmesh::virtual_nodes(canary, sel) {
+                self.apply(canary, &mesh("VirtualNode", "virtualnodes"), &node)
+                    .await?;
+            }
+            let [apex, canary_router] = appmesh::virtual_routers(canary, routes);
+            self.apply(
+                canary,
+                &mesh("VirtualRouter", "virtualrouters"),
+                &canary_router,
+            )
+            .await?;
+            self.apply(canary, &mesh("VirtualRouter", "virtualrouters"), &apex)
+                .await?;
+            for service in appmesh::virtual_services(canary) {
+                self.apply(canary, &mesh("VirtualService", "virtualservices"), &service)
+                    .await?;
+            }
+            return Ok(());
+        }
         self.set_routes(canary, routes).await
     }
 

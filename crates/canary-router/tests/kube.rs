@@ -56,7 +56,7 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
 async fn istio_objects_are_created_and_weights_round_trip() {
     let (_sim, client) = cluster().await;
     let canary = seed("004-istio.yaml");
-    let router = canary_router::for_provider("istio", client.clone()).expect("router");
+    let router = canary_router::for_provider("istio", client.clone(), None).expect("router");
     router.reconcile(&canary).await.expect("reconcile");
     let vs_api: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -127,7 +127,7 @@ async fn istio_objects_are_created_and_weights_round_trip() {
 async fn linkerd_traffic_split_and_gateway_api_routes_round_trip() {
     let (_sim, client) = cluster().await;
     let canary = seed("001-linkerd.yaml");
-    let smi = canary_router::for_provider("linkerd", client.clone()).expect("router");
+    let smi = canary_router::for_provider("linkerd", client.clone(), None).expect("router");
     smi.reconcile(&canary).await.expect("reconcile");
     let routes = Routes {
         primary: 95,
@@ -156,7 +156,7 @@ async fn linkerd_traffic_split_and_gateway_api_routes_round_trip() {
         )
         .expect("ref"),
     ];
-    let route = canary_router::for_provider("gatewayapi:v1", client.clone()).expect("router");
+    let route = canary_router::for_provider("gatewayapi:v1", client.clone(), None).expect("router");
     route.reconcile(&gw).await.expect("reconcile");
     route
         .set_routes(
@@ -175,7 +175,7 @@ async fn linkerd_traffic_split_and_gateway_api_routes_round_trip() {
 #[tokio::test]
 async fn an_unknown_provider_and_an_unsupported_one_are_clear_errors() {
     let (_sim, client) = cluster().await;
-    let unknown = canary_router::for_provider("consul", client.clone())
+    let unknown = canary_router::for_provider("consul", client.clone(), None)
         .err()
         .expect("unknown");
     assert!(
@@ -184,7 +184,7 @@ async fn an_unknown_provider_and_an_unsupported_one_are_clear_errors() {
             .starts_with("unknown provider \"consul\"; expected one of"),
         "{unknown}"
     );
-    let later = canary_router::for_provider("nginx", client)
+    let later = canary_router::for_provider("nginx", client, None)
         .err()
         .expect("unsupported");
     assert!(
@@ -193,4 +193,61 @@ async fn an_unknown_provider_and_an_unsupported_one_are_clear_errors() {
             .starts_with("provider \"nginx\" is not supported yet"),
         "{later}"
     );
+}
+
+#[tokio::test]
+async fn app_mesh_creates_the_objects_seed_002_lists() {
+    let (_sim, client) = cluster().await;
+    let canary = seed("002-appmesh-v1beta2.yaml");
+    let selector = canary_router::appmesh::PodSelector {
+        label: "app".into(),
+        value: "podinfo".into(),
+    };
+    let router = canary_router::for_provider("appmesh:v1beta2", client.clone(), Some(selector))
+        .expect("router");
+    router.reconcile(&canary).await.expect("reconcile");
+    let names = |kind: &str, plural: &str| {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "test",
+            &resource("appmesh.k8s.aws", "v1beta2", kind, plural),
+        );
+        async move {
+            let mut n: Vec<String> = api
+                .list(&Default::default())
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .filter_map(|o| o.metadata.name)
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    assert_eq!(
+        names("VirtualNode", "virtualnodes").await,
+        ["podinfo-canary", "podinfo-primary"]
+    );
+    assert_eq!(
+        names("VirtualRouter", "virtualrouters").await,
+        ["podinfo", "podinfo-canary"]
+    );
+    assert_eq!(
+        names("VirtualService", "virtualservices").await,
+        ["podinfo", "podinfo-canary"]
+    );
+    let routes = Routes {
+        primary: 95,
+        canary: 5,
+        mirrored: false,
+    };
+    router.set_routes(&canary, routes).await.expect("set");
+    assert_eq!(router.get_routes(&canary).await.expect("get"), routes);
+    let without = canary_router::for_provider("appmesh", client, None).expect("router");
+    let err = without
+        .reconcile(&canary)
+        .await
+        .expect_err("needs the selector");
+    assert!(err.to_string().contains("selector label"), "{err}");
 }

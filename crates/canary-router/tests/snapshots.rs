@@ -206,3 +206,33 @@ fn gateway_api_needs_gateway_refs() {
         "spec.service.gatewayRefs: required by the Gateway API provider"
     );
 }
+
+#[test]
+fn app_mesh_seed_002() {
+    use canary_router::appmesh;
+    let canary = seed("002-appmesh-v1beta2.yaml");
+    let sel = appmesh::PodSelector {
+        label: "app".into(),
+        value: "podinfo".into(),
+    };
+    let mut all = steps(Kind::AppMesh, &canary);
+    all["virtualNodes"] = json!(appmesh::virtual_nodes(&canary, &sel));
+    all["virtualServices"] = json!(appmesh::virtual_services(&canary));
+    all["canaryRouter"] = appmesh::virtual_routers(&canary, Routes::default())[1].clone();
+    snapshot("appmesh-v1beta2-002", all);
+    let mut ab = seed("002-appmesh-ab-header.yaml");
+    ab.metadata.uid = Some("uid-podinfo".into());
+    snapshot(
+        "appmesh-v1beta2-ab-header",
+        Kind::AppMesh
+            .build(
+                &ab,
+                Routes {
+                    primary: 0,
+                    canary: 100,
+                    mirrored: false,
+                },
+            )
+            .expect("build"),
+    );
+}
