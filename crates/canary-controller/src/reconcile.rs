@@ -586,25 +586,8 @@ impl Act<'_> {
     async fn initialize(&self) -> Result<(), Error> {
         let Some(sel) = self.sel else { return Ok(()) };
         let spec: &canary_core::CanarySpec = &self.canary.spec;
-        let prefixes = &self.ctx.settings.include_label_prefix;
         if self.primary.is_none() {
-            for (_, (_, obj)) in self.tracked.iter() {
-                self.w
-                    .apply(
-                        obj["kind"].as_str().unwrap_or("ConfigMap"),
-                        &configs::primary_copy(obj, self.canary, prefixes),
-                    )
-                    .await?;
-            }
-            let names: BTreeSet<String> = self.tracked.keys().cloned().collect();
-            let primary = workload::primary(
-                self.target,
-                self.canary,
-                sel,
-                &names,
-                &self.flagger_id(),
-                prefixes,
-            );
+            let primary = self.desired_primary(sel).await?;
             self.w.apply(&spec.target_ref.kind, &primary).await?;
         }
         self.primary_autoscaler(false).await?;
@@ -662,24 +645,7 @@ impl Act<'_> {
     async fn promote(&self) -> Result<(), Error> {
         let Some(sel) = self.sel else { return Ok(()) };
         let spec: &canary_core::CanarySpec = &self.canary.spec;
-        let prefixes = &self.ctx.settings.include_label_prefix;
-        for (_, (_, obj)) in self.tracked.iter() {
-            self.w
-                .apply(
-                    obj["kind"].as_str().unwrap_or("ConfigMap"),
-                    &configs::primary_copy(obj, self.canary, prefixes),
-                )
-                .await?;
-        }
-        let names: BTreeSet<String> = self.tracked.keys().cloned().collect();
-        let mut primary = workload::primary(
-            self.target,
-            self.canary,
-            sel,
-            &names,
-            &self.flagger_id(),
-            prefixes,
-        );
+        let mut primary = self.desired_primary(sel).await?;
         if spec.autoscaler_ref.is_some()
             && let Some(current) = self.primary
         {
@@ -687,6 +653,27 @@ impl Act<'_> {
             primary["spec"]["replicas"] = current["spec"]["replicas"].clone();
         }
         self.w.apply(&spec.target_ref.kind, &primary).await
+    }
+
+    /// Writes the `-primary` copies of the tracked configs and returns the primary workload
+    /// built from the target (with a new `flagger-id`).
+    async fn desired_primary(&self, sel: &workload::Selector) -> Result<Value, Error> {
+        let prefixes = &self.ctx.settings.include_label_prefix;
+        for (_, (_, obj)) in self.tracked.iter() {
+            let kind = obj["kind"].as_str().unwrap_or("ConfigMap");
+            self.w
+                .apply(kind, &configs::primary_copy(obj, self.canary, prefixes))
+                .await?;
+        }
+        let names: BTreeSet<String> = self.tracked.keys().cloned().collect();
+        Ok(workload::primary(
+            self.target,
+            self.canary,
+            sel,
+            &names,
+            &self.flagger_id(),
+            prefixes,
+        ))
     }
 
     /// Creates the `-primary` autoscaler, or (with `update`) pushes the target's settings to it.

@@ -6,7 +6,7 @@ use canary_api::Canary;
 use canary_core::Routes;
 use serde_json::{Value, json};
 
-use crate::{Error, Result, apex_name, managed_metadata};
+use crate::{Result, apex_name, managed_metadata, weight_pair};
 
 const API: &str = "appmesh.k8s.aws/v1beta2";
 
@@ -189,30 +189,16 @@ pub fn virtual_services(canary: &Canary) -> [Value; 2] {
 
 /// The weights of the apex VirtualRouter (its first route).
 pub fn routes_of(router: &Value, canary: &Canary) -> Result<Routes> {
-    let apex = apex_name(canary);
     let route = &router["spec"]["routes"][0];
     let targets = route["httpRoute"]["action"]["weightedTargets"]
         .as_array()
         .or(route["grpcRoute"]["action"]["weightedTargets"].as_array())
         .cloned()
         .unwrap_or_default();
-    let weight = |name: String| {
+    weight_pair(&apex_name(canary), "virtualrouter", |name| {
         targets
             .iter()
-            .find(|t| t["virtualNodeRef"]["name"] == name.as_str())
+            .find(|t| t["virtualNodeRef"]["name"] == name)
             .map(|t| t["weight"].as_u64().unwrap_or(0) as u32)
-    };
-    match (
-        weight(format!("{apex}-primary")),
-        weight(format!("{apex}-canary")),
-    ) {
-        (Some(primary), Some(canary)) => Ok(Routes {
-            primary,
-            canary,
-            mirrored: false,
-        }),
-        _ => Err(Error::Io(format!(
-            "virtualrouter {apex} has no weighted targets {apex}-primary and {apex}-canary"
-        ))),
-    }
+    })
 }

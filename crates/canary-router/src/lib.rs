@@ -294,6 +294,28 @@ fn io(e: kube::Error) -> Error {
     Error::Io(e.to_string())
 }
 
+/// Routes from the weights of `<apex>-primary` and `<apex>-canary` in a routing object, or
+/// an error naming the object (`what`) when either is missing.
+pub(crate) fn weight_pair(
+    apex: &str,
+    what: &str,
+    weight: impl Fn(&str) -> Option<u32>,
+) -> Result<Routes> {
+    match (
+        weight(&format!("{apex}-primary")),
+        weight(&format!("{apex}-canary")),
+    ) {
+        (Some(primary), Some(canary)) => Ok(Routes {
+            primary,
+            canary,
+            mirrored: false,
+        }),
+        _ => Err(Error::Io(format!(
+            "{what} {apex} has no weights for {apex}-primary and {apex}-canary"
+        ))),
+    }
+}
+
 /// The apex name: `service.name`, else the target's name.
 pub fn apex_name(canary: &Canary) -> String {
     let spec: &canary_core::CanarySpec = &canary.spec;

@@ -5,7 +5,7 @@ use canary_api::Canary;
 use canary_core::Routes;
 use serde_json::{Value, json};
 
-use crate::{Error, Result, apex_name, managed_metadata};
+use crate::{Result, apex_name, managed_metadata, weight_pair};
 
 /// The TrafficSplit of API `version` (`v1alpha1` writes weights as quantities).
 pub fn traffic_split(canary: &Canary, routes: Routes, version: &str) -> Value {
@@ -40,31 +40,17 @@ pub fn traffic_split(canary: &Canary, routes: Routes, version: &str) -> Value {
 
 /// The weights a TrafficSplit holds.
 pub fn routes_of(ts: &Value, canary: &Canary) -> Result<Routes> {
-    let apex = apex_name(canary);
     let backends = ts["spec"]["backends"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let weight = |name: String| {
+    weight_pair(&apex_name(canary), "trafficsplit", |name| {
         backends
             .iter()
-            .find(|b| b["service"] == name.as_str())
+            .find(|b| b["service"] == name)
             .map(|b| match &b["weight"] {
                 Value::String(s) => s.trim_end_matches('m').parse::<u32>().unwrap_or(0),
                 v => v.as_u64().unwrap_or(0) as u32,
             })
-    };
-    match (
-        weight(format!("{apex}-primary")),
-        weight(format!("{apex}-canary")),
-    ) {
-        (Some(primary), Some(canary)) => Ok(Routes {
-            primary,
-            canary,
-            mirrored: false,
-        }),
-        _ => Err(Error::Io(format!(
-            "trafficsplit {apex} has no {apex}-primary and {apex}-canary backends"
-        ))),
-    }
+    })
 }
