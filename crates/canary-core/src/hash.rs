@@ -22,6 +22,25 @@ pub fn config_checksum(data: &Value) -> String {
     format!("{:016x}", h.0)
 }
 
+/// The session-affinity cookie of a revision: `<name>=<10 letters>` derived from the
+/// revision's fingerprint, so the engine and the router agree on it without sharing state,
+/// and a restart gives the same cookie.
+pub fn session_cookie(name: &str, revision: &str) -> String {
+    let mut h = Fnv::default();
+    h.write(name.as_bytes());
+    h.write(b"\0");
+    h.write(revision.as_bytes());
+    let mut x = h.0;
+    let letters: String = (0..10)
+        .map(|_| {
+            let c = (b'a' + (x % 26) as u8) as char;
+            x = (x / 26) ^ x.rotate_left(17);
+            c
+        })
+        .collect();
+    format!("{name}={letters}")
+}
+
 struct Fnv(u64);
 
 impl Default for Fnv {
@@ -75,6 +94,14 @@ mod tests {
         let a = json!({"containers": [{"name": "podinfod", "image": "podinfo:6.0.0"}]});
         let b = json!({"containers": [{"image": "podinfo:6.0.0", "name": "podinfod"}]});
         assert_eq!(spec_hash(&a), spec_hash(&b));
+    }
+
+    #[test]
+    fn session_cookies_are_stable_per_revision() {
+        let a = session_cookie("flagger-cookie", "rev-1");
+        assert_eq!(a, session_cookie("flagger-cookie", "rev-1"));
+        assert_ne!(a, session_cookie("flagger-cookie", "rev-2"));
+        assert!(a.starts_with("flagger-cookie=") && a.len() == "flagger-cookie=".len() + 10);
     }
 
     #[test]

@@ -568,6 +568,7 @@ impl<'a> Tick<'a> {
     }
 
     fn finish(mut self, before: &CanaryStatus) -> Step {
+        self.track_session_cookies();
         if let Some(report) = self.report.take() {
             self.status.analysis = Some(report);
         }
@@ -592,6 +593,38 @@ impl<'a> Tick<'a> {
         Step {
             status: self.status,
             actions: self.actions,
+        }
+    }
+
+    /// Session affinity: the step that first sends traffic to the canary records the cookie
+    /// of the revision; the step that takes it away keeps it as the previous cookie, which
+    /// the router expires.
+    fn track_session_cookies(&mut self) {
+        let Some(affinity) = self.analysis().session_affinity.as_ref() else {
+            return;
+        };
+        let last = self.actions.iter().rev().find_map(|a| match a {
+            Action::SetRoutes { canary, .. } => Some(*canary),
+            _ => None,
+        });
+        match last {
+            Some(w) if w > 0 && self.status.session_affinity_cookie.is_none() => {
+                let revision = self.status.last_applied_spec.clone();
+                self.status.session_affinity_cookie = Some(crate::hash::session_cookie(
+                    &affinity.cookie_name,
+                    &revision,
+                ));
+                self.status.primary_session_affinity_cookie = affinity
+                    .primary_cookie_name
+                    .as_ref()
+                    .map(|name| crate::hash::session_cookie(name, &revision));
+            }
+            Some(0) if self.status.session_affinity_cookie.is_some() => {
+                self.status.previous_session_affinity_cookie =
+                    self.status.session_affinity_cookie.take();
+                self.status.primary_session_affinity_cookie = None;
+            }
+            _ => {}
         }
     }
 

@@ -737,3 +737,34 @@ fn calling_early_never_takes_a_step_before_the_interval() {
         matches!(step.actions.as_slice(), [Action::Initialize, Action::ReconcileRoutes, Action::Requeue(d)] if d.as_secs() == 7)
     );
 }
+
+#[test]
+fn session_affinity_records_the_cookie_while_the_canary_takes_traffic() {
+    let mut sim = initialized_with("004-istio.yaml", "istio", |spec| {
+        spec.analysis.as_mut().expect("analysis").session_affinity =
+            Some(canary_core::spec::SessionAffinity {
+                cookie_name: "flagger-cookie".into(),
+                ..Default::default()
+            });
+    });
+    let mut script = Scripted::healthy();
+    sim.set_revision("rev-2");
+    while sim.routes.canary == 0 {
+        sim.step(&mut script);
+    }
+    let cookie = canary_core::hash::session_cookie("flagger-cookie", "rev-2");
+    assert_eq!(
+        sim.status.session_affinity_cookie.as_deref(),
+        Some(cookie.as_str())
+    );
+    assert_eq!(
+        sim.run_until(&mut script, &[Phase::Succeeded], 40),
+        Phase::Succeeded
+    );
+    assert_eq!(sim.status.session_affinity_cookie, None);
+    assert_eq!(
+        sim.status.previous_session_affinity_cookie.as_deref(),
+        Some(cookie.as_str()),
+        "kept for the router to expire"
+    );
+}

@@ -88,6 +88,18 @@ pub fn virtual_service(canary: &Canary, routes: Routes) -> Value {
             weighted(second, 100, 0, false),
         ]
     };
+    let http = match spec.analysis().and_then(|a| a.session_affinity.as_ref()) {
+        Some(affinity) => with_session_affinity(
+            canary,
+            affinity,
+            routes,
+            http,
+            &primary,
+            &canary_host,
+            &destination,
+        ),
+        None => http,
+    };
     let mut vs_spec = json!({"hosts": hosts, "gateways": gateways, "http": http});
     if s.delegation {
         vs_spec = json!({"http": vs_spec["http"]});
@@ -98,6 +110,86 @@ pub fn virtual_service(canary: &Canary, routes: Routes) -> Value {
         "metadata": managed_metadata(canary, &apex, true),
         "spec": vs_spec,
     })
+}
+
+/// Name of the routes flaggerd adds for session affinity (skipped when reading weights).
+const STICKY: &str = "flagger-session-affinity";
+
+/// Sticky sessions (Flagger's Istio session affinity): while the canary takes traffic, its
+/// responses set the revision's cookie and a first route sends requests carrying it to the
+/// canary; once traffic is back on the primary, a route answers the previous cookie with an
+/// expiry. The cookie is derived from the revision (`canary_core::hash::session_cookie`).
+fn with_session_affinity(
+    canary: &Canary,
+    affinity: &canary_core::spec::SessionAffinity,
+    routes: Routes,
+    mut http: Vec<Value>,
+    primary: &str,
+    canary_host: &str,
+    destination: &dyn Fn(&str, u32) -> Value,
+) -> Vec<Value> {
+    let status = canary.status.clone().unwrap_or_default();
+    let attributes = cookie_attributes(affinity, affinity.max_age.unwrap_or(86400));
+    let cookie_match =
+        |cookie: &str| json!([{"headers": {"Cookie": {"regex": format!(".*{cookie}.*")}}}]);
+    let with_cookie = |mut d: Value, cookie: &str, attrs: &str| {
+        d["headers"] = json!({"response": {"add": {"Set-Cookie": format!("{cookie}{attrs}")}}});
+        d
+    };
+    if routes.canary > 0 {
+        let cookie =
+            canary_core::hash::session_cookie(&affinity.cookie_name, &status.last_applied_spec);
+        if let Some(weighted) = http.first_mut() {
+            weighted["route"][1] = with_cookie(weighted["route"][1].clone(), &cookie, &attributes);
+            if let Some(name) = &affinity.primary_cookie_name {
+                let primary_cookie =
+                    canary_core::hash::session_cookie(name, &status.last_applied_spec);
+                let interval = canary
+                    .spec
+                    .analysis()
+                    .map_or(60, |a| a.interval(std::time::Duration::ZERO).as_secs());
+                weighted["route"][0] = with_cookie(
+                    weighted["route"][0].clone(),
+                    &primary_cookie,
+                    &cookie_attributes(affinity, interval as i32),
+                );
+                http.insert(0, json!({"name": format!("{STICKY}-primary"), "match": cookie_match(&primary_cookie), "route": [destination(primary, 100), destination(canary_host, 0)]}));
+            }
+        }
+        let sticky = json!({"name": STICKY, "match": cookie_match(&cookie), "route": [destination(primary, 0), with_cookie(destination(canary_host, 100), &cookie, &attributes)]});
+        http.insert(0, sticky);
+    } else if let Some(previous) = status
+        .session_affinity_cookie
+        .or(status.previous_session_affinity_cookie)
+    {
+        let expire = json!({"name": STICKY, "match": cookie_match(&previous), "route": [with_cookie(destination(primary, 100), &previous, "; Max-Age=-1"), destination(canary_host, 0)]});
+        http.insert(0, expire);
+    }
+    http
+}
+
+/// `; Max-Age=..; Domain=..; HttpOnly; Partitioned; Path=..; SameSite=..; Secure`.
+fn cookie_attributes(a: &canary_core::spec::SessionAffinity, max_age: i32) -> String {
+    let mut out = format!("; Max-Age={max_age}");
+    if let Some(d) = &a.domain {
+        out.push_str(&format!("; Domain={d}"));
+    }
+    if a.http_only {
+        out.push_str("; HttpOnly");
+    }
+    if a.partitioned {
+        out.push_str("; Partitioned");
+    }
+    if let Some(p) = &a.path {
+        out.push_str(&format!("; Path={p}"));
+    }
+    if let Some(s) = &a.same_site {
+        out.push_str(&format!("; SameSite={s}"));
+    }
+    if a.secure {
+        out.push_str("; Secure");
+    }
+    out
 }
 
 /// The DestinationRules `<apex>-primary` and `<apex>-canary`.
@@ -119,7 +211,10 @@ pub fn routes_of(vs: &Value, canary: &Canary) -> Result<Routes> {
     let apex = apex_name(canary);
     let (primary, canary_host) = (format!("{apex}-primary"), format!("{apex}-canary"));
     let http = vs["spec"]["http"].as_array().cloned().unwrap_or_default();
-    for route in &http {
+    for route in http
+        .iter()
+        .filter(|r| !r["name"].as_str().is_some_and(|n| n.starts_with(STICKY)))
+    {
         let dests = route["route"].as_array().cloned().unwrap_or_default();
         let weight = |host: &str| {
             dests

@@ -236,3 +236,61 @@ fn app_mesh_seed_002() {
             .expect("build"),
     );
 }
+
+#[test]
+fn istio_session_affinity() {
+    let mut canary = seed("004-istio.yaml");
+    canary
+        .spec
+        .analysis
+        .as_mut()
+        .expect("analysis")
+        .session_affinity = Some(
+        serde_json::from_value(
+            json!({"cookieName": "flagger-cookie", "maxAge": 21600, "path": "/", "secure": true}),
+        )
+        .expect("affinity"),
+    );
+    let mut status = canary_core::CanaryStatus {
+        last_applied_spec: "rev-2".into(),
+        ..Default::default()
+    };
+    canary.status = Some(status.clone());
+    let routes = Routes {
+        primary: 90,
+        canary: 10,
+        mirrored: false,
+    };
+    let during = Kind::Istio.build(&canary, routes).expect("build");
+    assert_eq!(
+        Kind::Istio.routes_of(&during, &canary).expect("read"),
+        routes,
+        "the sticky route is not the weighted one"
+    );
+    let cookie = canary_core::hash::session_cookie("flagger-cookie", "rev-2");
+    assert_eq!(
+        during["spec"]["http"][0]["match"][0]["headers"]["Cookie"]["regex"],
+        format!(".*{cookie}.*")
+    );
+    assert_eq!(
+        during["spec"]["http"][1]["route"][1]["headers"]["response"]["add"]["Set-Cookie"],
+        format!("{cookie}; Max-Age=21600; Path=/; Secure")
+    );
+    status.previous_session_affinity_cookie = Some(cookie.clone());
+    canary.status = Some(status);
+    let after = Kind::Istio
+        .build(&canary, Routes::default())
+        .expect("build");
+    assert_eq!(
+        after["spec"]["http"][0]["route"][0]["headers"]["response"]["add"]["Set-Cookie"],
+        format!("{cookie}; Max-Age=-1")
+    );
+    assert_eq!(
+        Kind::Istio.routes_of(&after, &canary).expect("read"),
+        Routes::default()
+    );
+    snapshot(
+        "istio-session-affinity",
+        json!({"weight 10": during, "after": after}),
+    );
+}
