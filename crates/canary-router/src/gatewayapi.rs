@@ -7,7 +7,7 @@ use canary_core::Routes;
 use canary_core::spec::{HttpMatch, StringMatch};
 use serde_json::{Map, Value, json};
 
-use crate::{Error, Result, apex_name, managed_metadata, matches};
+use crate::{Error, Result, apex_name, cookie_attributes, managed_metadata, matches};
 
 /// The HTTPRoute of API `version` (`v1` or `v1beta1`) with `routes`, and the iterations done
 /// (mirroring is for blue/green only).
@@ -69,6 +69,32 @@ pub fn http_route(canary: &Canary, routes: Routes, version: &str) -> Result<Valu
         filters.push(f);
     }
     filters.extend(s.mirror.iter().cloned());
+    if let Some(cors) = &s.cors_policy {
+        let mut c = serde_json::Map::new();
+        if !cors.allow_origin.is_empty() {
+            c.insert("allowOrigins".into(), json!(cors.allow_origin));
+        }
+        for (key, list) in [
+            ("allowMethods", &cors.allow_methods),
+            ("allowHeaders", &cors.allow_headers),
+            ("exposeHeaders", &cors.expose_headers),
+        ] {
+            if !list.is_empty() {
+                c.insert(key.into(), json!(list));
+            }
+        }
+        if let Some(age) = cors
+            .max_age
+            .as_deref()
+            .and_then(|a| canary_core::duration::parse(a).ok())
+        {
+            c.insert("maxAge".into(), json!(age.as_secs()));
+        }
+        if let Some(creds) = cors.allow_credentials {
+            c.insert("allowCredentials".into(), json!(creds));
+        }
+        filters.push(json!({"type": "CORS", "cors": c}));
+    }
     let mirror_to_canary = routes.mirrored;
     let rule = |matches: Vec<Value>, p: u32, c: u32, mirror: bool| {
         let mut r = Map::new();
@@ -120,6 +146,10 @@ pub fn http_route(canary: &Canary, routes: Routes, version: &str) -> Result<Valu
             rule(base, 100, 0, false),
         ]
     };
+    let rules = match spec.analysis().and_then(|a| a.session_affinity.as_ref()) {
+        Some(affinity) => with_session_affinity(canary, affinity, routes, rules, &apex, s.port),
+        None => rules,
+    };
     let parent_refs: Vec<Value> = s
         .gateway_refs
         .iter()
@@ -135,6 +165,51 @@ pub fn http_route(canary: &Canary, routes: Routes, version: &str) -> Result<Valu
         "metadata": managed_metadata(canary, &apex, true),
         "spec": route_spec,
     }))
+}
+
+/// Sticky sessions, as for Istio: a first rule sends requests with the revision's cookie to
+/// the canary, whose responses set it; once traffic is back on the primary, a rule expires
+/// the previous cookie.
+fn with_session_affinity(
+    canary: &Canary,
+    affinity: &canary_core::spec::SessionAffinity,
+    routes: Routes,
+    mut rules: Vec<Value>,
+    apex: &str,
+    port: i32,
+) -> Vec<Value> {
+    let status = canary.status.clone().unwrap_or_default();
+    let backend = |name: String, weight: u32| json!({"group": "", "kind": "Service", "name": name, "port": port, "weight": weight});
+    let set_cookie = |mut b: Value, value: String| {
+        b["filters"] = json!([{"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": [{"name": "Set-Cookie", "value": value}]}}]);
+        b
+    };
+    let cookie_match = |cookie: &str| json!([{"headers": [{"type": "RegularExpression", "name": "Cookie", "value": format!(".*{cookie}.*")}]}]);
+    let max_age = affinity.max_age.unwrap_or(86400);
+    if routes.canary > 0 {
+        let cookie =
+            canary_core::hash::session_cookie(&affinity.cookie_name, &status.last_applied_spec);
+        let value = format!("{cookie}{}", cookie_attributes(affinity, max_age));
+        if let Some(weighted) = rules.first_mut() {
+            weighted["backendRefs"][1] =
+                set_cookie(weighted["backendRefs"][1].clone(), value.clone());
+        }
+        let sticky = json!({"matches": cookie_match(&cookie), "backendRefs": [backend(format!("{apex}-primary"), 0), set_cookie(backend(format!("{apex}-canary"), 100), value)]});
+        rules.insert(0, sticky);
+    } else if let Some(previous) = status
+        .session_affinity_cookie
+        .or(status.previous_session_affinity_cookie)
+    {
+        let expire = json!({"matches": cookie_match(&previous), "backendRefs": [set_cookie(backend(format!("{apex}-primary"), 100), format!("{previous}; Max-Age=-1")), backend(format!("{apex}-canary"), 0)]});
+        rules.insert(0, expire);
+    }
+    rules
+}
+
+/// True for the rules flaggerd adds for session affinity (matched on the Cookie header).
+fn is_sticky(rule: &Value) -> bool {
+    rule["matches"][0]["headers"][0]["name"] == "Cookie"
+        && rule["matches"][0]["headers"][0]["type"] == "RegularExpression"
 }
 
 /// A match in Gateway API's form (path, method, headers and query parameters).
@@ -179,7 +254,12 @@ fn gateway_match(m: &HttpMatch) -> Value {
 /// The weights an HTTPRoute holds: the rule with both backends (the first such rule).
 pub fn routes_of(route: &Value, canary: &Canary) -> Result<Routes> {
     let apex = apex_name(canary);
-    for rule in route["spec"]["rules"].as_array().into_iter().flatten() {
+    for rule in route["spec"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| !is_sticky(r))
+    {
         let refs = rule["backendRefs"].as_array().cloned().unwrap_or_default();
         let weight = |name: String| {
             refs.iter()

@@ -5,7 +5,7 @@ use canary_api::Canary;
 use canary_core::Routes;
 use serde_json::{Map, Value, json};
 
-use crate::{Error, Result, apex_name, managed_metadata, matches};
+use crate::{Error, Result, apex_name, cookie_attributes, managed_metadata, matches};
 
 /// The VirtualService for the canary with `routes`.
 pub fn virtual_service(canary: &Canary, routes: Routes) -> Value {
@@ -166,30 +166,6 @@ fn with_session_affinity(
         http.insert(0, expire);
     }
     http
-}
-
-/// `; Max-Age=..; Domain=..; HttpOnly; Partitioned; Path=..; SameSite=..; Secure`.
-fn cookie_attributes(a: &canary_core::spec::SessionAffinity, max_age: i32) -> String {
-    let mut out = format!("; Max-Age={max_age}");
-    if let Some(d) = &a.domain {
-        out.push_str(&format!("; Domain={d}"));
-    }
-    if a.http_only {
-        out.push_str("; HttpOnly");
-    }
-    if a.partitioned {
-        out.push_str("; Partitioned");
-    }
-    if let Some(p) = &a.path {
-        out.push_str(&format!("; Path={p}"));
-    }
-    if let Some(s) = &a.same_site {
-        out.push_str(&format!("; SameSite={s}"));
-    }
-    if a.secure {
-        out.push_str("; Secure");
-    }
-    out
 }
 
 /// The DestinationRules `<apex>-primary` and `<apex>-canary`.

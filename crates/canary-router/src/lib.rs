@@ -316,6 +316,30 @@ pub(crate) fn weight_pair(
     }
 }
 
+/// `; Max-Age=..; Domain=..; HttpOnly; Partitioned; Path=..; SameSite=..; Secure`.
+pub(crate) fn cookie_attributes(a: &canary_core::spec::SessionAffinity, max_age: i32) -> String {
+    let mut out = format!("; Max-Age={max_age}");
+    if let Some(d) = &a.domain {
+        out.push_str(&format!("; Domain={d}"));
+    }
+    if a.http_only {
+        out.push_str("; HttpOnly");
+    }
+    if a.partitioned {
+        out.push_str("; Partitioned");
+    }
+    if let Some(p) = &a.path {
+        out.push_str(&format!("; Path={p}"));
+    }
+    if let Some(s) = &a.same_site {
+        out.push_str(&format!("; SameSite={s}"));
+    }
+    if a.secure {
+        out.push_str("; Secure");
+    }
+    out
+}
+
 /// The apex name: `service.name`, else the target's name.
 pub fn apex_name(canary: &Canary) -> String {
     let spec: &canary_core::CanarySpec = &canary.spec;

@@ -294,3 +294,43 @@ fn istio_session_affinity() {
         json!({"weight 10": during, "after": after}),
     );
 }
+
+#[test]
+fn gateway_api_session_affinity() {
+    let mut canary = seed("001-linkerd.yaml");
+    canary.spec.service.gateway_refs = vec![
+        serde_json::from_value(json!({"name": "public", "namespace": "istio-ingress"}))
+            .expect("ref"),
+    ];
+    canary
+        .spec
+        .analysis
+        .as_mut()
+        .expect("analysis")
+        .session_affinity =
+        Some(serde_json::from_value(json!({"cookieName": "flagger-cookie"})).expect("affinity"));
+    canary.status = Some(canary_core::CanaryStatus {
+        last_applied_spec: "rev-2".into(),
+        ..Default::default()
+    });
+    let routes = Routes {
+        primary: 90,
+        canary: 10,
+        mirrored: false,
+    };
+    let during = Kind::GatewayApi("v1")
+        .build(&canary, routes)
+        .expect("build");
+    assert_eq!(
+        Kind::GatewayApi("v1")
+            .routes_of(&during, &canary)
+            .expect("read"),
+        routes
+    );
+    assert_eq!(
+        during["spec"]["rules"].as_array().map(Vec::len),
+        Some(2),
+        "sticky rule, then the weighted rule"
+    );
+    snapshot("gatewayapi-v1-session-affinity", during);
+}
