@@ -334,3 +334,43 @@ fn gateway_api_session_affinity() {
     );
     snapshot("gatewayapi-v1-session-affinity", during);
 }
+
+#[test]
+fn app_mesh_ab_cookie_and_gateway_api_mirroring() {
+    let mut cookie = seed("002-appmesh-ab-cookie.yaml");
+    cookie.metadata.uid = Some("uid-podinfo".into());
+    let routes = Routes {
+        primary: 0,
+        canary: 100,
+        mirrored: false,
+    };
+    let router = Kind::AppMesh.build(&cookie, routes).expect("build");
+    let header = &router["spec"]["routes"][0]["httpRoute"]["match"]["headers"][0];
+    assert_eq!(
+        (header["name"].as_str(), header["match"]["regex"].as_str()),
+        (Some("cookie"), Some("^(.*?;)?(canary=insider)(;.*)?$"))
+    );
+    snapshot("appmesh-v1beta2-ab-cookie", router);
+
+    let mut bg = seed("001-linkerd.yaml");
+    bg.spec.service.gateway_refs = vec![
+        serde_json::from_value(
+            json!({"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}),
+        )
+        .expect("ref"),
+    ];
+    let a = bg.spec.analysis.as_mut().expect("analysis");
+    a.iterations = Some(10);
+    a.mirror = true;
+    let mirrored = Routes {
+        primary: 100,
+        canary: 0,
+        mirrored: true,
+    };
+    let route = Kind::GatewayApi("v1").build(&bg, mirrored).expect("build");
+    assert_eq!(
+        Kind::GatewayApi("v1").routes_of(&route, &bg).expect("read"),
+        mirrored
+    );
+    snapshot("gatewayapi-v1-mirror", route);
+}
