@@ -95,6 +95,11 @@ impl Context {
     /// The real implementations for `settings`.
     pub fn new(client: Client, settings: Settings) -> Result<Context, String> {
         let stats = Arc::new(Stats::new(VERSION, &settings.engine.default_provider));
+        let metrics = Arc::new(canary_metrics::PrometheusProvider::new(
+            &settings.metrics_server,
+            settings.engine.clone(),
+            Some(client.clone()),
+        )?);
         let router_client = client.clone();
         let routers: RouterFactory = Box::new(move |provider, selector| {
             canary_router::for_provider(provider, router_client.clone(), selector)
@@ -102,7 +107,7 @@ impl Context {
         Ok(Context {
             events: Events::new(client.clone(), &settings.instance),
             client,
-            metrics: Arc::new(canary_metrics::Unconfigured),
+            metrics,
             webhooks: Arc::new(canary_webhooks::HttpWebhooks::new()?),
             notifier: Arc::new(canary_notifier::NopNotifier),
             routers,

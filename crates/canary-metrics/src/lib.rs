@@ -5,6 +5,12 @@
 //! queries, MetricTemplates) plug in here. A provider must never turn a failure into a value:
 //! an unreachable backend is an error, which fails the check.
 
+pub mod prometheus;
+mod provider;
+pub mod query;
+
+pub use provider::{PrometheusProvider, model};
+
 use async_trait::async_trait;
 use canary_api::Canary;
 use canary_core::MetricOutcome;

@@ -1,0 +1,178 @@
+//! The Prometheus HTTP API: instant and range queries, with auth, headers and TLS options,
+//! and errors that tell "unreachable", "query error", "no values" and "NaN" apart.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Flagger's Prometheus client timeout.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a query gave no value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// No answer from Prometheus.
+    #[error("Prometheus unreachable: {0}")]
+    Unreachable(String),
+    /// Prometheus answered an error.
+    #[error("query error from Prometheus: {0}")]
+    Server(String),
+    /// The result was empty.
+    #[error("no values found")]
+    NoValues,
+    /// The result was NaN (e.g. 0/0 when nothing was served).
+    #[error("no values found (NaN)")]
+    NaN,
+}
+
+/// Credentials of a MetricTemplate's `secretRef`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Auth {
+    /// `token`: `Authorization: Bearer`.
+    Bearer(String),
+    /// `username` and `password`: basic auth.
+    Basic(String, String),
+}
+
+/// A Prometheus server.
+#[derive(Clone, Debug)]
+pub struct Prometheus {
+    address: String,
+    http: reqwest::Client,
+    auth: Option<Auth>,
+    headers: Vec<(String, String)>,
+}
+
+impl Prometheus {
+    /// A client for `address` (`http://prometheus:9090`).
+    pub fn new(address: &str, insecure_skip_verify: bool) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .danger_accept_invalid_certs(insecure_skip_verify)
+            .build()
+            .map_err(|e| format!("cannot build the Prometheus client: {e}"))?;
+        Ok(Prometheus {
+            address: address.trim_end_matches('/').to_string(),
+            http,
+            auth: None,
+            headers: Vec::new(),
+        })
+    }
+
+    /// With credentials and extra headers.
+    pub fn with(mut self, auth: Option<Auth>, headers: Vec<(String, String)>) -> Self {
+        self.auth = auth;
+        self.headers = headers;
+        self
+    }
+
+    async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, QueryError> {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .query(params);
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req = match &self.auth {
+            Some(Auth::Bearer(t)) => req.bearer_auth(t),
+            Some(Auth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+            None => req,
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| QueryError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| QueryError::Unreachable(e.to_string()))?;
+        let body: Value = serde_json::from_str(&text)
+            .map_err(|e| QueryError::Server(format!("status {status}: unreadable answer: {e}")))?;
+        if body["status"] != "success" {
+            let detail = body["error"].as_str().unwrap_or("unknown error");
+            return Err(QueryError::Server(format!(
+                "{} ({})",
+                detail,
+                body["errorType"].as_str().unwrap_or("error")
+            )));
+        }
+        Ok(body["data"].clone())
+    }
+
+    /// An instant query: the last value of the result vector (or the scalar).
+    pub async fn instant(&self, query: &str) -> Result<f64, QueryError> {
+        let data = self
+            .get("/api/v1/query", &[("query", query.to_string())])
+            .await?;
+        let value = match data["resultType"].as_str() {
+            Some("scalar") => data["result"][1].clone(),
+            Some("vector") => data["result"]
+                .as_array()
+                .and_then(|r| r.last())
+                .map(|s| s["value"][1].clone())
+                .unwrap_or(Value::Null),
+            Some(other) => {
+                return Err(QueryError::Server(format!(
+                    "expected a vector, got a {other}"
+                )));
+            }
+            None => Value::Null,
+        };
+        let Some(text) = value.as_str() else {
+            return Err(QueryError::NoValues);
+        };
+        let v: f64 = text
+            .parse()
+            .map_err(|_| QueryError::Server(format!("not a number: {text}")))?;
+        if v.is_nan() {
+            Err(QueryError::NaN)
+        } else {
+            Ok(v)
+        }
+    }
+
+    /// A range query: `(timestamp, value)` pairs of the first series.
+    pub async fn range(
+        &self,
+        query: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<(f64, f64)>, QueryError> {
+        let params = [
+            ("query", query.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+            ("step", format!("{}s", step.as_secs().max(1))),
+        ];
+        let data = self.get("/api/v1/query_range", &params).await?;
+        let series = data["result"]
+            .as_array()
+            .and_then(|r| r.first())
+            .ok_or(QueryError::NoValues)?;
+        Ok(series["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p[0].as_f64()?, p[1].as_str()?.parse().ok()?)))
+            .collect())
+    }
+
+    /// Flagger's availability check: `vector(1)` answers 1.
+    pub async fn is_online(&self) -> Result<(), String> {
+        match self.instant("vector(1)").await {
+            Ok(1.0) => Ok(()),
+            Ok(v) => Err(format!(
+                "prometheus at {} answered vector(1) with {v}",
+                self.address
+            )),
+            Err(e) => Err(format!(
+                "prometheus at {} is not available: {e}",
+                self.address
+            )),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! [`PrometheusProvider`]: the canary's metrics from Prometheus: Flagger's builtin checks per
+//! provider, inline queries, and MetricTemplates of type `prometheus` (other types answer a
+//! clear "not supported yet" error, which fails the check).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use canary_api::{Canary, MetricTemplate};
+use canary_core::MetricOutcome;
+use canary_core::spec::Metric;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::MetricsProvider;
+use crate::prometheus::{Auth, Prometheus, QueryError};
+use crate::query::{self, Model};
+
+/// Metrics from Prometheus.
+pub struct PrometheusProvider {
+    default: Prometheus,
+    address: String,
+    settings: canary_core::Settings,
+    client: Option<kube::Client>,
+}
+
+impl PrometheusProvider {
+    /// Builtin and inline queries go to `address` (`-metrics-server`); MetricTemplates are
+    /// read with `client`.
+    pub fn new(
+        address: &str,
+        settings: canary_core::Settings,
+        client: Option<kube::Client>,
+    ) -> Result<Self, String> {
+        Ok(PrometheusProvider {
+            default: Prometheus::new(address, false)?,
+            address: address.into(),
+            settings,
+            client,
+        })
+    }
+
+    fn server(&self, canary: &Canary) -> Result<Prometheus, String> {
+        match canary.spec.metrics_server.as_deref() {
+            Some(a) if !a.is_empty() && a != self.address => Prometheus::new(a, false),
+            _ => Ok(self.default.clone()),
+        }
+    }
+
+    async fn template(
+        &self,
+        canary: &Canary,
+        metric: &Metric,
+        model: &Model,
+    ) -> Result<(Prometheus, String), String> {
+        let Some(r) = &metric.template_ref else {
+            return Err("no templateRef".into());
+        };
+        let client = self
+            .client
+            .clone()
+            .ok_or("MetricTemplates need a Kubernetes client")?;
+        let ns = r
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or(canary.metadata.namespace.clone())
+            .unwrap_or_default();
+        let api: Api<MetricTemplate> = Api::namespaced(client.clone(), &ns);
+        let template = api
+            .get(&r.name)
+            .await
+            .map_err(|e| format!("metric template {}.{ns} error: {e}", r.name))?;
+        let provider = &template.spec.provider;
+        if provider.r#type != "prometheus" {
+            return Err(format!(
+                "metric template {}.{ns}: provider type {:?} is not supported yet; supported: prometheus",
+                r.name, provider.r#type
+            ));
+        }
+        let address = provider
+            .address
+            .clone()
+            .unwrap_or_else(|| self.address.clone());
+        let mut auth = None;
+        if let Some(s) = &provider.secret_ref {
+            let secrets: Api<Secret> = Api::namespaced(client, &ns);
+            let secret = secrets.get(&s.name).await.map_err(|e| {
+                format!(
+                    "metric template {}.{ns} secret {} error: {e}",
+                    r.name, s.name
+                )
+            })?;
+            let data: BTreeMap<String, String> = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect();
+            auth = match (
+                data.get("token"),
+                data.get("username"),
+                data.get("password"),
+            ) {
+                (Some(t), _, _) => Some(Auth::Bearer(t.clone())),
+                (None, Some(u), Some(p)) => Some(Auth::Basic(u.clone(), p.clone())),
+                _ => None,
+            };
+        }
+        let headers = provider
+            .headers
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+            .collect();
+        let server = Prometheus::new(&address, provider.insecure_skip_verify)?.with(auth, headers);
+        let name = format!("{}.{ns}", r.name);
+        let q = query::render(&name, &template.spec.query, model)
+            .map_err(|e| format!("metric template {name} query render error: {e}"))?;
+        Ok((server, q))
+    }
+}
+
+/// The template model of a canary and metric.
+pub fn model(canary: &Canary, metric: &Metric) -> Model {
+    let spec: &canary_core::CanarySpec = &canary.spec;
+    let target = spec.target_ref.name.clone();
+    Model {
+        name: canary.metadata.name.clone().unwrap_or_default(),
+        namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+        service: spec.service_name().to_string(),
+        ingress: spec
+            .ingress_ref
+            .as_ref()
+            .map_or(target.clone(), |r| r.name.clone()),
+        route: spec
+            .route_ref
+            .as_ref()
+            .map_or(target.clone(), |r| r.name.clone()),
+        target,
+        interval: metric.interval_or_default().to_string(),
+        variables: metric.template_variables.clone(),
+    }
+}
+
+fn outcome(result: Result<f64, QueryError>) -> MetricOutcome {
+    match result {
+        Ok(v) => MetricOutcome::Value(v),
+        Err(e @ (QueryError::NoValues | QueryError::NaN)) => MetricOutcome::NoData(e.to_string()),
+        Err(e) => MetricOutcome::Error(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl MetricsProvider for PrometheusProvider {
+    async fn query(&self, canary: &Canary, metric: &Metric) -> MetricOutcome {
+        let model = model(canary, metric);
+        if metric.template_ref.is_some() {
+            return match self.template(canary, metric, &model).await {
+                Ok((server, q)) => outcome(server.instant(&q).await),
+                Err(e) => MetricOutcome::Error(e),
+            };
+        }
+        let server = match self.server(canary) {
+            Ok(s) => s,
+            Err(e) => return MetricOutcome::Error(e),
+        };
+        if let Some(builtin) = metric.builtin() {
+            let observer =
+                query::observer(&canary_core::metrics_observer(&canary.spec, &self.settings));
+            let q = match query::render("builtin", query::builtin(observer, builtin), &model) {
+                Ok(q) => q,
+                Err(e) => return MetricOutcome::Error(e.to_string()),
+            };
+            let result = server.instant(&q).await;
+            let scaled = if builtin == canary_core::spec::Builtin::Duration
+                && query::duration_in_seconds(observer)
+            {
+                result.map(|s| s * 1000.0)
+            } else {
+                result
+            };
+            return outcome(scaled);
+        }
+        match &metric.query {
+            Some(q) => match query::render(&metric.name, q, &model) {
+                Ok(q) => outcome(server.instant(&q).await),
+                Err(e) => MetricOutcome::Error(e.to_string()),
+            },
+            None => {
+                MetricOutcome::Error("no usable metrics template and query were configured".into())
+            }
+        }
+    }
+
+    async fn check_online(&self, canary: &Canary) -> Result<(), String> {
+        let metrics = canary
+            .spec
+            .analysis()
+            .map(|a| a.metrics.clone())
+            .unwrap_or_default();
+        if metrics.iter().any(|m| m.template_ref.is_none()) {
+            self.server(canary)?.is_online().await?;
+        }
+        for m in metrics.iter().filter(|m| m.template_ref.is_some()) {
+            let (server, _) = self.template(canary, m, &model(canary, m)).await?;
+            server.is_online().await?;
+        }
+        Ok(())
+    }
+}

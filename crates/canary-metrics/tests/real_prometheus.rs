@@ -1,0 +1,150 @@
+//! The builtin Istio queries against Debian's `prometheus`, scraping an exporter this test
+//! serves: each scrape adds 99 successful and 1 failed request, and 100 durations of which
+//! 99 are at most 100 ms, so the success rate is 99% and the P99 100 ms.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use canary_api::Canary;
+use canary_core::MetricOutcome;
+use canary_metrics::{MetricsProvider, PrometheusProvider};
+
+const SERIES: &str = r#"reporter="destination",destination_workload_namespace="test",destination_workload="podinfo""#;
+
+async fn exporter() -> u16 {
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let n = scrapes.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                format!(
+                    "# TYPE istio_requests_total counter\n\
+                     istio_requests_total{{{SERIES},response_code=\"200\"}} {ok}\n\
+                     istio_requests_total{{{SERIES},response_code=\"500\"}} {bad}\n\
+                     # TYPE istio_request_duration_milliseconds histogram\n\
+                     istio_request_duration_milliseconds_bucket{{{SERIES},le=\"50\"}} {b50}\n\
+                     istio_request_duration_milliseconds_bucket{{{SERIES},le=\"100\"}} {b100}\n\
+                     istio_request_duration_milliseconds_bucket{{{SERIES},le=\"250\"}} {all}\n\
+                     istio_request_duration_milliseconds_bucket{{{SERIES},le=\"+Inf\"}} {all}\n\
+                     istio_request_duration_milliseconds_sum{{{SERIES}}} {sum}\n\
+                     istio_request_duration_milliseconds_count{{{SERIES}}} {all}\n",
+                    ok = 99 * n,
+                    bad = n,
+                    b50 = 50 * n,
+                    b100 = 99 * n,
+                    all = 100 * n,
+                    sum = 6000 * n,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn canary(interval: &str, target: &str) -> Canary {
+    let yaml = format!(
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec:\n  provider: istio\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {target}}}\n  service: {{port: 9898}}\n  analysis:\n    interval: 10s\n    threshold: 5\n    stepWeight: 10\n    metrics:\n    - {{name: request-success-rate, interval: {interval}, thresholdRange: {{min: 99}}}}\n    - {{name: request-duration, interval: {interval}, thresholdRange: {{max: 500}}}}\n"
+    );
+    Canary::from_yaml(&yaml).expect("canary")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_istio_queries_against_a_real_prometheus() {
+    if std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "\n!!! SKIPPED: Debian's prometheus is not installed (apt-get install -y prometheus; .ci/run does it) !!!\n"
+        );
+        return;
+    }
+    let target = exporter().await;
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("flaggerd-prom-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, format!("global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: mesh\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n")).expect("config");
+    let mut prom = tokio::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prometheus starts");
+    let address = format!("http://127.0.0.1:{port}");
+    let provider = PrometheusProvider::new(&address, canary_core::Settings::new("istio"), None)
+        .expect("provider");
+    let c = canary("10s", "podinfo");
+    let metrics = c.spec.analysis().expect("analysis").metrics.clone();
+    let (mut rate, mut p99) = (None, None);
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let (MetricOutcome::Value(r), MetricOutcome::Value(d)) = (
+            provider.query(&c, &metrics[0]).await,
+            provider.query(&c, &metrics[1]).await,
+        ) {
+            rate = Some(r);
+            p99 = Some(d);
+            break;
+        }
+    }
+    assert!(
+        provider.check_online(&c).await.is_ok(),
+        "vector(1) answers 1"
+    );
+    let (rate, p99) = (
+        rate.expect("success rate from Prometheus"),
+        p99.expect("P99 from Prometheus"),
+    );
+    assert!((rate - 99.0).abs() < 0.01, "success rate {rate}");
+    assert!((p99 - 100.0).abs() < 0.01, "P99 {p99} ms");
+
+    // A target with no series: Flagger's "no values found", a failed check.
+    let quiet = canary("10s", "nothing-here");
+    let outcome = provider.query(&quiet, &metrics[0]).await;
+    assert!(
+        matches!(&outcome, MetricOutcome::NoData(e) if e.starts_with("no values found")),
+        "{outcome:?}"
+    );
+
+    // A query Prometheus rejects, and a Prometheus that is not there.
+    let mut bad = metrics[0].clone();
+    bad.name = "broken".into();
+    bad.query = Some("sum(rate(".into());
+    let outcome = provider.query(&c, &bad).await;
+    assert!(
+        matches!(&outcome, MetricOutcome::Error(e) if e.starts_with("query error from Prometheus:")),
+        "{outcome:?}"
+    );
+    let _ = prom.kill().await;
+    let gone = PrometheusProvider::new(&address, canary_core::Settings::new("istio"), None)
+        .expect("provider");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outcome = gone.query(&c, &metrics[0]).await;
+    assert!(
+        matches!(&outcome, MetricOutcome::Error(e) if e.starts_with("Prometheus unreachable")),
+        "{outcome:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
