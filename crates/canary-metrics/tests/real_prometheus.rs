@@ -29,13 +29,37 @@ async fn exporter() -> u16 {
                      istio_request_duration_milliseconds_bucket{{{SERIES},le=\"250\"}} {all}\n\
                      istio_request_duration_milliseconds_bucket{{{SERIES},le=\"+Inf\"}} {all}\n\
                      istio_request_duration_milliseconds_sum{{{SERIES}}} {sum}\n\
-                     istio_request_duration_milliseconds_count{{{SERIES}}} {all}\n",
+                     istio_request_duration_milliseconds_count{{{SERIES}}} {all}\n\
+                     # TYPE response_total counter\n\
+                     response_total{{namespace=\"test\",deployment=\"podinfo\",direction=\"inbound\",classification=\"success\"}} {ok}\n\
+                     response_total{{namespace=\"test\",deployment=\"podinfo\",direction=\"inbound\",classification=\"failure\"}} {bad}\n\
+                     # TYPE response_latency_ms histogram\n\
+                     response_latency_ms_bucket{{namespace=\"test\",deployment=\"podinfo\",direction=\"inbound\",le=\"50\"}} {b50}\n\
+                     response_latency_ms_bucket{{namespace=\"test\",deployment=\"podinfo\",direction=\"inbound\",le=\"100\"}} {b100}\n\
+                     response_latency_ms_bucket{{namespace=\"test\",deployment=\"podinfo\",direction=\"inbound\",le=\"+Inf\"}} {all}\n\
+                     # TYPE envoy_cluster_upstream_rq counter\n\
+                     envoy_cluster_upstream_rq{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",envoy_response_code=\"200\"}} {ok}\n\
+                     envoy_cluster_upstream_rq{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",envoy_response_code=\"503\"}} {bad}\n\
+                     # TYPE envoy_cluster_upstream_rq_time histogram\n\
+                     envoy_cluster_upstream_rq_time_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",le=\"50\"}} {b50}\n\
+                     envoy_cluster_upstream_rq_time_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",le=\"100\"}} {b100}\n\
+                     envoy_cluster_upstream_rq_time_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",le=\"+Inf\"}} {all}\n\
+                     # TYPE http_request_duration_seconds histogram\n\
+                     http_request_duration_seconds_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",status=\"200\",le=\"0.05\"}} {b50}\n\
+                     http_request_duration_seconds_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",status=\"200\",le=\"0.1\"}} {b100_ok}\n\
+                     http_request_duration_seconds_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",status=\"200\",le=\"+Inf\"}} {ok}\n\
+                     http_request_duration_seconds_count{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",status=\"200\"}} {ok}\n\
+                     http_request_duration_seconds_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",status=\"500\",le=\"0.05\"}} 0\n\
+                     http_request_duration_seconds_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",status=\"500\",le=\"0.1\"}} 0\n\
+                     http_request_duration_seconds_bucket{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",status=\"500\",le=\"+Inf\"}} {bad}\n\
+                     http_request_duration_seconds_count{{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-7d9f8b6c5-x2k4m\",status=\"500\"}} {bad}\n",
                     ok = 99 * n,
                     bad = n,
                     b50 = 50 * n,
                     b100 = 99 * n,
                     all = 100 * n,
                     sum = 6000 * n,
+                    b100_ok = 99 * n,
                 )
             }
         }),
@@ -56,8 +80,12 @@ fn free_port() -> u16 {
 }
 
 fn canary(interval: &str, target: &str) -> Canary {
+    canary_for("istio", interval, target)
+}
+
+fn canary_for(provider: &str, interval: &str, target: &str) -> Canary {
     let yaml = format!(
-        "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec:\n  provider: istio\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {target}}}\n  service: {{port: 9898}}\n  analysis:\n    interval: 10s\n    threshold: 5\n    stepWeight: 10\n    metrics:\n    - {{name: request-success-rate, interval: {interval}, thresholdRange: {{min: 99}}}}\n    - {{name: request-duration, interval: {interval}, thresholdRange: {{max: 500}}}}\n"
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec:\n  provider: {provider}\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {target}}}\n  service: {{port: 9898}}\n  analysis:\n    interval: 10s\n    threshold: 5\n    stepWeight: 10\n    metrics:\n    - {{name: request-success-rate, interval: {interval}, thresholdRange: {{min: 99}}}}\n    - {{name: request-duration, interval: {interval}, thresholdRange: {{max: 500}}}}\n"
     );
     Canary::from_yaml(&yaml).expect("canary")
 }
