@@ -100,6 +100,10 @@ impl Context {
             settings.engine.clone(),
             Some(client.clone()),
         )?);
+        let notifier = Arc::new(canary_notifier::AlertProviders::new(
+            client.clone(),
+            &settings.cluster_name,
+        ));
         let router_client = client.clone();
         let routers: RouterFactory = Box::new(move |provider, selector| {
             canary_router::for_provider(provider, router_client.clone(), selector)
@@ -109,7 +113,7 @@ impl Context {
             client,
             metrics,
             webhooks: Arc::new(canary_webhooks::HttpWebhooks::new()?),
-            notifier: Arc::new(canary_notifier::NopNotifier),
+            notifier,
             routers,
             stats,
             clock: wall_clock,

@@ -1,11 +1,22 @@
-//! canary-notifier: alerts to chat (Slack, Teams, Discord, Rocket, Google Chat).
+//! canary-notifier: alerts to chat (Slack, MS Teams, Discord, Rocket, Google Chat).
 //!
-//! [`Notifier`] receives the engine's alerts; providers plug in here. A failed alert is
-//! logged by the caller and never blocks or changes the analysis.
+//! [`Notifier`] receives the engine's alerts. [`AlertProviders`] sends each to the canary's
+//! `analysis.alerts` whose severity takes it, through the AlertProvider they name (address and
+//! token from its Secret, optional proxy). A failed alert is returned as an error for the
+//! caller to log; it never blocks or changes the analysis.
+
+pub mod payload;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
-use canary_api::Canary;
-use canary_core::Alert;
+use canary_api::{AlertProvider, Canary};
+use canary_core::{Alert, Level};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+/// Flagger's notifier timeout.
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends alerts.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -22,6 +33,154 @@ pub struct NopNotifier;
 #[async_trait]
 impl Notifier for NopNotifier {
     async fn send(&self, _: &Canary, _: &Alert) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Alerts through the AlertProviders a canary's `analysis.alerts` name.
+pub struct AlertProviders {
+    client: kube::Client,
+    cluster: String,
+}
+
+impl AlertProviders {
+    /// Reads AlertProviders and their Secrets with `client`; `cluster` (`-cluster-name`) is
+    /// added to every alert when set.
+    pub fn new(client: kube::Client, cluster: &str) -> Self {
+        AlertProviders {
+            client,
+            cluster: cluster.into(),
+        }
+    }
+}
+
+/// True when an alert of `severity` (`info`, `warn`, `error`; empty means info, where
+/// Flagger sends nothing) takes a message of `level`.
+pub fn takes(severity: &str, level: Level) -> bool {
+    match severity {
+        "" | "info" => true,
+        "warn" => level >= Level::Warn,
+        "error" => level == Level::Error,
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl Notifier for AlertProviders {
+    async fn send(&self, canary: &Canary, alert: &Alert) -> Result<(), String> {
+        let ns = canary.metadata.namespace.clone().unwrap_or_default();
+        let alerts = canary
+            .spec
+            .analysis()
+            .map(|a| a.alerts.clone())
+            .unwrap_or_default();
+        let mut failures = Vec::new();
+        for a in alerts
+            .iter()
+            .filter(|a| takes(a.severity.as_deref().unwrap_or(""), alert.level))
+        {
+            let provider_ns = a
+                .provider_ref
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| ns.clone());
+            if let Err(e) = self
+                .post(canary, alert, &a.provider_ref.name, &provider_ns)
+                .await
+            {
+                failures.push(format!(
+                    "alert {} ({}.{provider_ns}): {e}",
+                    a.name, a.provider_ref.name
+                ));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+}
+
+impl AlertProviders {
+    async fn post(
+        &self,
+        canary: &Canary,
+        alert: &Alert,
+        name: &str,
+        ns: &str,
+    ) -> Result<(), String> {
+        let providers: Api<AlertProvider> = Api::namespaced(self.client.clone(), ns);
+        let provider = providers
+            .get(name)
+            .await
+            .map_err(|e| format!("alert provider {name}.{ns} error: {e}"))?;
+        let spec = &provider.spec;
+        let (mut url, mut token) = (spec.address.clone().unwrap_or_default(), None);
+        if let Some(s) = &spec.secret_ref {
+            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+            let secret = secrets
+                .get(&s.name)
+                .await
+                .map_err(|e| format!("alert provider {name}.{ns} secret {} error: {e}", s.name))?;
+            let data = secret.data.unwrap_or_default();
+            if let Some(a) = data.get("address") {
+                url = String::from_utf8_lossy(&a.0).trim().to_string();
+            }
+            token = data
+                .get("token")
+                .map(|t| String::from_utf8_lossy(&t.0).trim().to_string());
+        }
+        if url.is_empty() {
+            return Err(format!(
+                "alert provider {name}.{ns} has no address (spec.address or the secret's address)"
+            ));
+        }
+        let mut fields = Vec::new();
+        if !self.cluster.is_empty() {
+            fields.push(("Cluster".to_string(), self.cluster.clone()));
+        }
+        fields.extend(alert.fields.iter().cloned());
+        let message = payload::Message {
+            workload: format!(
+                "{}.{}",
+                canary.metadata.name.as_deref().unwrap_or_default(),
+                canary.metadata.namespace.as_deref().unwrap_or_default()
+            ),
+            text: alert.message.clone(),
+            fields,
+            error: alert.level == Level::Error,
+            channel: spec.channel.clone().unwrap_or_else(|| "general".into()),
+            username: spec.username.clone().unwrap_or_else(|| "flagger".into()),
+        };
+        let mut builder = reqwest::Client::builder().timeout(TIMEOUT);
+        if let Some(proxy) = &spec.proxy {
+            builder = builder
+                .proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("proxy {proxy}: {e}"))?);
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&payload::body(&spec.r#type, &message))
+            .map_err(|e| e.to_string())?;
+        let mut req = client
+            .post(payload::address(&spec.r#type, &url))
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("posting to {} failed: {e}", spec.r#type))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            return Err(format!(
+                "{} answered {status}: {}",
+                spec.r#type,
+                resp.text().await.unwrap_or_default()
+            ));
+        }
         Ok(())
     }
 }
