@@ -1,0 +1,478 @@
+//! The loadtester: a webhook receiver compatible with flagger-loadtester.
+//!
+//! `POST /` takes Flagger's webhook payload and runs the task its metadata names: `cmd` (the
+//! default: `sh -c`, in the background, one copy per canary and command at a time), `bash`
+//! (blocking: 200 on exit 0, else 500 with the output) or `kubectl`. `/gate/*` and
+//! `/rollback/*` are the manual gates. Beyond Flagger's: a bound on background commands,
+//! output truncated in logs, a switch refusing commands for gate-only clusters, and gates
+//! kept in a state file across restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::{Mutex, Semaphore};
+
+/// How the loadtester runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Port to listen on (127.0.0.1 in tests, all interfaces in a cluster).
+    pub address: String,
+    /// Longest a command may run.
+    pub timeout: Duration,
+    /// Only canaries whose namespace matches are served (403 otherwise).
+    pub namespace_pattern: Option<String>,
+    /// Background commands running at once; more wait.
+    pub max_background: usize,
+    /// Refuse `cmd`, `bash` and `kubectl` tasks (gates only).
+    pub commands_disabled: bool,
+    /// Where gates are kept across restarts.
+    pub gate_state: Option<PathBuf>,
+    /// Output kept in logs, in bytes.
+    pub log_output_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            address: "0.0.0.0:9090".into(),
+            timeout: Duration::from_secs(3600),
+            namespace_pattern: None,
+            max_background: 16,
+            commands_disabled: false,
+            gate_state: None,
+            log_output_limit: 2048,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Payload {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+struct App {
+    config: Config,
+    running: Mutex<BTreeSet<String>>,
+    slots: Arc<Semaphore>,
+    gates: Mutex<BTreeSet<String>>,
+    started: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Serves until the listener fails.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.address).await?;
+    tracing::info!(address = %config.address, "Starting load tester");
+    serve(listener, config).await
+}
+
+/// Serves on an existing listener.
+pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> anyhow::Result<()> {
+    let gates = match &config.gate_state {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| t.lines().map(String::from).collect())
+            .unwrap_or_default(),
+        None => BTreeSet::new(),
+    };
+    let app = Arc::new(App {
+        slots: Arc::new(Semaphore::new(config.max_background.max(1))),
+        config,
+        running: Mutex::new(BTreeSet::new()),
+        gates: Mutex::new(gates),
+        started: AtomicU64::new(0),
+        skipped: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
+    let router = Router::new()
+        .route("/", post(task))
+        .route("/healthz", get(|| async { "OK" }))
+        .route("/metrics", get(metrics))
+        .route(
+            "/gate/approve",
+            post(|| async { (StatusCode::OK, "Approved") })
+                .get(|| async { (StatusCode::OK, "Approved") }),
+        )
+        .route(
+            "/gate/halt",
+            post(|| async { (StatusCode::FORBIDDEN, "Forbidden") })
+                .get(|| async { (StatusCode::FORBIDDEN, "Forbidden") }),
+        )
+        .route("/gate/check", post(|s, b| gate(s, b, "gate", Op::Check)))
+        .route("/gate/open", post(|s, b| gate(s, b, "gate", Op::Open)))
+        .route("/gate/close", post(|s, b| gate(s, b, "gate", Op::Close)))
+        .route(
+            "/rollback/check",
+            post(|s, b| gate(s, b, "rollback", Op::Check)),
+        )
+        .route(
+            "/rollback/open",
+            post(|s, b| gate(s, b, "rollback", Op::Open)),
+        )
+        .route(
+            "/rollback/close",
+            post(|s, b| gate(s, b, "rollback", Op::Close)),
+        )
+        .with_state(app);
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Check,
+    Open,
+    Close,
+}
+
+fn parse(body: &Bytes) -> Result<Payload, (StatusCode, String)> {
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("reading the request body failed: {e}"),
+        )
+    })
+}
+
+fn allowed(app: &App, ns: &str) -> bool {
+    app.config
+        .namespace_pattern
+        .as_deref()
+        .is_none_or(|p| pattern_matches(p, ns))
+}
+
+async fn gate(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+    prefix: &str,
+    op: Op,
+) -> (StatusCode, String) {
+    let p = match parse(&body) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    if !allowed(&app, &p.namespace) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("namespace {} is not allowed", p.namespace),
+        );
+    }
+    let key = format!("{prefix}.{}.{}", p.name, p.namespace);
+    let mut gates = app.gates.lock().await;
+    let answer = match op {
+        Op::Check if gates.contains(&key) => (StatusCode::OK, "Approved".to_string()),
+        Op::Check => (StatusCode::FORBIDDEN, "Forbidden".to_string()),
+        Op::Open => {
+            gates.insert(key.clone());
+            tracing::info!("{key} gate opened");
+            (StatusCode::ACCEPTED, "Gate opened".to_string())
+        }
+        Op::Close => {
+            gates.remove(&key);
+            tracing::info!("{key} gate closed");
+            (StatusCode::ACCEPTED, "Gate closed".to_string())
+        }
+    };
+    if !matches!(op, Op::Check)
+        && let Some(path) = &app.config.gate_state
+    {
+        let text: String = gates.iter().map(|g| format!("{g}\n")).collect();
+        if let Err(e) = std::fs::write(path, text) {
+            tracing::error!("cannot save gates to {}: {e}", path.display());
+        }
+    }
+    answer
+}
+
+async fn task(State(app): State<Arc<App>>, body: Bytes) -> (StatusCode, String) {
+    let p = match parse(&body) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    if p.metadata.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "metadata not found in payload".into(),
+        );
+    }
+    if !allowed(&app, &p.namespace) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("namespace {} is not allowed", p.namespace),
+        );
+    }
+    let kind = p
+        .metadata
+        .get("type")
+        .map_or("cmd", String::as_str)
+        .to_string();
+    let cmd = p.metadata.get("cmd").cloned().unwrap_or_default();
+    let canary = format!("{}.{}", p.name, p.namespace);
+    if !matches!(kind.as_str(), "cmd" | "bash" | "kubectl") {
+        return (StatusCode::BAD_REQUEST, format!("unknown task type {kind}"));
+    }
+    if app.config.commands_disabled {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("{kind} tasks are disabled on this loadtester"),
+        );
+    }
+    if cmd.trim().is_empty() {
+        return (StatusCode::BAD_REQUEST, "cmd not found in metadata".into());
+    }
+    let log_output = p.metadata.get("logCmdOutput").is_some_and(|v| v == "true");
+    let return_output = p
+        .metadata
+        .get("returnCmdOutput")
+        .is_some_and(|v| v == "true");
+    match kind.as_str() {
+        "cmd" => {
+            let key = format!("{canary} {cmd}");
+            {
+                let mut running = app.running.lock().await;
+                if !running.insert(key.clone()) {
+                    app.skipped.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(canary = %canary, "command skipped {cmd} is already running");
+                    return (StatusCode::ACCEPTED, "command is already running".into());
+                }
+            }
+            app.started.fetch_add(1, Ordering::Relaxed);
+            let app2 = app.clone();
+            tokio::spawn(async move {
+                let _slot = app2.slots.clone().acquire_owned().await;
+                tracing::info!(canary = %canary, "command starting {cmd}");
+                let out = execute("sh", &["-c", &cmd], app2.config.timeout).await;
+                report(&app2, &canary, &cmd, &out, log_output);
+                app2.running.lock().await.remove(&key);
+            });
+            (StatusCode::ACCEPTED, "OK".into())
+        }
+        _ => {
+            app.started.fetch_add(1, Ordering::Relaxed);
+            let out = if kind == "bash" {
+                execute("bash", &["-c", &cmd], app.config.timeout).await
+            } else {
+                let args: Vec<&str> = cmd.split_whitespace().collect();
+                execute("kubectl", &args, app.config.timeout).await
+            };
+            report(&app, &canary, &cmd, &out, log_output);
+            match out {
+                Outcome::Done { code: 0, output } => (
+                    StatusCode::OK,
+                    if return_output { output } else { "OK".into() },
+                ),
+                Outcome::Done { output, .. } => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("command {cmd} failed: {output}"),
+                ),
+                Outcome::TimedOut(output) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "command {cmd} timed out after {:?} and was killed: {output}",
+                        app.config.timeout
+                    ),
+                ),
+                Outcome::NotStarted(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("command {cmd} could not start: {e}"),
+                ),
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Done { code: i32, output: String },
+    TimedOut(String),
+    NotStarted(String),
+}
+
+async fn execute(program: &str, args: &[&str], timeout: Duration) -> Outcome {
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => return Outcome::NotStarted(e.to_string()),
+    };
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+            output.push_str(&String::from_utf8_lossy(&out.stderr));
+            Outcome::Done {
+                code: out.status.code().unwrap_or(-1),
+                output,
+            }
+        }
+        Ok(Err(e)) => Outcome::NotStarted(e.to_string()),
+        // Dropping the future kills the child (kill_on_drop).
+        Err(_) => Outcome::TimedOut(String::new()),
+    }
+}
+
+fn report(app: &App, canary: &str, cmd: &str, out: &Outcome, log_output: bool) {
+    let limit = app.config.log_output_limit;
+    let cut = |s: &str| {
+        if s.len() > limit {
+            format!(
+                "{}... ({} bytes cut)",
+                &s[..floor(s, limit)],
+                s.len() - floor(s, limit)
+            )
+        } else {
+            s.to_string()
+        }
+    };
+    match out {
+        Outcome::Done { code: 0, output } if log_output => {
+            tracing::info!(canary = %canary, "command finished {cmd}: {}", cut(output))
+        }
+        Outcome::Done { code: 0, .. } => tracing::info!(canary = %canary, "command finished {cmd}"),
+        Outcome::Done { code, output } => {
+            app.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(canary = %canary, "command failed {cmd}: exit {code}: {}", cut(output));
+        }
+        Outcome::TimedOut(_) => {
+            app.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(canary = %canary, "command timed out and was killed {cmd}");
+        }
+        Outcome::NotStarted(e) => {
+            app.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(canary = %canary, "command could not start {cmd}: {e}");
+        }
+    }
+}
+
+fn floor(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> String {
+    let running = app.running.lock().await.len();
+    format!(
+        "# TYPE loadtester_tasks_started_total counter\nloadtester_tasks_started_total {}\n# TYPE loadtester_tasks_skipped_total counter\nloadtester_tasks_skipped_total {}\n# TYPE loadtester_tasks_failed_total counter\nloadtester_tasks_failed_total {}\n# TYPE loadtester_tasks_running gauge\nloadtester_tasks_running {running}\n",
+        app.started.load(Ordering::Relaxed),
+        app.skipped.load(Ordering::Relaxed),
+        app.failed.load(Ordering::Relaxed),
+    )
+}
+
+/// A small regular-expression subset for `-namespace-regexp`: `^`, `$`, `.`, `*`, `+`, `?`,
+/// `|` alternation and literal characters, which is what namespace patterns use.
+pub fn pattern_matches(pattern: &str, text: &str) -> bool {
+    pattern.split('|').any(|alt| {
+        let anchored_start = alt.starts_with('^');
+        let anchored_end = alt.ends_with('$') && !alt.ends_with("\\$");
+        let body = alt.trim_start_matches('^').trim_end_matches('$');
+        let tokens = tokenize(body);
+        (0..=text.len()).any(|start| {
+            (!anchored_start || start == 0)
+                && text.is_char_boundary(start)
+                && matches_here(&tokens, &text[start..], anchored_end)
+        })
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Rep {
+    One,
+    Star,
+    Plus,
+    Opt,
+}
+
+fn tokenize(p: &str) -> Vec<(Option<char>, Rep)> {
+    let mut out: Vec<(Option<char>, Rep)> = Vec::new();
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        let atom = match c {
+            '.' => None,
+            '\\' => chars.next(),
+            other => Some(other),
+        };
+        let rep = match chars.peek() {
+            Some('*') => Rep::Star,
+            Some('+') => Rep::Plus,
+            Some('?') => Rep::Opt,
+            _ => Rep::One,
+        };
+        if !matches!(rep, Rep::One) {
+            chars.next();
+        }
+        out.push((atom, rep));
+    }
+    out
+}
+
+fn matches_here(tokens: &[(Option<char>, Rep)], text: &str, anchored_end: bool) -> bool {
+    let Some(((atom, rep), rest)) = tokens.split_first() else {
+        return !anchored_end || text.is_empty();
+    };
+    let one = |t: &str| {
+        t.chars()
+            .next()
+            .filter(|c| atom.is_none_or(|a| a == *c))
+            .map(|c| c.len_utf8())
+    };
+    match rep {
+        Rep::One => one(text).is_some_and(|n| matches_here(rest, &text[n..], anchored_end)),
+        Rep::Opt => {
+            matches_here(rest, text, anchored_end)
+                || one(text).is_some_and(|n| matches_here(rest, &text[n..], anchored_end))
+        }
+        Rep::Star | Rep::Plus => {
+            let mut positions = vec![0];
+            let mut t = text;
+            let mut consumed = 0;
+            while let Some(n) = one(t) {
+                consumed += n;
+                t = &t[n..];
+                positions.push(consumed);
+            }
+            let min = if matches!(rep, Rep::Plus) { 1 } else { 0 };
+            positions
+                .iter()
+                .rev()
+                .filter(|p| **p >= min || min == 0)
+                .any(|p| (*p > 0 || min == 0) && matches_here(rest, &text[*p..], anchored_end))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_patterns() {
+        assert!(pattern_matches("^test$", "test"));
+        assert!(!pattern_matches("^test$", "test2"));
+        assert!(pattern_matches(
+            "^(team-a|team-b)$".replace(['(', ')'], "").as_str(),
+            "team-b"
+        ));
+        assert!(pattern_matches("^team-.*$", "team-x"));
+        assert!(!pattern_matches("^team-.+$", "team-"));
+        assert!(pattern_matches("dev", "my-dev-ns"));
+    }
+}

@@ -1,0 +1,261 @@
+//! The loadtester binary on loopback, receiving the seeds' webhook payloads.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+struct Tester {
+    base: String,
+    _child: tokio::process::Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+async fn start(extra: &[&str]) -> Tester {
+    let port = free_port();
+    let mut args = vec!["-listen-address", "127.0.0.1", "-log-level", "info"];
+    let port_s = port.to_string();
+    args.extend(["-port", &port_s]);
+    args.extend(extra);
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadtester"))
+        .args(&args)
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("loadtester starts");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Tester {
+        base,
+        _child: child,
+    }
+}
+
+/// A podinfo-like server: `POST /token` answers a JSON token, everything else "ok".
+async fn podinfo() -> String {
+    let app = axum::Router::new()
+        .route(
+            "/token",
+            axum::routing::post(|| async {
+                r#"{"token":"eyJhbGciOi","expires_at":"2026-01-01T00:00:00Z"}"#
+            }),
+        )
+        .fallback(|| async { "ok" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn post(base: &str, path: &str, payload: Value) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .body(payload.to_string())
+        .send()
+        .await
+        .expect("post");
+    let code = resp.status().as_u16();
+    (code, resp.text().await.unwrap_or_default())
+}
+
+fn payload(ns: &str, metadata: Value) -> Value {
+    json!({"name": "podinfo", "namespace": ns, "phase": "Progressing", "checksum": "abc", "metadata": metadata})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_acceptance_test_passes_and_fails_as_bash_says() {
+    let app = podinfo().await;
+    let t = start(&[]).await;
+    let ok = payload(
+        "test",
+        json!({"type": "bash", "cmd": format!("curl -sd 'test' {app}/token | grep token")}),
+    );
+    assert_eq!(post(&t.base, "/", ok).await, (200, "OK".to_string()));
+    let fail = payload(
+        "test",
+        json!({"type": "bash", "cmd": format!("curl -sd 'test' {app}/token | grep nothing-like-this")}),
+    );
+    let (code, body) = post(&t.base, "/", fail).await;
+    assert_eq!(code, 500);
+    assert!(body.starts_with("command curl -sd 'test'"), "{body}");
+    let out = payload(
+        "test",
+        json!({"type": "bash", "cmd": format!("curl -sd 'test' {app}/token"), "returnCmdOutput": "true"}),
+    );
+    let (code, body) = post(&t.base, "/", out).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("eyJhbGciOi"), "{body}");
+    assert_eq!(
+        post(&t.base, "/", payload("test", json!({}))).await,
+        (400, "metadata not found in payload".to_string())
+    );
+    let (code, body) = post(
+        &t.base,
+        "/",
+        payload("test", json!({"type": "ngrinder-x", "cmd": "x"})),
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (400, "unknown task type ngrinder-x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_test_posted_twice_runs_once() {
+    if std::process::Command::new("hey")
+        .arg("-h")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "\n!!! SKIPPED: hey is not installed (apt-get install -y hey; .ci/run does it) !!!\n"
+        );
+        return;
+    }
+    let app = podinfo().await;
+    let t = start(&[]).await;
+    let load = payload(
+        "test",
+        json!({"cmd": format!("hey -z 2s -q 10 -c 2 {app}/")}),
+    );
+    assert_eq!(post(&t.base, "/", load.clone()).await.0, 202);
+    assert_eq!(post(&t.base, "/", load.clone()).await.0, 202);
+    let metrics = reqwest::get(format!("{}/metrics", t.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("loadtester_tasks_started_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("loadtester_tasks_skipped_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("loadtester_tasks_running 1\n"),
+        "{metrics}"
+    );
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let metrics = reqwest::get(format!("{}/metrics", t.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("loadtester_tasks_running 0\n"),
+        "hey ended by itself: {metrics}"
+    );
+    assert_eq!(post(&t.base, "/", load).await.0, 202, "and can run again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gates_open_close_halt_and_check_as_flaggers() {
+    let state = std::env::temp_dir().join(format!("loadtester-gates-{}", std::process::id()));
+    let _ = std::fs::remove_file(&state);
+    let state_s = state.display().to_string();
+    let t = start(&["-gate-state", &state_s]).await;
+    let p = payload("test", json!({}));
+    assert_eq!(
+        post(&t.base, "/gate/check", p.clone()).await,
+        (403, "Forbidden".to_string()),
+        "closed by default"
+    );
+    assert_eq!(
+        post(&t.base, "/gate/open", p.clone()).await,
+        (202, "Gate opened".to_string())
+    );
+    assert_eq!(
+        post(&t.base, "/gate/check", p.clone()).await,
+        (200, "Approved".to_string())
+    );
+    assert_eq!(post(&t.base, "/gate/approve", p.clone()).await.0, 200);
+    assert_eq!(post(&t.base, "/gate/halt", p.clone()).await.0, 403);
+    assert_eq!(post(&t.base, "/rollback/check", p.clone()).await.0, 403);
+    assert_eq!(post(&t.base, "/rollback/open", p.clone()).await.0, 202);
+    assert_eq!(post(&t.base, "/rollback/check", p.clone()).await.0, 200);
+    // Gates survive a restart with a state file.
+    drop(t);
+    let t = start(&["-gate-state", &state_s]).await;
+    assert_eq!(post(&t.base, "/gate/check", p.clone()).await.0, 200);
+    assert_eq!(
+        post(&t.base, "/gate/close", p.clone()).await,
+        (202, "Gate closed".to_string())
+    );
+    assert_eq!(post(&t.base, "/gate/check", p).await.0, 403);
+    let _ = std::fs::remove_file(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_past_the_timeout_is_killed_and_reported() {
+    let t = start(&["-timeout", "1s"]).await;
+    let started = std::time::Instant::now();
+    let (code, body) = post(
+        &t.base,
+        "/",
+        payload("test", json!({"type": "bash", "cmd": "sleep 5"})),
+    )
+    .await;
+    assert_eq!(code, 500);
+    assert!(body.contains("timed out after 1s and was killed"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_outside_the_regexp_are_refused_and_commands_can_be_disabled() {
+    let t = start(&["-namespace-regexp", "^test$"]).await;
+    let (code, body) = post(
+        &t.base,
+        "/",
+        payload("prod", json!({"type": "bash", "cmd": "true"})),
+    )
+    .await;
+    assert_eq!(
+        (code, body.as_str()),
+        (403, "namespace prod is not allowed")
+    );
+    assert_eq!(
+        post(
+            &t.base,
+            "/",
+            payload("test", json!({"type": "bash", "cmd": "true"}))
+        )
+        .await
+        .0,
+        200
+    );
+    let gated = start(&["-disable-commands"]).await;
+    let (code, body) = post(
+        &gated.base,
+        "/",
+        payload("test", json!({"type": "bash", "cmd": "true"})),
+    )
+    .await;
+    assert_eq!(
+        (code, body.as_str()),
+        (403, "bash tasks are disabled on this loadtester")
+    );
+    assert_eq!(
+        post(&gated.base, "/gate/approve", payload("test", json!({})))
+            .await
+            .0,
+        200
+    );
+}
