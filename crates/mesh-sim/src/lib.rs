@@ -1,8 +1,108 @@
 //! mesh-sim: the data plane of flaggerd's local test cluster. It is test infrastructure and
 //! is never linked into flaggerd.
 //!
-//! Today: [`podinfo`], a podinfo-like backend serving what the seeds call. The proxy that
-//! routes cluster names through kube-sim's Services and mesh objects, and exports each mesh's
-//! Prometheus series, is the next part of this crate.
+//! - [`podinfo`]: a podinfo-like backend per ready revision, serving what the seeds call.
+//! - [`cluster`]: the Services, Deployments and mesh routing objects read from the API server.
+//! - [`routing`]: where a request goes, as Istio, Linkerd (SMI), App Mesh, Gateway API or plain
+//!   Services would send it (weights, header and cookie matches, mirroring, cookies).
+//! - [`metrics`]: each mesh's Prometheus series from the requests carried.
+//! - the proxy ([`MeshSim`]): clients reach cluster names through it with `http_proxy`.
 
+pub mod cluster;
+pub mod metrics;
 pub mod podinfo;
+mod proxy;
+pub mod routing;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::Snapshot;
+
+/// How mesh-sim runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The loopback port of the proxy (0 picks a free one).
+    pub port: u16,
+    /// Hosts served by processes outside the cluster's workloads, as `host -> ip:port`
+    /// (`flagger-loadtester.test -> 127.0.0.1:8080`).
+    pub upstreams: BTreeMap<String, String>,
+    /// How often the cluster's objects are read again.
+    pub refresh: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            port: 0,
+            upstreams: BTreeMap::new(),
+            refresh: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A running mesh-sim: the proxy, and the task that keeps its view of the cluster fresh.
+pub struct MeshSim {
+    addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MeshSim {
+    /// Reads the cluster once (so the first request is routed), then serves.
+    pub async fn start(client: kube::Client, options: Options) -> anyhow::Result<MeshSim> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(proxy::Proxy::new(options.upstreams)?);
+        *state.snapshot.write().unwrap_or_else(|e| e.into_inner()) =
+            Snapshot::load(&client).await?;
+        let refresher = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut failing = false;
+                loop {
+                    tokio::time::sleep(options.refresh).await;
+                    match Snapshot::load(&client).await {
+                        Ok(s) => {
+                            failing = false;
+                            *state.snapshot.write().unwrap_or_else(|e| e.into_inner()) = s;
+                        }
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(
+                                "cannot read the cluster (routing on the last view): {e}"
+                            );
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+        };
+        let server = tokio::spawn(proxy::serve(listener, state));
+        Ok(MeshSim {
+            addr,
+            tasks: vec![refresher, server],
+        })
+    }
+
+    /// The proxy's address: `http_proxy=http://<addr>`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs until the proxy stops.
+    pub async fn wait(mut self) {
+        if let Some(server) = self.tasks.pop() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for MeshSim {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The series each mesh's proxies export for the requests they carried, under the names and
+//! labels Flagger's builtin queries read:
+//!
+//! - Istio: `istio_requests_total` and `istio_request_duration_milliseconds` (reporter
+//!   `destination`, `destination_workload`, `destination_workload_namespace`, `response_code`);
+//! - Linkerd: `response_total` and `response_latency_ms` (`deployment`, `namespace`,
+//!   `direction="inbound"`, `classification` success or failure);
+//! - App Mesh (Envoy): `envoy_cluster_upstream_rq` and `envoy_cluster_upstream_rq_time`
+//!   (`kubernetes_namespace`, `kubernetes_pod_name`, `envoy_response_code`);
+//! - the kubernetes and Gateway API providers (an instrumented app):
+//!   `http_request_duration_seconds` (`kubernetes_namespace`, `kubernetes_pod_name`, `status`).
+//!
+//! Every request is counted in all four, so one proxy serves whichever provider a canary
+//! uses. Histograms use each project's default buckets.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+use crate::routing::Workload;
+
+const ISTIO_MS: &[f64] = &[
+    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+const LINKERD_MS: &[f64] = &[
+    1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 100.0, 200.0, 300.0, 400.0, 500.0,
+    1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 10000.0, 20000.0, 30000.0, 40000.0, 50000.0,
+];
+const ENVOY_MS: &[f64] = &[
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+const HTTP_SECONDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The bucket layouts, in the order [`Series::buckets`] keeps them, with the unit scale
+/// from milliseconds.
+const LAYOUTS: [(&[f64], f64); 4] = [
+    (ISTIO_MS, 1.0),
+    (LINKERD_MS, 1.0),
+    (ENVOY_MS, 1.0),
+    (HTTP_SECONDS, 0.001),
+];
+
+/// Requests of one workload (pod) with one status code: count, sum and, per layout, the
+/// (non-cumulative) count of each bucket.
+#[derive(Clone, Default)]
+struct Series {
+    count: u64,
+    sum_ms: f64,
+    buckets: [Vec<u64>; 4],
+}
+
+impl Series {
+    fn add(&mut self, other: &Series) {
+        self.count += other.count;
+        self.sum_ms += other.sum_ms;
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            mine.resize(theirs.len().max(mine.len()), 0);
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                *m += t;
+            }
+        }
+    }
+
+    /// The cumulative `(le, count)` rows of layout `i`, ending with `+Inf`.
+    fn cumulative(&self, i: usize) -> Vec<(String, u64)> {
+        let mut total = 0;
+        let mut rows: Vec<(String, u64)> = LAYOUTS[i]
+            .0
+            .iter()
+            .enumerate()
+            .map(|(j, bound)| {
+                total += self.buckets[i].get(j).copied().unwrap_or(0);
+                (format_bound(*bound), total)
+            })
+            .collect();
+        rows.push(("+Inf".into(), self.count));
+        rows
+    }
+}
+
+/// The proxy's counters; [`Metrics::render`] is the `/metrics` body.
+#[derive(Default)]
+pub struct Metrics {
+    series: Mutex<BTreeMap<(Workload, u16), Series>>,
+}
+
+impl Metrics {
+    /// Counts one request answered by `workload` with `code` after `ms` milliseconds.
+    pub fn record(&self, workload: &Workload, code: u16, ms: f64) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let s = series.entry((workload.clone(), code)).or_default();
+        s.count += 1;
+        s.sum_ms += ms;
+        for (i, (bounds, scale)) in LAYOUTS.iter().enumerate() {
+            let counts = &mut s.buckets[i];
+            counts.resize(bounds.len(), 0);
+            if let Some(j) = bounds.iter().position(|b| ms * scale <= *b) {
+                counts[j] += 1;
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        // Istio's, Linkerd's and Envoy's histograms carry no status code: one per workload.
+        let mut by_workload: BTreeMap<&Workload, Series> = BTreeMap::new();
+        for ((w, _), s) in series.iter() {
+            by_workload.entry(w).or_default().add(s);
+        }
+        let counter =
+            |out: &mut String, name: &str, rows: &mut dyn Iterator<Item = (String, u64)>| {
+                let _ = writeln!(out, "# TYPE {name} counter");
+                for (labels, n) in rows {
+                    let _ = writeln!(out, "{name}{{{labels}}} {n}");
+                }
+            };
+        counter(
+            &mut out,
+            "istio_requests_total",
+            &mut series.iter().map(|((w, code), s)| {
+                (
+                    format!("{},response_code=\"{code}\"", istio_labels(w)),
+                    s.count,
+                )
+            }),
+        );
+        let _ = writeln!(out, "# TYPE istio_request_duration_milliseconds histogram");
+        for (w, s) in &by_workload {
+            histogram(
+                &mut out,
+                "istio_request_duration_milliseconds",
+                &istio_labels(w),
+                s,
+                0,
+            );
+        }
+        counter(
+            &mut out,
+            "response_total",
+            &mut series.iter().map(|((w, code), s)| {
+                let class = if *code >= 500 { "failure" } else { "success" };
+                let labels = format!(
+                    "{},classification=\"{class}\",status_code=\"{code}\"",
+                    linkerd_labels(w)
+                );
+                (labels, s.count)
+            }),
+        );
+        let _ = writeln!(out, "# TYPE response_latency_ms histogram");
+        for (w, s) in &by_workload {
+            histogram(&mut out, "response_latency_ms", &linkerd_labels(w), s, 1);
+        }
+        counter(
+            &mut out,
+            "envoy_cluster_upstream_rq",
+            &mut series.iter().map(|((w, code), s)| {
+                (
+                    format!("{},envoy_response_code=\"{code}\"", pod_labels(w)),
+                    s.count,
+                )
+            }),
+        );
+        let _ = writeln!(out, "# TYPE envoy_cluster_upstream_rq_time histogram");
+        for (w, s) in &by_workload {
+            histogram(
+                &mut out,
+                "envoy_cluster_upstream_rq_time",
+                &pod_labels(w),
+                s,
+                2,
+            );
+        }
+        let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
+        for ((w, code), s) in series.iter() {
+            let labels = format!("{},status=\"{code}\"", pod_labels(w));
+            histogram(&mut out, "http_request_duration_seconds", &labels, s, 3);
+        }
+        out
+    }
+}
+
+fn istio_labels(w: &Workload) -> String {
+    format!(
+        "reporter=\"destination\",destination_workload_namespace=\"{}\",destination_workload=\"{}\",destination_service_namespace=\"{}\"",
+        w.namespace, w.deployment, w.namespace
+    )
+}
+
+fn linkerd_labels(w: &Workload) -> String {
+    format!(
+        "namespace=\"{}\",deployment=\"{}\",pod=\"{}\",direction=\"inbound\"",
+        w.namespace, w.deployment, w.pod
+    )
+}
+
+fn pod_labels(w: &Workload) -> String {
+    format!(
+        "kubernetes_namespace=\"{}\",kubernetes_pod_name=\"{}\"",
+        w.namespace, w.pod
+    )
+}
+
+fn format_bound(b: f64) -> String {
+    if b.fract() == 0.0 {
+        format!("{b:.0}")
+    } else {
+        format!("{b}")
+    }
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, s: &Series, layout: usize) {
+    for (le, n) in s.cumulative(layout) {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+    }
+    let sum = s.sum_ms * LAYOUTS[layout].1;
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", s.count);
+}

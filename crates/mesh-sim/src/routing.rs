@@ -1,0 +1,690 @@
+//! Where a request goes: a pure function of the cluster's objects ([`Snapshot`]) and the
+//! request, as each mesh's data plane would decide it.
+//!
+//! A host names a Service (`podinfo`, `podinfo.test`, `podinfo.test.svc.cluster.local`, with
+//! an optional port) or a gateway host listed by a routing object (`app.example.com`). The
+//! routing object of the first mesh that claims the Service decides the destination Service,
+//! in this order:
+//!
+//! 1. an Istio VirtualService listing the host, bound to the `mesh` gateway (or, for a
+//!    gateway host, to any other gateway): `http` routes in order, `match` on uri, method and
+//!    headers, weighted `route` destinations, `mirror`/`mirrorPercentage`, response headers;
+//! 2. an App Mesh VirtualService whose `awsName` is the host: its VirtualRouter's routes by
+//!    priority, prefix and header matches, weighted targets to VirtualNodes, whose DNS
+//!    hostname names the Service;
+//! 3. an SMI TrafficSplit whose `service` is the host: weighted backends;
+//! 4. a Gateway API HTTPRoute with the Service as parent (or the host in `hostnames`): the most
+//!    specific matching rule, weighted `backendRefs`, `requestMirror`, response header filters;
+//! 5. otherwise the Service itself (the kubernetes provider).
+//!
+//! The destination Service's selector then picks a ready Deployment, the endpoint: its
+//! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
+//! Regular expressions match the whole value, as Envoy's do.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::cluster::Snapshot;
+
+/// The parts of a request that routing reads.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// The authority: `podinfo-canary.test:9898`.
+    pub host: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// Header names in lower case, with their values.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A ready revision of a Deployment: what answers a request.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Workload {
+    /// Its namespace.
+    pub namespace: String,
+    /// The Deployment's name (`podinfo`, `podinfo-primary`).
+    pub deployment: String,
+    /// The first container's image (its tag is the version podinfo reports).
+    pub image: String,
+    /// A pod name of this revision.
+    pub pod: String,
+}
+
+/// The routing decision for one request.
+#[derive(Clone, Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per request; boxing would only obscure the matches"
+)]
+pub enum Route {
+    /// A workload of the cluster answers.
+    Backend {
+        /// The chosen endpoint.
+        workload: Workload,
+        /// A copy of the request goes there too; its answer is dropped.
+        mirror: Option<Workload>,
+        /// Headers added to the response (session affinity cookies).
+        response_headers: Vec<(String, String)>,
+        /// How the decision was taken, for the log: `istio VirtualService test/podinfo ...`.
+        via: String,
+    },
+    /// A process outside the cluster registered under this host (the loadtester).
+    Upstream(String),
+    /// Nothing answers to this host (a 502 from the proxy).
+    NoRoute(String),
+    /// The Service exists but has no ready endpoint (Envoy's 503 "no healthy upstream").
+    Unavailable(String),
+}
+
+/// A source of numbers in `0..n` for weighted choices (a counter in the proxy, fixed in
+/// tests).
+pub trait Pick {
+    /// A number in `0..n` (`n > 0`).
+    fn pick(&mut self, n: u64) -> u64;
+}
+
+impl<F: FnMut(u64) -> u64> Pick for F {
+    fn pick(&mut self, n: u64) -> u64 {
+        self(n) % n.max(1)
+    }
+}
+
+/// A Service by namespace and name.
+type ServiceRef = (String, String);
+
+/// What a routing object chose: the destination Service, a mirror, headers, and how.
+struct Decision {
+    to: ServiceRef,
+    mirror: Option<ServiceRef>,
+    headers: Vec<(String, String)>,
+    via: String,
+}
+
+/// Decides where `req` goes. `upstreams` maps hosts (without port) to `ip:port` of processes
+/// outside the cluster.
+pub fn resolve(
+    s: &Snapshot,
+    upstreams: &BTreeMap<String, String>,
+    req: &Request,
+    pick: &mut dyn Pick,
+) -> Route {
+    let (host, port) = split_port(&req.host);
+    if let Some(addr) = upstreams.get(host) {
+        return Route::Upstream(addr.clone());
+    }
+    let decision = match service_named(s, host, None) {
+        Some(svc) => {
+            if let Err(e) = port_open(s, &svc, port) {
+                return Route::NoRoute(e);
+            }
+            mesh_decision(s, &svc, req, pick).unwrap_or_else(|| Decision {
+                via: format!("Service {}/{}", svc.0, svc.1),
+                to: svc,
+                mirror: None,
+                headers: Vec::new(),
+            })
+        }
+        None => match gateway_decision(s, host, req, pick) {
+            Some(d) => d,
+            None => {
+                return Route::NoRoute(format!(
+                    "no Service and no gateway route for host {host:?}"
+                ));
+            }
+        },
+    };
+    let workload = match endpoint(s, &decision.to, pick) {
+        Ok(w) => w,
+        Err(e) => return Route::Unavailable(format!("{e} (routed by {})", decision.via)),
+    };
+    let mirror = decision
+        .mirror
+        .as_ref()
+        .and_then(|m| endpoint(s, m, pick).ok());
+    Route::Backend {
+        workload,
+        mirror,
+        response_headers: decision.headers,
+        via: decision.via,
+    }
+}
+
+fn split_port(authority: &str) -> (&str, u16) {
+    match authority.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => (h, p.parse().unwrap_or(80)),
+        _ => (authority, 80),
+    }
+}
+
+fn ns_of(o: &Value) -> &str {
+    o["metadata"]["namespace"].as_str().unwrap_or("default")
+}
+
+fn name_of(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// The Service a host names, relative to `base` (the namespace of the object that names it)
+/// or, for a bare name with no base, the only Service of that name in the cluster.
+fn service_named(s: &Snapshot, host: &str, base: Option<&str>) -> Option<ServiceRef> {
+    let short = host
+        .strip_suffix(".svc.cluster.local")
+        .or_else(|| host.strip_suffix(".svc"))
+        .unwrap_or(host);
+    let exists = |ns: &str, name: &str| {
+        s.services
+            .iter()
+            .any(|o| ns_of(o) == ns && name_of(o) == name)
+    };
+    match short.split_once('.') {
+        Some((name, ns)) if !ns.contains('.') => {
+            exists(ns, name).then(|| (ns.to_string(), name.to_string()))
+        }
+        Some(_) => None,
+        None => match base {
+            Some(ns) => exists(ns, short).then(|| (ns.to_string(), short.to_string())),
+            None => {
+                let mut found = s.services.iter().filter(|o| name_of(o) == short);
+                match (found.next(), found.next()) {
+                    (Some(o), None) => Some((ns_of(o).to_string(), short.to_string())),
+                    _ => None,
+                }
+            }
+        },
+    }
+}
+
+fn service<'a>(s: &'a Snapshot, svc: &ServiceRef) -> Option<&'a Value> {
+    s.services
+        .iter()
+        .find(|o| ns_of(o) == svc.0 && name_of(o) == svc.1)
+}
+
+fn port_open(s: &Snapshot, svc: &ServiceRef, port: u16) -> Result<(), String> {
+    let ports: Vec<u64> = service(s, svc)
+        .and_then(|o| o["spec"]["ports"].as_array())
+        .map(|ps| ps.iter().filter_map(|p| p["port"].as_u64()).collect())
+        .unwrap_or_default();
+    if ports.is_empty() || ports.contains(&u64::from(port)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Service {}/{} has no port {port} (it has {ports:?}): connection refused",
+            svc.0, svc.1
+        ))
+    }
+}
+
+/// The names a host of Service `svc` may be written as in a routing object.
+fn aliases(svc: &ServiceRef) -> [String; 4] {
+    let (ns, name) = svc;
+    [
+        name.clone(),
+        format!("{name}.{ns}"),
+        format!("{name}.{ns}.svc"),
+        format!("{name}.{ns}.svc.cluster.local"),
+    ]
+}
+
+fn mesh_decision(
+    s: &Snapshot,
+    svc: &ServiceRef,
+    req: &Request,
+    pick: &mut dyn Pick,
+) -> Option<Decision> {
+    let names = aliases(svc);
+    let named = |v: &Value| v.as_str().is_some_and(|h| names.iter().any(|n| n == h));
+    let in_ns = |o: &&Value| ns_of(o) == svc.0;
+    if let Some(vs) = s.istio.iter().filter(in_ns).find(|vs| {
+        strings(&vs["spec"]["hosts"]).any(|h| names.iter().any(|n| n == h))
+            && gateways(vs).any(|g| g == "mesh")
+    }) {
+        return istio(s, vs, req, pick);
+    }
+    if let Some(avs) = s
+        .appmesh_services
+        .iter()
+        .filter(in_ns)
+        .find(|o| named(&o["spec"]["awsName"]))
+    {
+        return appmesh(s, avs, req, pick);
+    }
+    if let Some(ts) = s
+        .splits
+        .iter()
+        .filter(in_ns)
+        .find(|o| named(&o["spec"]["service"]))
+    {
+        return smi(s, ts, pick);
+    }
+    let parent = |r: &&Value| {
+        r["spec"]["parentRefs"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["kind"].as_str() == Some("Service")
+                    && p["name"].as_str() == Some(svc.1.as_str())
+                    && p["namespace"].as_str().unwrap_or(ns_of(r)) == svc.0
+            })
+        })
+    };
+    if let Some(route) = s.httproutes.iter().find(parent) {
+        return httproute(s, route, req, pick);
+    }
+    None
+}
+
+/// A host that is no Service: an ingress host of an Istio gateway or a Gateway API route.
+fn gateway_decision(
+    s: &Snapshot,
+    host: &str,
+    req: &Request,
+    pick: &mut dyn Pick,
+) -> Option<Decision> {
+    if let Some(vs) = s.istio.iter().find(|vs| {
+        strings(&vs["spec"]["hosts"]).any(|h| h == host) && gateways(vs).any(|g| g != "mesh")
+    }) {
+        return istio(s, vs, req, pick);
+    }
+    let route = s
+        .httproutes
+        .iter()
+        .find(|r| strings(&r["spec"]["hostnames"]).any(|h| h == host))?;
+    httproute(s, route, req, pick)
+}
+
+fn strings(v: &Value) -> impl Iterator<Item = &str> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str)
+}
+
+fn gateways(vs: &Value) -> impl Iterator<Item = &str> {
+    let listed = vs["spec"]["gateways"]
+        .as_array()
+        .is_some_and(|g| !g.is_empty());
+    strings(&vs["spec"]["gateways"]).chain((!listed).then_some("mesh"))
+}
+
+/// Chooses one of `(item, weight)` in proportion to the weights; all zero picks the first.
+fn weighted<T: Clone>(items: &[(T, u64)], pick: &mut dyn Pick) -> Option<T> {
+    let total: u64 = items.iter().map(|(_, w)| w).sum();
+    if total == 0 {
+        return items.first().map(|(t, _)| t.clone());
+    }
+    let mut n = pick.pick(total);
+    for (t, w) in items {
+        if n < *w {
+            return Some(t.clone());
+        }
+        n -= w;
+    }
+    None
+}
+
+/// Matches `value` against a whole-value regular expression.
+fn regex_full(pattern: &str, value: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(value))
+}
+
+/// Istio's StringMatch (`exact`, `prefix`, `regex`).
+fn string_match(m: &Value, value: Option<&str>) -> bool {
+    let Some(value) = value else { return false };
+    if let Some(e) = m["exact"].as_str() {
+        return value == e;
+    }
+    if let Some(p) = m["prefix"].as_str() {
+        return value.starts_with(p);
+    }
+    if let Some(r) = m["regex"].as_str() {
+        return regex_full(r, value);
+    }
+    true
+}
+
+fn istio_match(m: &Value, req: &Request) -> bool {
+    if !m["uri"].is_null() && !string_match(&m["uri"], Some(&req.path)) {
+        return false;
+    }
+    if !m["method"].is_null() && !string_match(&m["method"], Some(&req.method)) {
+        return false;
+    }
+    let headers_ok = m["headers"].as_object().is_none_or(|hs| {
+        hs.iter()
+            .all(|(name, sm)| string_match(sm, req.header(name)))
+    });
+    let without_ok = m["withoutHeaders"].as_object().is_none_or(|hs| {
+        hs.iter()
+            .all(|(name, sm)| !string_match(sm, req.header(name)))
+    });
+    headers_ok && without_ok
+}
+
+fn istio(s: &Snapshot, vs: &Value, req: &Request, pick: &mut dyn Pick) -> Option<Decision> {
+    let ns = ns_of(vs);
+    let (i, route) = vs["spec"]["http"]
+        .as_array()?
+        .iter()
+        .enumerate()
+        .find(|(_, r)| {
+            r["match"]
+                .as_array()
+                .is_none_or(|ms| ms.is_empty() || ms.iter().any(|m| istio_match(m, req)))
+        })?;
+    let dests: Vec<&Value> = route["route"].as_array()?.iter().collect();
+    let single = dests.len() == 1;
+    let options: Vec<(&Value, u64)> = dests
+        .iter()
+        .map(|d| {
+            (
+                *d,
+                d["weight"].as_u64().unwrap_or(if single { 100 } else { 0 }),
+            )
+        })
+        .collect();
+    let dest = weighted(&options, pick)?;
+    let host = dest["destination"]["host"].as_str()?;
+    let to = service_named(s, host, Some(ns))?;
+    let mut headers = Vec::new();
+    for h in [&route["headers"]["response"], &dest["headers"]["response"]] {
+        for key in ["set", "add"] {
+            for (n, v) in h[key].as_object().into_iter().flatten() {
+                headers.push((n.clone(), v.as_str().unwrap_or_default().to_string()));
+            }
+        }
+    }
+    let percent = route["mirrorPercentage"]["value"].as_f64().unwrap_or(100.0);
+    let mirror = route["mirror"]["host"]
+        .as_str()
+        .filter(|_| (pick.pick(10_000) as f64) < percent * 100.0)
+        .and_then(|h| service_named(s, h, Some(ns)));
+    Some(Decision {
+        via: format!(
+            "istio VirtualService {ns}/{} http[{i}] -> {} (weight {})",
+            name_of(vs),
+            to.1,
+            dest["weight"].as_u64().unwrap_or(100)
+        ),
+        to,
+        mirror,
+        headers,
+    })
+}
+
+fn appmesh(s: &Snapshot, avs: &Value, req: &Request, pick: &mut dyn Pick) -> Option<Decision> {
+    let ns = ns_of(avs);
+    let node_service = |node: &str| {
+        let vn = s
+            .appmesh_nodes
+            .iter()
+            .find(|o| ns_of(o) == ns && name_of(o) == node)?;
+        let host = vn["spec"]["serviceDiscovery"]["dns"]["hostname"].as_str()?;
+        service_named(s, host, Some(ns))
+    };
+    let provider = &avs["spec"]["provider"];
+    if let Some(node) = provider["virtualNode"]["virtualNodeRef"]["name"].as_str() {
+        let to = node_service(node)?;
+        return Some(Decision {
+            via: format!(
+                "appmesh VirtualService {ns}/{} -> node {node}",
+                name_of(avs)
+            ),
+            to,
+            mirror: None,
+            headers: Vec::new(),
+        });
+    }
+    let router = provider["virtualRouter"]["virtualRouterRef"]["name"].as_str()?;
+    let vr = s
+        .appmesh_routers
+        .iter()
+        .find(|o| ns_of(o) == ns && name_of(o) == router)?;
+    let mut routes: Vec<&Value> = vr["spec"]["routes"].as_array()?.iter().collect();
+    routes.sort_by_key(|r| r["priority"].as_u64().unwrap_or(u64::MAX));
+    let route = routes.into_iter().find(|r| {
+        let m = &r["httpRoute"]["match"];
+        let prefix = m["prefix"].as_str().unwrap_or("/");
+        req.path.starts_with(prefix)
+            && m["method"].as_str().is_none_or(|x| x == req.method)
+            && m["headers"].as_array().into_iter().flatten().all(|h| {
+                let name = h["name"].as_str().unwrap_or_default();
+                let found = appmesh_header(&h["match"], req.header(name));
+                found != h["invert"].as_bool().unwrap_or(false)
+            })
+    })?;
+    let targets: Vec<(String, u64)> = route["httpRoute"]["action"]["weightedTargets"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t["virtualNodeRef"]["name"].as_str()?.to_string(),
+                t["weight"].as_u64().unwrap_or(0),
+            ))
+        })
+        .collect();
+    let node = weighted(&targets, pick)?;
+    let weight = targets.iter().find(|(n, _)| *n == node).map(|(_, w)| *w);
+    Some(Decision {
+        via: format!(
+            "appmesh VirtualRouter {ns}/{router} route {} -> node {node} (weight {})",
+            route["name"].as_str().unwrap_or("?"),
+            weight.unwrap_or(0)
+        ),
+        to: node_service(&node)?,
+        mirror: None,
+        headers: Vec::new(),
+    })
+}
+
+/// App Mesh's header match (`exact`, `prefix`, `suffix`, `regex`; none means present).
+fn appmesh_header(m: &Value, value: Option<&str>) -> bool {
+    let Some(value) = value else { return false };
+    if let Some(x) = m["suffix"].as_str() {
+        return value.ends_with(x);
+    }
+    string_match(m, Some(value))
+}
+
+fn smi(s: &Snapshot, ts: &Value, pick: &mut dyn Pick) -> Option<Decision> {
+    let ns = ns_of(ts);
+    let backends: Vec<(String, u64)> = ts["spec"]["backends"]
+        .as_array()?
+        .iter()
+        .filter_map(|b| Some((b["service"].as_str()?.to_string(), quantity(&b["weight"]))))
+        .collect();
+    let to = weighted(&backends, pick)?;
+    let weight = backends.iter().find(|(n, _)| *n == to).map(|(_, w)| *w);
+    Some(Decision {
+        via: format!(
+            "TrafficSplit {ns}/{} -> {to} (weight {})",
+            name_of(ts),
+            weight.unwrap_or(0)
+        ),
+        to: service_named(s, &to, Some(ns))?,
+        mirror: None,
+        headers: Vec::new(),
+    })
+}
+
+/// An SMI weight: a number, or a quantity string (`"95"`, `"500m"`), in thousandths.
+fn quantity(v: &Value) -> u64 {
+    if let Some(n) = v.as_u64() {
+        return n * 1000;
+    }
+    let s = v.as_str().unwrap_or("0");
+    match s.strip_suffix('m') {
+        Some(milli) => milli.parse().unwrap_or(0),
+        None => s.parse::<u64>().map(|n| n * 1000).unwrap_or(0),
+    }
+}
+
+/// Gateway API's rule precedence: an exact path, then the longest path, then the most
+/// header matches; ties go to the earlier rule.
+fn httproute(s: &Snapshot, route: &Value, req: &Request, pick: &mut dyn Pick) -> Option<Decision> {
+    let ns = ns_of(route);
+    let default_match = [Value::Null];
+    let mut best: Option<((bool, usize, usize), usize, &Value)> = None;
+    for (i, rule) in route["spec"]["rules"].as_array()?.iter().enumerate() {
+        let matches = match rule["matches"].as_array() {
+            Some(ms) if !ms.is_empty() => ms.as_slice(),
+            _ => &default_match,
+        };
+        for m in matches {
+            if let Some(rank) = gateway_match(m, req)
+                && best.as_ref().is_none_or(|(r, _, _)| rank > *r)
+            {
+                best = Some((rank, i, rule));
+            }
+        }
+    }
+    let (_, i, rule) = best?;
+    let refs: Vec<(&Value, u64)> = rule["backendRefs"]
+        .as_array()?
+        .iter()
+        .map(|b| (b, b["weight"].as_u64().unwrap_or(1)))
+        .collect();
+    let backend = weighted(&refs, pick)?;
+    let to = service_named(
+        s,
+        backend["name"].as_str()?,
+        Some(backend["namespace"].as_str().unwrap_or(ns)),
+    )?;
+    let mut headers = Vec::new();
+    for f in rule["filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(backend["filters"].as_array().into_iter().flatten())
+    {
+        let modifier = &f["responseHeaderModifier"];
+        for h in modifier["set"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(modifier["add"].as_array().into_iter().flatten())
+        {
+            if let (Some(n), Some(v)) = (h["name"].as_str(), h["value"].as_str()) {
+                headers.push((n.to_string(), v.to_string()));
+            }
+        }
+    }
+    let mirror = rule["filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|f| {
+            let b = &f["requestMirror"]["backendRef"];
+            service_named(
+                s,
+                b["name"].as_str()?,
+                Some(b["namespace"].as_str().unwrap_or(ns)),
+            )
+        });
+    Some(Decision {
+        via: format!(
+            "HTTPRoute {ns}/{} rules[{i}] -> {} (weight {})",
+            name_of(route),
+            to.1,
+            backend["weight"].as_u64().unwrap_or(1)
+        ),
+        to,
+        mirror,
+        headers,
+    })
+}
+
+/// Whether one HTTPRouteMatch matches, and its precedence.
+fn gateway_match(m: &Value, req: &Request) -> Option<(bool, usize, usize)> {
+    let kind = m["path"]["type"].as_str().unwrap_or("PathPrefix");
+    let value = m["path"]["value"].as_str().unwrap_or("/");
+    let path_ok = match kind {
+        "Exact" => req.path == value,
+        "RegularExpression" => regex_full(value, &req.path),
+        _ => {
+            let trimmed = value.trim_end_matches('/');
+            req.path == trimmed
+                || req.path.starts_with(&format!("{trimmed}/"))
+                || trimmed.is_empty()
+        }
+    };
+    let method_ok = m["method"].as_str().is_none_or(|x| x == req.method);
+    let headers: Vec<&Value> = m["headers"].as_array().into_iter().flatten().collect();
+    let headers_ok = headers.iter().all(|h| {
+        let got = req.header(h["name"].as_str().unwrap_or_default());
+        let want = h["value"].as_str().unwrap_or_default();
+        match (h["type"].as_str().unwrap_or("Exact"), got) {
+            (_, None) => false,
+            ("RegularExpression", Some(v)) => regex_full(want, v),
+            (_, Some(v)) => v == want,
+        }
+    });
+    (path_ok && method_ok && headers_ok).then_some((kind == "Exact", value.len(), headers.len()))
+}
+
+/// A ready Deployment selected by the Service.
+fn endpoint(s: &Snapshot, svc: &ServiceRef, pick: &mut dyn Pick) -> Result<Workload, String> {
+    let service = service(s, svc).ok_or_else(|| format!("no Service {}/{}", svc.0, svc.1))?;
+    let selector = service["spec"]["selector"]
+        .as_object()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| format!("Service {}/{} has no selector", svc.0, svc.1))?;
+    let ready: Vec<(&Value, u64)> = s
+        .deployments
+        .iter()
+        .filter(|d| ns_of(d) == svc.0)
+        .filter(|d| {
+            let labels = &d["spec"]["template"]["metadata"]["labels"];
+            selector.iter().all(|(k, v)| &labels[k] == v)
+        })
+        .map(|d| (d, d["status"]["availableReplicas"].as_u64().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let d = weighted(&ready, pick).ok_or_else(|| {
+        format!(
+            "no healthy upstream: no ready pod matches the selector of Service {}/{}",
+            svc.0, svc.1
+        )
+    })?;
+    let deployment = name_of(d).to_string();
+    let template = &d["spec"]["template"];
+    let image = template["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let hash = fnv(&template.to_string());
+    Ok(Workload {
+        namespace: svc.0.clone(),
+        pod: format!(
+            "{deployment}-{}-{}",
+            safe_chars(hash, 9),
+            safe_chars(hash >> 17, 5)
+        ),
+        deployment,
+        image,
+    })
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Kubernetes' name-suffix alphabet (no vowels), as in pod names.
+fn safe_chars(mut n: u64, len: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789bcdfghjklmnpqrstvwxz";
+    let mut out = String::with_capacity(len);
+    for _ in 0..len {
+        out.push(char::from(DIGITS[(n % DIGITS.len() as u64) as usize]));
+        n /= DIGITS.len() as u64;
+    }
+    out
+}

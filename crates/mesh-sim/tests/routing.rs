@@ -1,0 +1,293 @@
+//! mesh-sim's routing over the very objects flaggerd's routers write (canary-router's
+//! committed snapshots), with the Services and Deployments of seed 001's bootstrap.
+
+use std::collections::BTreeMap;
+
+use mesh_sim::cluster::Snapshot;
+use mesh_sim::routing::{Request, Route, resolve};
+use serde_json::{Value, json};
+
+fn snapshot_file(name: &str) -> Value {
+    let path = format!(
+        "{}/../canary-router/tests/snapshots/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("router snapshot");
+    serde_yaml_ng::from_str(&text).expect("yaml")
+}
+
+fn service(name: &str, app: &str) -> Value {
+    json!({"metadata": {"name": name, "namespace": "test"},
+           "spec": {"selector": {"app": app}, "ports": [{"port": 9898}]}})
+}
+
+fn deployment(name: &str, image: &str, available: u64) -> Value {
+    json!({"metadata": {"name": name, "namespace": "test"},
+           "spec": {"template": {"metadata": {"labels": {"app": name}},
+                                 "spec": {"containers": [{"name": "podinfod", "image": image}]}}},
+           "status": {"availableReplicas": available}})
+}
+
+/// The generated Services and both Deployments (canary 6.0.1, primary 6.0.0).
+fn cluster() -> Snapshot {
+    Snapshot {
+        services: vec![
+            service("podinfo", "podinfo-primary"),
+            service("podinfo-primary", "podinfo-primary"),
+            service("podinfo-canary", "podinfo"),
+        ],
+        deployments: vec![
+            deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.1", 1),
+            deployment("podinfo-primary", "ghcr.io/stefanprodan/podinfo:6.0.0", 2),
+        ],
+        ..Snapshot::default()
+    }
+}
+
+fn get(host: &str, headers: &[(&str, &str)]) -> Request {
+    Request {
+        host: host.into(),
+        method: "GET".into(),
+        path: "/".into(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// The Deployment that answers, with a counter as the source of weighted choices.
+fn route(s: &Snapshot, req: &Request, n: &mut u64) -> Route {
+    let upstreams = BTreeMap::from([(
+        "flagger-loadtester.test".to_string(),
+        "127.0.0.1:1".to_string(),
+    )]);
+    resolve(s, &upstreams, req, &mut |m: u64| {
+        *n += 1;
+        (*n * 7919) % m
+    })
+}
+
+fn answered_by(s: &Snapshot, req: &Request) -> String {
+    match route(s, req, &mut 0) {
+        Route::Backend { workload, .. } => workload.deployment,
+        other => panic!("{req:?}: {other:?}"),
+    }
+}
+
+/// How many of 1000 requests reach the canary.
+fn canary_share(s: &Snapshot, req: &Request) -> usize {
+    let mut n = 0;
+    (0..1000)
+        .filter(|_| {
+            matches!(route(s, req, &mut n), Route::Backend { workload, .. } if workload.deployment == "podinfo")
+        })
+        .count()
+}
+
+#[test]
+fn plain_services_select_ready_deployments() {
+    let s = cluster();
+    assert_eq!(
+        answered_by(&s, &get("podinfo-canary.test:9898", &[])),
+        "podinfo"
+    );
+    assert_eq!(
+        answered_by(&s, &get("podinfo.test:9898", &[])),
+        "podinfo-primary"
+    );
+    assert_eq!(
+        answered_by(&s, &get("podinfo-primary.test.svc.cluster.local:9898", &[])),
+        "podinfo-primary"
+    );
+    // A bare name resolves when one namespace has it.
+    assert_eq!(answered_by(&s, &get("podinfo-canary:9898", &[])), "podinfo");
+    match route(&s, &get("podinfo-canary.test:9898", &[]), &mut 0) {
+        Route::Backend { workload, .. } => {
+            assert_eq!(workload.image, "ghcr.io/stefanprodan/podinfo:6.0.1");
+            let rest = workload.pod.strip_prefix("podinfo-").expect("pod name");
+            let (hash, suffix) = rest.split_once('-').expect("hash-suffix");
+            assert!(hash.chars().all(|c| c.is_ascii_alphanumeric()), "{hash}");
+            assert_eq!(suffix.len(), 5, "{}", workload.pod);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        route(&s, &get("flagger-loadtester.test", &[]), &mut 0),
+        Route::Upstream("127.0.0.1:1".into())
+    );
+    let wrong_port = route(&s, &get("podinfo.test:80", &[]), &mut 0);
+    assert!(
+        matches!(&wrong_port, Route::NoRoute(e) if e.contains("has no port 80")),
+        "{wrong_port:?}"
+    );
+    let unknown = route(&s, &get("nothing.test:9898", &[]), &mut 0);
+    assert!(matches!(unknown, Route::NoRoute(_)), "{unknown:?}");
+
+    let mut scaled = cluster();
+    scaled.deployments[0]["status"]["availableReplicas"] = json!(0);
+    let down = route(&scaled, &get("podinfo-canary.test:9898", &[]), &mut 0);
+    assert!(
+        matches!(&down, Route::Unavailable(e) if e.contains("no healthy upstream")),
+        "{down:?}"
+    );
+}
+
+#[test]
+fn istio_header_and_cookie_matches_send_insiders_to_the_canary() {
+    let mut s = cluster();
+    s.istio = vec![snapshot_file("istio-ab-header")];
+    assert_eq!(
+        answered_by(&s, &get("app.example.com", &[("x-canary", "insider")])),
+        "podinfo"
+    );
+    assert_eq!(
+        answered_by(&s, &get("app.example.com", &[])),
+        "podinfo-primary"
+    );
+    // Bound to the public gateway only, it does not route in-mesh traffic: podinfo's
+    // Service (primary) answers, whatever the header.
+    let inside = [("x-canary", "insider")];
+    assert_eq!(
+        answered_by(&s, &get("podinfo.test:9898", &inside)),
+        "podinfo-primary"
+    );
+    // Bound to the mesh too, it does.
+    s.istio[0]["spec"]["gateways"] =
+        json!(["public-gateway.istio-system.svc.cluster.local", "mesh"]);
+    assert_eq!(
+        answered_by(&s, &get("podinfo.test:9898", &inside)),
+        "podinfo"
+    );
+
+    s.istio = vec![snapshot_file("istio-ab-cookie")];
+    let cookie = [("cookie", "session=1;canary=insider")];
+    assert_eq!(answered_by(&s, &get("app.example.com", &cookie)), "podinfo");
+    assert_eq!(
+        answered_by(&s, &get("app.example.com", &[])),
+        "podinfo-primary"
+    );
+    assert_eq!(
+        answered_by(
+            &s,
+            &get("app.example.com", &[("cookie", "canary=outsider")])
+        ),
+        "podinfo-primary"
+    );
+}
+
+#[test]
+fn weights_split_traffic_in_proportion() {
+    let mut s = cluster();
+    let mut vs = snapshot_file("istio-ab-header");
+    let http = vs["spec"]["http"].as_array_mut().expect("http");
+    http.remove(0);
+    http[0]["route"][0]["weight"] = json!(90);
+    http[0]["route"][1]["weight"] = json!(10);
+    s.istio = vec![vs];
+    let share = canary_share(&s, &get("app.example.com", &[]));
+    assert!((90..=110).contains(&share), "10% of 1000 gave {share}");
+
+    let smi = snapshot_file("smi-v1alpha1-001");
+    let mut s = cluster();
+    s.splits = vec![smi["weight 5"].clone()];
+    let share = canary_share(&s, &get("podinfo.test:9898", &[]));
+    assert!((40..=60).contains(&share), "5% of 1000 gave {share}");
+    s.splits = vec![smi["promoted"].clone()];
+    assert_eq!(canary_share(&s, &get("podinfo.test:9898", &[])), 0);
+
+    let gw = snapshot_file("gatewayapi-v1-001");
+    let mut s = cluster();
+    s.httproutes = vec![gw["weight 50"].clone()];
+    let share = canary_share(&s, &get("podinfo.test:9898", &[]));
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+}
+
+#[test]
+fn app_mesh_routes_by_priority_header_and_virtual_node() {
+    let seed = snapshot_file("appmesh-v1beta2-002");
+    let mut s = cluster();
+    s.appmesh_services = seed["virtualServices"].as_array().expect("vs").clone();
+    s.appmesh_nodes = seed["virtualNodes"].as_array().expect("nodes").clone();
+    s.appmesh_routers = vec![snapshot_file("appmesh-v1beta2-ab-header")];
+    assert_eq!(
+        answered_by(&s, &get("podinfo.test:9898", &[("X-Canary", "insider")])),
+        "podinfo"
+    );
+    assert_eq!(
+        answered_by(&s, &get("podinfo.test:9898", &[])),
+        "podinfo-primary"
+    );
+
+    s.appmesh_routers = vec![snapshot_file("appmesh-v1beta2-ab-cookie")];
+    let cookie = [("cookie", "canary=insider")];
+    assert_eq!(
+        answered_by(&s, &get("podinfo.test:9898", &cookie)),
+        "podinfo"
+    );
+
+    s.appmesh_routers = vec![seed["weight 5"].clone()];
+    let share = canary_share(&s, &get("podinfo.test:9898", &[]));
+    assert!((40..=60).contains(&share), "5% of 1000 gave {share}");
+    match route(&s, &get("podinfo.test:9898", &[]), &mut 0) {
+        Route::Backend { via, .. } => assert!(
+            via.starts_with("appmesh VirtualRouter test/podinfo"),
+            "{via}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn mirrors_and_session_cookies() {
+    let mut s = cluster();
+    s.istio = vec![snapshot_file("istio-mirror")];
+    // mirrorPercentage 50: half the requests are copied to the canary; all are answered by
+    // the primary.
+    let mut n = 0;
+    let mirrored = (0..1000)
+        .filter(|_| match route(&s, &get("app.example.com", &[]), &mut n) {
+            Route::Backend {
+                workload, mirror, ..
+            } => {
+                assert_eq!(workload.deployment, "podinfo-primary");
+                mirror.is_some_and(|m| m.deployment == "podinfo")
+            }
+            other => panic!("{other:?}"),
+        })
+        .count();
+    assert!(
+        (400..=600).contains(&mirrored),
+        "50% of 1000 gave {mirrored}"
+    );
+
+    let mut s = cluster();
+    let mut hr = snapshot_file("gatewayapi-v1-session-affinity");
+    // Attached to the podinfo Service (GAMMA) rather than a gateway.
+    hr["spec"]["parentRefs"] =
+        json!([{"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}]);
+    s.httproutes = vec![hr];
+    let host = "podinfo.test:9898";
+    let mut n = 0;
+    let cookies: Vec<Vec<(String, String)>> = (0..200)
+        .filter_map(|_| match route(&s, &get(host, &[]), &mut n) {
+            Route::Backend {
+                workload,
+                response_headers,
+                ..
+            } if workload.deployment == "podinfo" => Some(response_headers),
+            _ => None,
+        })
+        .collect();
+    assert!(!cookies.is_empty(), "10% of 200 requests reach the canary");
+    let set = &cookies[0][0];
+    assert_eq!(set.0, "Set-Cookie");
+    let cookie = set.1.split(';').next().expect("cookie").to_string();
+    // With the cookie, every request sticks to the canary.
+    for _ in 0..20 {
+        assert_eq!(
+            answered_by(&s, &get(host, &[("Cookie", &cookie)])),
+            "podinfo"
+        );
+    }
+}
