@@ -4,7 +4,9 @@
 //! benchmarks; `demo` plays the seeds' podinfo canary. It shells out to cargo and prints
 //! what it runs, so a failing step can be rerun by hand.
 
+mod cluster;
 mod demo;
+mod e2e;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +19,10 @@ tasks:
   test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity
   crds [--check] write (or check) deploy/crds/*.yaml from crates/canary-api
   bench         criterion benchmarks of canary-core, and flaggerd's detection latency on kube-sim
-  demo          play seed 004's podinfo canary: a promotion, then a failed release";
+  e2e [NAME]... play the seeds' scenarios on a local cluster (kube-sim, mesh-sim, Prometheus,
+                the loadtester, flaggerd), each printing PASS or FAIL
+  demo [--keep] play seed 004's podinfo canary on a local cluster: a promotion, then a failed
+                release; --keep leaves the cluster up for your own kubectl commands";
 
 /// Crates that must never appear in canary-core's normal dependency tree.
 const FORBIDDEN_IN_CORE: &[&str] = &[
@@ -37,6 +42,7 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("crds") => crds(args.get(1).map(String::as_str) == Some("--check")),
         Some("bench") => bench(),
+        Some("e2e") => e2e::run(&args[1..]),
         Some("demo") => demo::run(),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
@@ -53,7 +59,7 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn cargo(args: &[&str]) -> Result<()> {
+pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     println!("\n$ cargo {}", args.join(" "));
     let status = Command::new(env!("CARGO"))
         .args(args)

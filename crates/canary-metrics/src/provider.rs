@@ -149,13 +149,39 @@ fn outcome(result: Result<f64, QueryError>) -> MetricOutcome {
     }
 }
 
+/// Runs one check's query (its value times `scale`) and logs the query with what it gave,
+/// so an operator sees what each check measured.
+async fn check(
+    server: &Prometheus,
+    canary: &Canary,
+    metric: &Metric,
+    q: &str,
+    scale: f64,
+) -> MetricOutcome {
+    let result = outcome(server.instant(q).await.map(|v| v * scale));
+    let id = format!(
+        "{}.{}",
+        canary.metadata.name.as_deref().unwrap_or_default(),
+        canary.metadata.namespace.as_deref().unwrap_or_default()
+    );
+    match &result {
+        MetricOutcome::Value(v) => {
+            tracing::info!(canary = %id, metric = %metric.name, query = %q, value = v, "metric check {}: {v}", metric.name)
+        }
+        MetricOutcome::NoData(e) | MetricOutcome::Error(e) => {
+            tracing::info!(canary = %id, metric = %metric.name, query = %q, error = %e, "metric check {}: {e}", metric.name)
+        }
+    }
+    result
+}
+
 #[async_trait]
 impl MetricsProvider for PrometheusProvider {
     async fn query(&self, canary: &Canary, metric: &Metric) -> MetricOutcome {
         let model = model(canary, metric);
         if metric.template_ref.is_some() {
             return match self.template(canary, metric, &model).await {
-                Ok((server, q)) => outcome(server.instant(&q).await),
+                Ok((server, q)) => check(&server, canary, metric, &q, 1.0).await,
                 Err(e) => MetricOutcome::Error(e),
             };
         }
@@ -170,19 +196,18 @@ impl MetricsProvider for PrometheusProvider {
                 Ok(q) => q,
                 Err(e) => return MetricOutcome::Error(e.to_string()),
             };
-            let result = server.instant(&q).await;
-            let scaled = if builtin == canary_core::spec::Builtin::Duration
+            let scale = if builtin == canary_core::spec::Builtin::Duration
                 && query::duration_in_seconds(observer)
             {
-                result.map(|s| s * 1000.0)
+                1000.0
             } else {
-                result
+                1.0
             };
-            return outcome(scaled);
+            return check(&server, canary, metric, &q, scale).await;
         }
         match &metric.query {
             Some(q) => match query::render(&metric.name, q, &model) {
-                Ok(q) => outcome(server.instant(&q).await),
+                Ok(q) => check(&server, canary, metric, &q, 1.0).await,
                 Err(e) => MetricOutcome::Error(e.to_string()),
             },
             None => {

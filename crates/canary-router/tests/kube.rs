@@ -12,7 +12,7 @@ async fn cluster() -> (kube_sim::KubeSim, kube::Client) {
     let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
     let client = sim.client().await.expect("client");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for doc in include_str!("fixtures/mesh-crds.yaml")
+    for doc in include_str!("../../mesh-sim/crds/meshes.yaml")
         .split("\n---\n")
         .skip(1)
     {

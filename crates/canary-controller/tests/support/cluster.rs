@@ -75,7 +75,7 @@ pub async fn cluster(faults: FaultConfig) -> Cluster {
 pub async fn install_mesh_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let pp = PostParams::default();
-    for doc in include_str!("../../../canary-router/tests/fixtures/mesh-crds.yaml")
+    for doc in include_str!("../../../mesh-sim/crds/meshes.yaml")
         .split("\n---\n")
         .skip(1)
     {

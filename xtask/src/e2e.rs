@@ -1,0 +1,689 @@
+//! `cargo xtask e2e [SCENARIO]...`: the seeds played for real on the local cluster
+//! ([`crate::cluster`]): the `flaggerd` binary, the real `kubectl`, Debian's Prometheus
+//! scraping mesh-sim, the loadtester running `hey` and `curl` through mesh-sim.
+//!
+//! Each scenario starts its own cluster, applies the seed's podinfo and Canary (with
+//! `analysis.interval` shortened to [`INTERVAL`]; metric intervals, thresholds, steps,
+//! webhooks and commands unchanged), plays the seed's commands, prints what a user sees
+//! (events, `kubectl get canaries` rows, each metric check's query and value from flaggerd's
+//! log) and checks that the events came in the seed's order. It prints PASS or FAIL with the
+//! reason; on a failure, the event log and where the processes' logs are.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Seek};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+
+/// The analysis interval of every scenario (the seeds use 10 s to 1 m).
+pub(crate) const INTERVAL: &str = "2s";
+/// The longest a scenario waits for one phase.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
+
+const PODINFO: &str = include_str!("../e2e/podinfo.yaml");
+const FIXTURES: &str = "crates/canary-core/tests/fixtures";
+
+/// One scenario: its name, the seed it plays, and its steps.
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    run: fn(&mut Play<'_>) -> Result<()>,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "appmesh-000",
+        what: "seed 000: App Mesh workshop, the mis-indented spec rejected, then a promotion and a failed release",
+        run: appmesh_workshop,
+    },
+    Scenario {
+        name: "appmesh-002",
+        what: "seed 002: App Mesh v1beta2 automated promotion",
+        run: appmesh_promotion,
+    },
+    Scenario {
+        name: "appmesh-ab-header",
+        what: "seed 002: App Mesh A/B testing, X-Canary header",
+        run: |p| ab_testing(p, "002-appmesh-ab-header.yaml"),
+    },
+    Scenario {
+        name: "appmesh-ab-cookie",
+        what: "seed 002: App Mesh A/B testing, canary=insider cookie",
+        run: |p| ab_testing(p, "002-appmesh-ab-cookie.yaml"),
+    },
+    Scenario {
+        name: "linkerd-001",
+        what: "seed 001: Linkerd (SMI TrafficSplit) promotion",
+        run: linkerd,
+    },
+    Scenario {
+        name: "istio-004",
+        what: "seed 004: Istio promotion, then a rollback on HTTP 500s",
+        run: istio_errors,
+    },
+    Scenario {
+        name: "istio-latency",
+        what: "seeds 004 and 002: Istio rollback on latency (curl /delay/1)",
+        run: istio_latency,
+    },
+    Scenario {
+        name: "kubernetes-bluegreen",
+        what: "blue/green with the kubernetes provider (no mesh), iterations",
+        run: blue_green,
+    },
+    Scenario {
+        name: "configmap-trigger",
+        what: "a ConfigMap change triggers the analysis; the primary gets its own copy",
+        run: configmap_trigger,
+    },
+];
+
+/// Runs the named scenarios (all when none is named).
+pub(crate) fn run(names: &[String]) -> Result<()> {
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| !SCENARIOS.iter().any(|s| s.name == n.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        let all: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        bail!("unknown scenario {unknown:?}; scenarios: {}", all.join(", "));
+    }
+    require_programs()?;
+    let bin = crate::cluster::build()?;
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for s in SCENARIOS
+        .iter()
+        .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
+    {
+        println!("\n=== {}: {}", s.name, s.what);
+        let t = Instant::now();
+        let outcome = play(&bin, s);
+        let secs = t.elapsed().as_secs_f64();
+        match &outcome {
+            Ok(()) => println!("PASS {} ({secs:.1}s)", s.name),
+            Err(e) => println!("FAIL {} ({secs:.1}s): {e:#}", s.name),
+        }
+        results.push((s.name, outcome.is_ok(), secs));
+    }
+    println!("\ne2e summary ({:.0}s):", started.elapsed().as_secs_f64());
+    for (name, ok, secs) in &results {
+        println!("  {} {name} ({secs:.1}s)", if *ok { "PASS" } else { "FAIL" });
+    }
+    let failed: Vec<&str> = results.iter().filter(|r| !r.1).map(|r| r.0).collect();
+    if !failed.is_empty() {
+        bail!("e2e scenarios failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Fails, naming the Debian packages to install, when a program the cluster runs is missing.
+pub(crate) fn require_programs() -> Result<()> {
+    let missing = crate::cluster::missing_programs();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    bail!(
+        "the local cluster needs {}; install with: sudo apt-get install -y {}",
+        missing.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "),
+        packages.join(" ")
+    )
+}
+
+fn play(bin: &Path, s: &Scenario) -> Result<()> {
+    let mut cluster = Cluster::start(bin, s.name, &[])?;
+    let result = {
+        let mut p = Play::new(&mut cluster);
+        let result = (s.run)(&mut p);
+        if result.is_err() {
+            p.dump();
+        }
+        result
+    };
+    let dir = cluster.dir.clone();
+    cluster.stop(result.is_err());
+    if result.is_err() {
+        println!("  logs: {}", dir.display());
+    }
+    result
+}
+
+/// A scenario in progress on one cluster: what has been printed, and the commands run in
+/// the background (killed when the play ends).
+pub(crate) struct Play<'c> {
+    pub(crate) cluster: &'c mut Cluster,
+    started: Instant,
+    seen: BTreeMap<String, i64>,
+    /// Event messages in the order they appeared.
+    pub(crate) events: Vec<String>,
+    log_offset: u64,
+    queries_shown: BTreeSet<String>,
+    background: Vec<Child>,
+    last_row: String,
+    /// Print each metric check (the demo prints a summary instead).
+    pub(crate) show_checks: bool,
+}
+
+impl Drop for Play<'_> {
+    fn drop(&mut self) {
+        self.stop_background();
+    }
+}
+
+/// What `kubectl get canary` shows of one canary.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Row {
+    pub(crate) phase: String,
+    pub(crate) weight: i64,
+    pub(crate) failed: i64,
+    pub(crate) iterations: i64,
+}
+
+impl<'c> Play<'c> {
+    pub(crate) fn new(cluster: &'c mut Cluster) -> Play<'c> {
+        Play {
+            cluster,
+            started: Instant::now(),
+            seen: BTreeMap::new(),
+            events: Vec::new(),
+            log_offset: 0,
+            queries_shown: BTreeSet::new(),
+            background: Vec::new(),
+            last_row: String::new(),
+            show_checks: true,
+        }
+    }
+
+    fn stamp(&self) -> String {
+        format!("[{:>5.1}s]", self.started.elapsed().as_secs_f64())
+    }
+
+    /// Prints and runs a kubectl command as the user would type it.
+    pub(crate) fn kubectl(&mut self, args: &[&str]) -> Result<String> {
+        println!("$ kubectl {}", args.join(" "));
+        let out = self.cluster.kubectl(args)?;
+        for line in out.lines() {
+            println!("  {line}");
+        }
+        Ok(out)
+    }
+
+    /// Creates the namespace and applies podinfo (Deployment and HPA) into it.
+    pub(crate) fn podinfo(&mut self, ns: &str) -> Result<()> {
+        self.kubectl(&["create", "namespace", ns])?;
+        println!("$ kubectl apply -f podinfo.yaml   # Deployment and HPA, as Flagger's kustomize/podinfo");
+        self.cluster.apply(&PODINFO.replace("namespace: test", &format!("namespace: {ns}")))?;
+        Ok(())
+    }
+
+    /// Applies a Canary with its analysis interval shortened, then waits for Initialized.
+    pub(crate) fn canary(&mut self, yaml: &str, file: &str) -> Result<()> {
+        let yaml = shorten_interval(yaml)?;
+        println!("$ kubectl apply -f {file}   # analysis.interval shortened to {INTERVAL}");
+        let out = self.cluster.apply(&yaml)?;
+        print!("  {out}");
+        self.until(&["Initialized"])?;
+        Ok(())
+    }
+
+    /// Starts a shell command in the background, through mesh-sim, for at most `limit`.
+    pub(crate) fn background(&mut self, shown: &str, script: &str, limit: Duration) -> Result<()> {
+        println!("$ {shown} &");
+        let mut cmd = Command::new("timeout");
+        cmd.arg(limit.as_secs().to_string())
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.cluster.proxied(&mut cmd);
+        self.background.push(cmd.spawn().context("cannot start a background command")?);
+        Ok(())
+    }
+
+    pub(crate) fn stop_background(&mut self) {
+        for mut c in self.background.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The canary's status as `kubectl get canary -o json` shows it.
+    pub(crate) fn row(&self, ns: &str) -> Result<Row> {
+        let out = self.cluster.kubectl(&["-n", ns, "get", "canary", "podinfo", "-o", "json"])?;
+        let v: Value = serde_json::from_str(&out).context("canary JSON")?;
+        let s = &v["status"];
+        Ok(Row {
+            phase: s["phase"].as_str().unwrap_or_default().to_string(),
+            weight: s["canaryWeight"].as_i64().unwrap_or(0),
+            failed: s["failedChecks"].as_i64().unwrap_or(0),
+            iterations: s["iterations"].as_i64().unwrap_or(0),
+        })
+    }
+
+    /// Follows the canary in `test`-like namespace of the podinfo canary until its phase is
+    /// one of `phases`; prints rows, events and checks as they come.
+    pub(crate) fn until(&mut self, phases: &[&str]) -> Result<String> {
+        let ns = self.namespace()?;
+        let deadline = Instant::now() + PHASE_TIMEOUT;
+        loop {
+            self.cluster.check_alive()?;
+            self.print_events(&ns)?;
+            self.print_checks()?;
+            let row = self.row(&ns)?;
+            let line = format!(
+                "{:<12} weight {:<3} failed checks {:<2} iterations {}",
+                row.phase, row.weight, row.failed, row.iterations
+            );
+            if line != self.last_row {
+                println!("  {} kubectl get canary: {line}", self.stamp());
+                self.last_row = line;
+            }
+            if phases.contains(&row.phase.as_str()) {
+                self.print_events(&ns)?;
+                return Ok(row.phase);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the canary stayed {} for {}s; expected {}",
+                    row.phase,
+                    PHASE_TIMEOUT.as_secs(),
+                    phases.join(" or ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    }
+
+    fn namespace(&self) -> Result<String> {
+        let out = self.cluster.kubectl(&["get", "canaries", "-A", "-o", "json"])?;
+        let v: Value = serde_json::from_str(&out)?;
+        v["items"][0]["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string)
+            .context("no canary in the cluster")
+    }
+
+    /// Prints events not yet printed (and repeats of one, with their count).
+    fn print_events(&mut self, ns: &str) -> Result<()> {
+        let out = self.cluster.kubectl(&["-n", ns, "get", "events", "-o", "json"])?;
+        let v: Value = serde_json::from_str(&out)?;
+        let mut items: Vec<&Value> = v["items"].as_array().into_iter().flatten().collect();
+        items.retain(|e| e["involvedObject"]["kind"] == "Canary");
+        let key = |e: &Value| {
+            let rv: u64 = e["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            (e["lastTimestamp"].as_str().unwrap_or_default().to_string(), rv)
+        };
+        items.sort_by_key(|e| key(e));
+        for e in items {
+            let uid = e["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            let count = e["count"].as_i64().unwrap_or(1);
+            if self.seen.get(&uid).is_some_and(|c| *c >= count) {
+                continue;
+            }
+            self.seen.insert(uid, count);
+            let message = e["message"].as_str().unwrap_or_default().to_string();
+            let kind = e["type"].as_str().unwrap_or("Normal");
+            let times = if count > 1 { format!(" (x{count})") } else { String::new() };
+            println!("  {} {kind:<7} {message}{times}", self.stamp());
+            self.events.push(message);
+        }
+        Ok(())
+    }
+
+    /// Prints the metric checks flaggerd logged since the last call: the query once per
+    /// metric, then each value.
+    fn print_checks(&mut self) -> Result<()> {
+        let path = self.cluster.log("flaggerd");
+        let mut file = std::fs::File::open(&path)?;
+        file.seek(std::io::SeekFrom::Start(self.log_offset))?;
+        let mut reader = std::io::BufReader::new(file);
+        let mut line = String::new();
+        while reader.read_line(&mut line)? > 0 {
+            if !line.ends_with('\n') {
+                break;
+            }
+            self.log_offset += line.len() as u64;
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && let Some(metric) = v["metric"].as_str()
+                && self.show_checks
+            {
+                let query = v["query"].as_str().unwrap_or_default().to_string();
+                let result = v["value"]
+                    .as_str()
+                    .map(|x| match x.parse::<f64>() {
+                        Ok(n) => format!("= {n:.2}"),
+                        Err(_) => format!("= {x}"),
+                    })
+                    .or_else(|| v["error"].as_str().map(|e| format!(": {e}")))
+                    .map(|r| if r.starts_with('=') { format!(" {r}") } else { r })
+                    .unwrap_or_default();
+                println!("  {}   check {metric}{result}", self.stamp());
+                if self.queries_shown.insert(query.clone()) {
+                    println!("             query: {query}");
+                }
+            }
+            line.clear();
+        }
+        Ok(())
+    }
+
+    /// Checks that `expected` appear in the event log in this order.
+    pub(crate) fn expect_events(&self, expected: &[&str]) -> Result<()> {
+        in_order(&self.events, expected)
+    }
+
+    /// Prints the whole event log and the tail of flaggerd's log.
+    fn dump(&self) {
+        println!("  event log:");
+        for m in &self.events {
+            println!("    {m}");
+        }
+        let log = std::fs::read_to_string(self.cluster.log("flaggerd")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        println!("  flaggerd log (last 20 lines):");
+        for l in &lines[lines.len().saturating_sub(20)..] {
+            println!("    {l}");
+        }
+    }
+}
+
+/// Checks that `expected` appear in `events` in this order (each a prefix of a message;
+/// other events may come between).
+fn in_order(events: &[String], expected: &[&str]) -> Result<()> {
+    let mut rest = events.iter();
+    for want in expected {
+        if !rest.any(|m| m.starts_with(want)) {
+            bail!("expected the event {want:?} (in the seed's order) but it did not come");
+        }
+    }
+    Ok(())
+}
+
+/// Sets `spec.analysis.interval` to [`INTERVAL`], keeping everything else.
+fn shorten_interval(yaml: &str) -> Result<String> {
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).context("canary YAML")?;
+    let analysis = doc
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("analysis"))
+        .context("the canary has no spec.analysis")?;
+    analysis["interval"] = serde_yaml_ng::Value::String(INTERVAL.into());
+    Ok(serde_yaml_ng::to_string(&doc)?)
+}
+
+fn fixture(name: &str) -> Result<String> {
+    std::fs::read_to_string(Path::new(FIXTURES).join(name)).with_context(|| format!("fixture {name}"))
+}
+
+fn set_image(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
+    let image = format!("podinfod=ghcr.io/stefanprodan/podinfo:{tag}");
+    p.kubectl(&["-n", ns, "set", "image", "deployment/podinfo", &image])?;
+    Ok(())
+}
+
+/// The events of a promotion by weights up to 50 in steps of 5.
+fn promotion_events(target: &str) -> Vec<String> {
+    let mut e = vec![
+        format!("New revision detected! Scaling up {target}"),
+        format!("Starting canary analysis for {target}"),
+        "Pre-rollout check acceptance-test passed".to_string(),
+    ];
+    e.extend((1..=10).map(|i| format!("Advance {target} canary weight {}", i * 5)));
+    e.extend([
+        format!("Copying {target} template spec to podinfo-primary."),
+        "Routing all traffic to primary".to_string(),
+        format!("Promotion completed! Scaling down {target}"),
+    ]);
+    e
+}
+
+fn expect(p: &Play<'_>, events: &[String]) -> Result<()> {
+    let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+    p.expect_events(&refs)
+}
+
+fn promote(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
+    set_image(p, ns, tag)?;
+    let phase = p.until(&["Succeeded", "Failed"])?;
+    if phase != "Succeeded" {
+        bail!("the release of {tag} ended {phase}, expected Succeeded");
+    }
+    expect(p, &promotion_events(&format!("podinfo.{ns}")))?;
+    let primary = p.cluster.kubectl(&[
+        "-n", ns, "get", "deployment", "podinfo-primary", "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ])?;
+    if !primary.ends_with(tag) {
+        bail!("after the promotion podinfo-primary runs {primary}, expected {tag}");
+    }
+    println!("  podinfo-primary now runs {primary}");
+    Ok(())
+}
+
+/// A failed release: `load` runs while the analysis halts, until the rollback.
+fn fail(p: &mut Play<'_>, ns: &str, tag: &str, shown: &str, load: &str, halt: &str) -> Result<()> {
+    let mark = p.events.len();
+    set_image(p, ns, tag)?;
+    p.background(shown, load, Duration::from_secs(150))?;
+    let phase = p.until(&["Succeeded", "Failed"])?;
+    p.stop_background();
+    if phase != "Failed" {
+        bail!("the release of {tag} ended {phase}, expected Failed (rolled back)");
+    }
+    let target = format!("podinfo.{ns}");
+    in_order(
+        &p.events[mark..],
+        &[
+            &format!("New revision detected! Scaling up {target}"),
+            &format!("Advance {target} canary weight 5"),
+            &format!("Halt {target} advancement {halt}"),
+            &format!("Rolling back {target} failed checks threshold reached"),
+            &format!("Canary failed! Scaling down {target}"),
+        ],
+    )?;
+    let primary = p.cluster.kubectl(&[
+        "-n", ns, "get", "deployment", "podinfo-primary", "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ])?;
+    if primary.ends_with(tag) {
+        bail!("the failed release {tag} reached podinfo-primary");
+    }
+    println!("  podinfo-primary still runs {primary}");
+    Ok(())
+}
+
+fn appmesh_workshop(p: &mut Play<'_>) -> Result<()> {
+    let verbatim = fixture("000-appmesh-workshop.yaml")?;
+    p.podinfo("demo")?;
+    println!("$ kubectl apply -f canary.yaml   # the workshop's spec, verbatim");
+    match p.cluster.apply(&verbatim) {
+        Ok(out) => bail!("the mis-indented spec was accepted: {out}"),
+        Err(e) => {
+            let message = format!("{e:#}");
+            println!("  {message}");
+            if !message.contains("line 6") {
+                bail!("the rejection does not name the line of the webhooks block: {message}");
+            }
+        }
+    }
+    let fixed = fix_workshop_indentation(&verbatim);
+    p.canary(&fixed, "canary.yaml   # webhooks block re-indented")?;
+    promote(p, "demo", "6.0.1")?;
+    fail(
+        p,
+        "demo",
+        "6.0.2",
+        "hey -z 1m -c 5 -q 5 http://podinfo-canary.demo:9898/status/500",
+        "hey -z 1m -c 5 -q 5 http://podinfo-canary.demo:9898/status/500",
+        "success rate",
+    )
+}
+
+/// The workshop's webhooks block with its list items indented as YAML needs.
+fn fix_workshop_indentation(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_hooks = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("webhooks:") {
+            in_hooks = true;
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        if in_hooks && !line.trim().is_empty() {
+            let body = line.trim_start();
+            let indent = line.len() - body.len();
+            let fixed = match indent {
+                8 if body.starts_with("- ") => format!("      {body}"),
+                8 => format!("        {body}"),
+                12 => format!("          {body}"),
+                _ => line.to_string(),
+            };
+            out.push_str(&fixed);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn appmesh_promotion(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    p.canary(&fixture("002-appmesh-v1beta2.yaml")?, "podinfo-canary.yaml")?;
+    promote(p, "test", "6.0.1")
+}
+
+fn linkerd(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    p.canary(&fixture("001-linkerd.yaml")?, "podinfo-canary.yaml")?;
+    promote(p, "test", "6.0.1")
+}
+
+fn ab_testing(p: &mut Play<'_>, file: &str) -> Result<()> {
+    p.podinfo("test")?;
+    p.canary(&fixture(file)?, "podinfo-abtest.yaml")?;
+    set_image(p, "test", "6.0.1")?;
+    let phase = p.until(&["Succeeded", "Failed"])?;
+    if phase != "Succeeded" {
+        bail!("the A/B release ended {phase}, expected Succeeded");
+    }
+    let mut events = vec!["New revision detected! Scaling up podinfo.test".to_string()];
+    events.extend((1..=10).map(|i| format!("Advance podinfo.test canary iteration {i}/10")));
+    events.extend([
+        "Copying podinfo.test template spec to podinfo-primary.test".to_string(),
+        "Routing all traffic to primary".to_string(),
+        "Promotion completed! Scaling down podinfo.test".to_string(),
+    ]);
+    expect(p, &events)
+}
+
+fn istio_errors(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    p.canary(&fixture("004-istio.yaml")?, "podinfo-canary.yaml")?;
+    promote(p, "test", "6.0.1")?;
+    fail(
+        p,
+        "test",
+        "6.0.2",
+        "watch curl http://podinfo-canary:9898/status/500",
+        "while true; do curl -s http://podinfo-canary:9898/status/500 >/dev/null; sleep 1; done",
+        "success rate",
+    )
+}
+
+fn istio_latency(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    p.canary(&fixture("004-istio.yaml")?, "podinfo-canary.yaml")?;
+    fail(
+        p,
+        "test",
+        "6.0.1",
+        "watch -n 1 curl http://podinfo-canary:9898/delay/1",
+        "while true; do curl -s http://podinfo-canary:9898/delay/1 >/dev/null; sleep 1; done",
+        "request duration",
+    )
+}
+
+fn blue_green(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    p.canary(include_str!("../e2e/bluegreen.yaml"), "podinfo-bluegreen.yaml")?;
+    set_image(p, "test", "6.0.1")?;
+    let phase = p.until(&["Succeeded", "Failed"])?;
+    if phase != "Succeeded" {
+        bail!("the blue/green release ended {phase}, expected Succeeded");
+    }
+    let mut events = vec![
+        "New revision detected! Scaling up podinfo.test".to_string(),
+        "Pre-rollout check smoke-test passed".to_string(),
+    ];
+    events.extend((1..=10).map(|i| format!("Advance podinfo.test canary iteration {i}/10")));
+    events.extend([
+        "Copying podinfo.test template spec to podinfo-primary.test".to_string(),
+        "Routing all traffic to primary".to_string(),
+        "Promotion completed! Scaling down podinfo.test".to_string(),
+    ]);
+    expect(p, &events)
+}
+
+fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
+    p.kubectl(&["create", "namespace", "test"])?;
+    println!("$ kubectl apply -f podinfo-configmap.yaml   # podinfo reading PODINFO_UI_MESSAGE from a ConfigMap");
+    p.cluster.apply(include_str!("../e2e/podinfo-configmap.yaml"))?;
+    p.canary(include_str!("../e2e/bluegreen.yaml"), "podinfo-bluegreen.yaml")?;
+    p.kubectl(&["-n", "test", "get", "configmap", "podinfo-config-primary", "-o", "jsonpath={.data}"])?;
+    p.kubectl(&[
+        "-n", "test", "patch", "configmap", "podinfo-config", "--type=merge", "-p",
+        r#"{"data":{"PODINFO_UI_MESSAGE":"hello from the new config"}}"#,
+    ])?;
+    let phase = p.until(&["Succeeded", "Failed"])?;
+    if phase != "Succeeded" {
+        bail!("the configuration release ended {phase}, expected Succeeded");
+    }
+    p.expect_events(&[
+        "New revision detected! Scaling up podinfo.test",
+        "Advance podinfo.test canary iteration 10/10",
+        "Promotion completed! Scaling down podinfo.test",
+    ])?;
+    let copied = p.kubectl(&[
+        "-n", "test", "get", "configmap", "podinfo-config-primary", "-o",
+        "jsonpath={.data.PODINFO_UI_MESSAGE}",
+    ])?;
+    if copied != "hello from the new config" {
+        bail!("podinfo-config-primary holds {copied:?} after the promotion");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workshop_spec_becomes_valid_with_only_its_indentation_changed() {
+        let verbatim = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(FIXTURES).join("000-appmesh-workshop.yaml"),
+        )
+        .expect("fixture");
+        assert!(serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&verbatim).is_err());
+        let fixed = fix_workshop_indentation(&verbatim);
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&fixed).expect("valid YAML");
+        let hooks = &doc["spec"]["analysis"]["webhooks"];
+        assert_eq!(hooks[0]["name"].as_str(), Some("acceptance-test"));
+        assert_eq!(hooks[0]["type"].as_str(), Some("pre-rollout"));
+        assert_eq!(hooks[1]["metadata"]["cmd"].as_str(), Some("hey -z 1m -q 10 -c 2 http://podinfo-canary.demo:9898/"));
+        let squash = |s: &str| s.split_whitespace().collect::<String>();
+        assert_eq!(squash(&fixed), squash(&verbatim), "only whitespace changed");
+        let short = shorten_interval(&fixed).expect("interval");
+        assert!(short.contains("interval: 2s"));
+        assert!(short.contains("interval: 1m"), "metric intervals unchanged");
+    }
+}
