@@ -64,7 +64,9 @@ pub(crate) struct Cluster {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn wait_for_port(name: &str, port: u16, child: &mut Child, log: &Path) -> Result<()> {
@@ -79,7 +81,10 @@ fn wait_for_port(name: &str, port: u16, child: &mut Child, log: &Path) -> Result
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("{name} did not listen on 127.0.0.1:{port} within 30 s (log {})", log.display())
+    bail!(
+        "{name} did not listen on 127.0.0.1:{port} within 30 s (log {})",
+        log.display()
+    )
 }
 
 impl Cluster {
@@ -132,7 +137,12 @@ impl Cluster {
 
         let mut loadtester = Command::new(bin.join("loadtester"));
         loadtester
-            .args(["-port", &loadtester_port.to_string(), "-listen-address", "127.0.0.1"])
+            .args([
+                "-port",
+                &loadtester_port.to_string(),
+                "-listen-address",
+                "127.0.0.1",
+            ])
             .args(["-timeout", "5m"]);
         cluster.proxied(&mut loadtester);
         cluster.spawn("loadtester", loadtester_port, &mut loadtester)?;
@@ -150,7 +160,10 @@ impl Cluster {
             prom_port,
             Command::new("prometheus").args([
                 format!("--config.file={}", config.display()),
-                format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()),
+                format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("prometheus-data").display()
+                ),
                 format!("--web.listen-address=127.0.0.1:{prom_port}"),
             ]),
         )?;
@@ -175,7 +188,11 @@ impl Cluster {
     /// processes adds `-x $http_proxy`, and the seeds' commands run unchanged.
     fn capture_hey(&self) -> Result<()> {
         let real = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).map(|d| d.join("hey")).find(|h| h.is_file()))
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("hey"))
+                    .find(|h| h.is_file())
+            })
             .unwrap_or_default()
             .context("hey is not on PATH")?;
         let bin = self.dir.join("bin");
@@ -183,7 +200,10 @@ impl Cluster {
         let wrapper = bin.join("hey");
         std::fs::write(
             &wrapper,
-            format!("#!/bin/sh\n# mesh-sim's traffic capture for hey (see xtask/src/cluster.rs)\nexec {} -x \"$http_proxy\" \"$@\"\n", real.display()),
+            format!(
+                "#!/bin/sh\n# mesh-sim's traffic capture for hey (see xtask/src/cluster.rs)\nexec {} -x \"$http_proxy\" \"$@\"\n",
+                real.display()
+            ),
         )?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
@@ -257,7 +277,10 @@ impl Cluster {
             .write_all(manifest.as_bytes())?;
         let out = child.wait_with_output()?;
         if !out.status.success() {
-            bail!("kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "kubectl apply failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }

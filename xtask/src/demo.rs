@@ -1,171 +1,154 @@
-//! `cargo xtask demo`: seed 004's podinfo canary, a successful release then a failed one,
-//! printed as a user would follow it (`kubectl get canaries` rows and the events).
-//!
-//! Until the local cluster exists (kube-sim, mesh-sim, Prometheus, the loadtester), this
-//! plays the real engine (canary-core's `advance`) against its offline simulator with
-//! scripted metric values, and says so.
+//! `cargo xtask demo [--keep]`: seed 004's podinfo canary on a local cluster, as a user
+//! follows it: a release promoted step by step, then a release that answers HTTP 500s rolled
+//! back. The cluster is the one `cargo xtask e2e` uses ([`crate::cluster`]): kube-sim,
+//! mesh-sim as the Istio data plane, Debian's Prometheus, the loadtester and the `flaggerd`
+//! binary. It installs `prometheus` and `hey` from Debian when run as root, else says how.
+//! With `--keep` the cluster stays up until Enter is pressed, for the user's own kubectl.
 
-use anyhow::{Context, Result};
-use canary_core::sim::{Script, Sim};
-use canary_core::{HookType, Level, MetricOutcome, Phase, Settings};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-const SPEC: &str = include_str!("../../crates/canary-core/tests/fixtures/004-istio.yaml");
+use anyhow::{Context, Result, bail};
 
-/// Metric values of a release: healthy, or failing from step `bad_from` on.
-struct Release {
-    bad_from: Option<u32>,
-}
+use crate::cluster::{self, Cluster};
+use crate::e2e::{self, Play};
 
-impl Script for Release {
-    fn webhook(&mut self, kind: HookType, _: &str, _: u32) -> Result<(), String> {
-        match kind {
-            HookType::Rollback => Err("rollback gate closed".into()),
-            _ => Ok(()),
-        }
+const CANARY: &str = "crates/canary-core/tests/fixtures/004-istio.yaml";
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let keep = match args {
+        [] => false,
+        [k] if k == "--keep" => true,
+        other => bail!("usage: cargo xtask demo [--keep] (got {other:?})"),
+    };
+    install_programs()?;
+    let bin = cluster::build()?;
+    println!("\nflaggerd demo: seed 004's podinfo canary on a local cluster");
+    println!("  starting kube-sim (the API server), mesh-sim (the Istio data plane), Prometheus,");
+    println!("  the loadtester and flaggerd, each a process on 127.0.0.1 ...");
+    let mut c = Cluster::start(&bin, "demo", &[])?;
+    println!("  kubeconfig: {}", c.kubeconfig.display());
+    println!(
+        "  Prometheus: {}   mesh-sim proxy: {}",
+        c.prometheus, c.proxy
+    );
+    let outcome = play(&mut c);
+    if let Err(e) = &outcome {
+        println!("\nThe demo did not end as the seed does: {e:#}");
+        println!("Logs of every process: {}", c.dir.display());
+        c.stop(true);
+        return outcome;
     }
-
-    fn metric(&mut self, name: &str, step: u32) -> MetricOutcome {
-        const FAILING_RATES: [f64; 5] = [69.17, 61.39, 55.06, 47.00, 38.08];
-        let failing = self.bad_from.and_then(|from| step.checked_sub(from));
-        match (name, failing) {
-            ("request-duration", _) => MetricOutcome::Value(180.0),
-            (_, Some(i)) => MetricOutcome::Value(FAILING_RATES[(i as usize).min(4)]),
-            (_, None) => MetricOutcome::Value(99.92),
-        }
+    if keep {
+        keep_up(&c);
     }
-}
-
-pub(crate) fn run() -> Result<()> {
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(SPEC).context("seed 004 fixture")?;
-    let spec = serde_yaml_ng::from_value(doc["spec"].clone()).context("seed 004 spec")?;
-    let mut settings = Settings::new("istio");
-    settings.min_interval = std::time::Duration::from_secs(10);
-    let mut sim = Sim::new("podinfo", "test", spec, settings);
-    sim.replicas = 2;
-
-    println!(
-        "flaggerd demo: seed 004's podinfo canary (Istio, steps of 5% up to 50%, 10s interval)"
-    );
-    println!("This build plays the real analysis engine (canary-core) against a simulated cluster");
-    println!("with scripted Prometheus values; the demo on a local cluster (kube-sim, mesh-sim,");
-    println!(
-        "Prometheus, the loadtester and the flaggerd binary) replaces it in a later release.\n"
-    );
-
-    println!("$ kubectl apply -f podinfo-canary.yaml");
-    header();
-    play(
-        &mut sim,
-        &mut Release { bad_from: None },
-        &[Phase::Initialized],
-    )?;
-
-    println!(
-        "\n$ kubectl -n test set image deployment/podinfo podinfod=ghcr.io/stefanprodan/podinfo:6.0.1"
-    );
-    sim.set_revision("podinfo:6.0.1");
-    let start = sim.now;
-    header();
-    let promoted = play(
-        &mut sim,
-        &mut Release { bad_from: None },
-        &[Phase::Succeeded, Phase::Failed],
-    )?;
-    let promotion_time = sim.now - start;
-
-    println!(
-        "\n$ kubectl -n test set image deployment/podinfo podinfod=ghcr.io/stefanprodan/podinfo:6.0.2"
-    );
-    println!("  (this release answers HTTP 500 to a third of the requests after a few steps)");
-    sim.set_revision("podinfo:6.0.2");
-    let bad_from = sim.steps + 8;
-    let start = sim.now;
-    header();
-    let failed = play(
-        &mut sim,
-        &mut Release {
-            bad_from: Some(bad_from),
-        },
-        &[Phase::Succeeded, Phase::Failed],
-    )?;
-    let rollback_time = sim.now - start;
-
-    if let Some(report) = &sim.status.analysis {
-        println!("\nWhy (status.analysis of the last step):");
-        for c in &report.checks {
-            let value = c.value.map_or("-".to_string(), |v| format!("{v:.2}"));
-            let threshold = c.threshold.as_deref().unwrap_or("");
-            println!(
-                "  {:<22} {:<10} value {value:<8} threshold {threshold}",
-                c.name,
-                format!("{:?}", c.result)
-            );
-        }
-    }
-    println!(
-        "\nSummary: 6.0.1 {} after {}s of simulated time; 6.0.2 {} after {}s with {} failed checks; final phase {}.",
-        if promoted == Phase::Succeeded {
-            "was promoted"
-        } else {
-            "FAILED"
-        },
-        promotion_time.num_seconds(),
-        if failed == Phase::Failed {
-            "was rolled back"
-        } else {
-            "was NOT rolled back"
-        },
-        rollback_time.num_seconds(),
-        sim.status.failed_checks,
-        sim.status.phase.map_or("none", |p| p.as_str()),
-    );
-    if promoted != Phase::Succeeded || failed != Phase::Failed {
-        anyhow::bail!("the demo did not end as the seed does");
-    }
+    c.stop(false);
+    println!("\nThe cluster is stopped; nothing is left running.");
     Ok(())
 }
 
-fn header() {
+/// The release story, printed as it happens.
+fn play(c: &mut Cluster) -> Result<()> {
+    let mut p = Play::new(c);
+    p.real_rows = true;
     println!(
-        "  {:<8} {:<18} {:<7} {:<7} EVENTS",
-        "TIME", "STATUS", "WEIGHT", "FAILED"
+        "\n1. Install podinfo and its canary: Istio, steps of 5% up to 50%, rollback after 10"
     );
+    println!("   failed checks (success rate >= 99%, P99 latency <= 500ms, from Prometheus).");
+    p.podinfo("test")?;
+    let spec = std::fs::read_to_string(CANARY).context("seed 004's canary")?;
+    p.canary(&spec, "podinfo-canary.yaml")?;
+    p.kubectl(&["-n", "test", "get", "deployments,services"])?;
+
+    println!(
+        "\n2. Release 6.0.1. The loadtester sends traffic to the canary; each step checks it."
+    );
+    let t = Instant::now();
+    e2e::promote(&mut p, "test", "6.0.1")?;
+    let promoted = t.elapsed();
+
+    println!("\n3. Release 6.0.2, and make it fail as the seed does (HTTP 500s on the canary).");
+    let t = Instant::now();
+    e2e::fail(
+        &mut p,
+        "test",
+        "6.0.2",
+        "watch curl http://podinfo-canary:9898/status/500",
+        "while true; do curl -s http://podinfo-canary:9898/status/500 >/dev/null; sleep 1; done",
+        "success rate",
+    )?;
+    let rolled_back = t.elapsed();
+
+    println!();
+    p.kubectl(&["get", "canaries", "--all-namespaces"])?;
+    let last_halt = p
+        .events
+        .iter()
+        .rev()
+        .find(|m| m.starts_with("Halt podinfo.test advancement"))
+        .cloned()
+        .unwrap_or_default();
+    let why = last_halt
+        .strip_prefix("Halt podinfo.test advancement ")
+        .unwrap_or(&last_halt);
+    println!(
+        "\nSummary: 6.0.1 was promoted in {}s (10 steps of 5%); 6.0.2 was rolled back after {}s \
+         (last check: {why}); podinfo-primary still runs 6.0.1; final phase Failed.",
+        secs(promoted),
+        secs(rolled_back)
+    );
+    Ok(())
 }
 
-fn play(sim: &mut Sim, script: &mut Release, until: &[Phase]) -> Result<Phase> {
-    let origin = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default();
-    for _ in 0..80 {
-        let mark = sim.events.len();
-        let at = sim.now - origin;
-        sim.step(script);
-        let phase = sim.status.phase.map_or("", |p| p.as_str());
-        let events = &sim.events[mark..];
-        let time = format!("{:02}:{:02}", at.num_minutes(), at.num_seconds() % 60);
-        let mut first = true;
-        for e in events {
-            let kind = if e.level == Level::Info {
-                "Normal "
-            } else {
-                "Warning"
-            };
-            if first {
-                println!(
-                    "  {time:<8} {phase:<18} {:<7} {:<7} {kind} {}",
-                    sim.status.canary_weight, sim.status.failed_checks, e.message
-                );
-                first = false;
-            } else {
-                println!(
-                    "  {:<8} {:<18} {:<7} {:<7} {kind} {}",
-                    "", "", "", "", e.message
-                );
-            }
-        }
-        if let Some(p) = sim.status.phase
-            && until.contains(&p)
-        {
-            return Ok(p);
-        }
+fn secs(d: Duration) -> u64 {
+    d.as_secs_f64().round() as u64
+}
+
+/// Waits for Enter with the cluster up, saying what to type.
+fn keep_up(c: &Cluster) {
+    println!("\nThe cluster stays up (--keep). In another terminal:");
+    println!("  export KUBECONFIG={}", c.kubeconfig.display());
+    println!("  kubectl -n test get canaries");
+    println!("  kubectl -n test describe canary/podinfo");
+    println!(
+        "  kubectl -n test set image deployment/podinfo podinfod=ghcr.io/stefanprodan/podinfo:6.0.3"
+    );
+    println!("  kubectl -n test wait canary/podinfo --for=condition=promoted --timeout=2m");
+    println!("  http_proxy={} curl http://podinfo.test:9898/", c.proxy);
+    println!("Press Enter here to stop it.");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+/// Installs Debian's prometheus and hey when root; otherwise names the command to run.
+fn install_programs() -> Result<()> {
+    let missing = cluster::missing_programs();
+    if missing.is_empty() {
+        return Ok(());
     }
-    anyhow::bail!("the canary did not reach {until:?} within 80 steps")
+    let packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        return e2e::require_programs();
+    }
+    println!("installing {} from Debian", packages.join(" "));
+    // Only the binaries are needed: keep Debian from starting the prometheus service.
+    std::fs::write("/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n")?;
+    let _ = Command::new("chmod")
+        .args(["+x", "/usr/sbin/policy-rc.d"])
+        .status();
+    let update = Command::new("apt-get").args(["update", "-qq"]).status();
+    let install = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    let _ = std::fs::remove_file("/usr/sbin/policy-rc.d");
+    if !update.is_ok_and(|s| s.success()) || !install.is_ok_and(|s| s.success()) {
+        bail!("apt-get install -y {} failed", packages.join(" "));
+    }
+    e2e::require_programs()
 }

@@ -91,7 +91,10 @@ pub(crate) fn run(names: &[String]) -> Result<()> {
         .collect();
     if !unknown.is_empty() {
         let all: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
-        bail!("unknown scenario {unknown:?}; scenarios: {}", all.join(", "));
+        bail!(
+            "unknown scenario {unknown:?}; scenarios: {}",
+            all.join(", ")
+        );
     }
     require_programs()?;
     let bin = crate::cluster::build()?;
@@ -113,7 +116,10 @@ pub(crate) fn run(names: &[String]) -> Result<()> {
     }
     println!("\ne2e summary ({:.0}s):", started.elapsed().as_secs_f64());
     for (name, ok, secs) in &results {
-        println!("  {} {name} ({secs:.1}s)", if *ok { "PASS" } else { "FAIL" });
+        println!(
+            "  {} {name} ({secs:.1}s)",
+            if *ok { "PASS" } else { "FAIL" }
+        );
     }
     let failed: Vec<&str> = results.iter().filter(|r| !r.1).map(|r| r.0).collect();
     if !failed.is_empty() {
@@ -131,7 +137,11 @@ pub(crate) fn require_programs() -> Result<()> {
     let packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
     bail!(
         "the local cluster needs {}; install with: sudo apt-get install -y {}",
-        missing.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "),
+        missing
+            .iter()
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>()
+            .join(", "),
         packages.join(" ")
     )
 }
@@ -162,12 +172,18 @@ pub(crate) struct Play<'c> {
     seen: BTreeMap<String, i64>,
     /// Event messages in the order they appeared.
     pub(crate) events: Vec<String>,
+    /// Metric checks flaggerd logged: the metric and its value (None: no data or an error).
+    pub(crate) checks: Vec<(String, Option<f64>)>,
     log_offset: u64,
     queries_shown: BTreeSet<String>,
     background: Vec<Child>,
     last_row: String,
     /// Print each metric check (the demo prints a summary instead).
     pub(crate) show_checks: bool,
+    /// Print `kubectl get canaries` itself when the canary changes (the demo), rather than
+    /// a compact row.
+    pub(crate) real_rows: bool,
+    header_shown: bool,
 }
 
 impl Drop for Play<'_> {
@@ -192,11 +208,14 @@ impl<'c> Play<'c> {
             started: Instant::now(),
             seen: BTreeMap::new(),
             events: Vec::new(),
+            checks: Vec::new(),
             log_offset: 0,
             queries_shown: BTreeSet::new(),
             background: Vec::new(),
             last_row: String::new(),
             show_checks: true,
+            real_rows: false,
+            header_shown: false,
         }
     }
 
@@ -217,8 +236,11 @@ impl<'c> Play<'c> {
     /// Creates the namespace and applies podinfo (Deployment and HPA) into it.
     pub(crate) fn podinfo(&mut self, ns: &str) -> Result<()> {
         self.kubectl(&["create", "namespace", ns])?;
-        println!("$ kubectl apply -f podinfo.yaml   # Deployment and HPA, as Flagger's kustomize/podinfo");
-        self.cluster.apply(&PODINFO.replace("namespace: test", &format!("namespace: {ns}")))?;
+        println!(
+            "$ kubectl apply -f podinfo.yaml   # Deployment and HPA, as Flagger's kustomize/podinfo"
+        );
+        self.cluster
+            .apply(&PODINFO.replace("namespace: test", &format!("namespace: {ns}")))?;
         Ok(())
     }
 
@@ -242,7 +264,8 @@ impl<'c> Play<'c> {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         self.cluster.proxied(&mut cmd);
-        self.background.push(cmd.spawn().context("cannot start a background command")?);
+        self.background
+            .push(cmd.spawn().context("cannot start a background command")?);
         Ok(())
     }
 
@@ -255,7 +278,9 @@ impl<'c> Play<'c> {
 
     /// The canary's status as `kubectl get canary -o json` shows it.
     pub(crate) fn row(&self, ns: &str) -> Result<Row> {
-        let out = self.cluster.kubectl(&["-n", ns, "get", "canary", "podinfo", "-o", "json"])?;
+        let out = self
+            .cluster
+            .kubectl(&["-n", ns, "get", "canary", "podinfo", "-o", "json"])?;
         let v: Value = serde_json::from_str(&out).context("canary JSON")?;
         let s = &v["status"];
         Ok(Row {
@@ -281,7 +306,7 @@ impl<'c> Play<'c> {
                 row.phase, row.weight, row.failed, row.iterations
             );
             if line != self.last_row {
-                println!("  {} kubectl get canary: {line}", self.stamp());
+                self.print_row(&ns, &line)?;
                 self.last_row = line;
             }
             if phases.contains(&row.phase.as_str()) {
@@ -300,8 +325,29 @@ impl<'c> Play<'c> {
         }
     }
 
+    fn print_row(&mut self, ns: &str, line: &str) -> Result<()> {
+        if !self.real_rows {
+            println!("  {} kubectl get canary: {line}", self.stamp());
+            return Ok(());
+        }
+        let out = self.cluster.kubectl(&["-n", ns, "get", "canaries"])?;
+        let mut lines = out.lines();
+        let header = lines.next().unwrap_or_default();
+        if !self.header_shown {
+            println!("  {:>8} $ kubectl -n {ns} get canaries", "");
+            println!("  {:>8} {header}", "");
+            self.header_shown = true;
+        }
+        for l in lines {
+            println!("  {} {l}", self.stamp());
+        }
+        Ok(())
+    }
+
     fn namespace(&self) -> Result<String> {
-        let out = self.cluster.kubectl(&["get", "canaries", "-A", "-o", "json"])?;
+        let out = self
+            .cluster
+            .kubectl(&["get", "canaries", "-A", "-o", "json"])?;
         let v: Value = serde_json::from_str(&out)?;
         v["items"][0]["metadata"]["namespace"]
             .as_str()
@@ -311,7 +357,9 @@ impl<'c> Play<'c> {
 
     /// Prints events not yet printed (and repeats of one, with their count).
     fn print_events(&mut self, ns: &str) -> Result<()> {
-        let out = self.cluster.kubectl(&["-n", ns, "get", "events", "-o", "json"])?;
+        let out = self
+            .cluster
+            .kubectl(&["-n", ns, "get", "events", "-o", "json"])?;
         let v: Value = serde_json::from_str(&out)?;
         let mut items: Vec<&Value> = v["items"].as_array().into_iter().flatten().collect();
         items.retain(|e| e["involvedObject"]["kind"] == "Canary");
@@ -320,11 +368,17 @@ impl<'c> Play<'c> {
                 .as_str()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            (e["lastTimestamp"].as_str().unwrap_or_default().to_string(), rv)
+            (
+                e["lastTimestamp"].as_str().unwrap_or_default().to_string(),
+                rv,
+            )
         };
         items.sort_by_key(|e| key(e));
         for e in items {
-            let uid = e["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            let uid = e["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let count = e["count"].as_i64().unwrap_or(1);
             if self.seen.get(&uid).is_some_and(|c| *c >= count) {
                 continue;
@@ -332,7 +386,11 @@ impl<'c> Play<'c> {
             self.seen.insert(uid, count);
             let message = e["message"].as_str().unwrap_or_default().to_string();
             let kind = e["type"].as_str().unwrap_or("Normal");
-            let times = if count > 1 { format!(" (x{count})") } else { String::new() };
+            let times = if count > 1 {
+                format!(" (x{count})")
+            } else {
+                String::new()
+            };
             println!("  {} {kind:<7} {message}{times}", self.stamp());
             self.events.push(message);
         }
@@ -354,8 +412,13 @@ impl<'c> Play<'c> {
             self.log_offset += line.len() as u64;
             if let Ok(v) = serde_json::from_str::<Value>(&line)
                 && let Some(metric) = v["metric"].as_str()
-                && self.show_checks
             {
+                let value = v["value"].as_str().and_then(|x| x.parse::<f64>().ok());
+                self.checks.push((metric.to_string(), value));
+                if !self.show_checks {
+                    line.clear();
+                    continue;
+                }
                 let query = v["query"].as_str().unwrap_or_default().to_string();
                 let result = v["value"]
                     .as_str()
@@ -364,7 +427,13 @@ impl<'c> Play<'c> {
                         Err(_) => format!("= {x}"),
                     })
                     .or_else(|| v["error"].as_str().map(|e| format!(": {e}")))
-                    .map(|r| if r.starts_with('=') { format!(" {r}") } else { r })
+                    .map(|r| {
+                        if r.starts_with('=') {
+                            format!(" {r}")
+                        } else {
+                            r
+                        }
+                    })
                     .unwrap_or_default();
                 println!("  {}   check {metric}{result}", self.stamp());
                 if self.queries_shown.insert(query.clone()) {
@@ -420,7 +489,8 @@ fn shorten_interval(yaml: &str) -> Result<String> {
 }
 
 fn fixture(name: &str) -> Result<String> {
-    std::fs::read_to_string(Path::new(FIXTURES).join(name)).with_context(|| format!("fixture {name}"))
+    std::fs::read_to_string(Path::new(FIXTURES).join(name))
+        .with_context(|| format!("fixture {name}"))
 }
 
 fn set_image(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
@@ -450,7 +520,7 @@ fn expect(p: &Play<'_>, events: &[String]) -> Result<()> {
     p.expect_events(&refs)
 }
 
-fn promote(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
+pub(crate) fn promote(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
     set_image(p, ns, tag)?;
     let phase = p.until(&["Succeeded", "Failed"])?;
     if phase != "Succeeded" {
@@ -458,7 +528,12 @@ fn promote(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
     }
     expect(p, &promotion_events(&format!("podinfo.{ns}")))?;
     let primary = p.cluster.kubectl(&[
-        "-n", ns, "get", "deployment", "podinfo-primary", "-o",
+        "-n",
+        ns,
+        "get",
+        "deployment",
+        "podinfo-primary",
+        "-o",
         "jsonpath={.spec.template.spec.containers[0].image}",
     ])?;
     if !primary.ends_with(tag) {
@@ -469,7 +544,14 @@ fn promote(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
 }
 
 /// A failed release: `load` runs while the analysis halts, until the rollback.
-fn fail(p: &mut Play<'_>, ns: &str, tag: &str, shown: &str, load: &str, halt: &str) -> Result<()> {
+pub(crate) fn fail(
+    p: &mut Play<'_>,
+    ns: &str,
+    tag: &str,
+    shown: &str,
+    load: &str,
+    halt: &str,
+) -> Result<()> {
     let mark = p.events.len();
     set_image(p, ns, tag)?;
     p.background(shown, load, Duration::from_secs(150))?;
@@ -490,7 +572,12 @@ fn fail(p: &mut Play<'_>, ns: &str, tag: &str, shown: &str, load: &str, halt: &s
         ],
     )?;
     let primary = p.cluster.kubectl(&[
-        "-n", ns, "get", "deployment", "podinfo-primary", "-o",
+        "-n",
+        ns,
+        "get",
+        "deployment",
+        "podinfo-primary",
+        "-o",
         "jsonpath={.spec.template.spec.containers[0].image}",
     ])?;
     if primary.ends_with(tag) {
@@ -509,7 +596,7 @@ fn appmesh_workshop(p: &mut Play<'_>) -> Result<()> {
         Err(e) => {
             let message = format!("{e:#}");
             println!("  {message}");
-            if !message.contains("line 6") {
+            if !message.contains("line 66") {
                 bail!("the rejection does not name the line of the webhooks block: {message}");
             }
         }
@@ -568,9 +655,31 @@ fn linkerd(p: &mut Play<'_>) -> Result<()> {
     promote(p, "test", "6.0.1")
 }
 
+/// Seed 002's A/B edit of its canary: "remove the max/step weight and add the match
+/// conditions and iterations" (and the A/B load test); the metrics stay, so the checks only
+/// pass if mesh-sim routes the matching requests to the canary.
+fn ab_spec(base: &str, ab: &str) -> Result<String> {
+    use serde_yaml_ng::Value as Y;
+    let mut doc: Y = serde_yaml_ng::from_str(base)?;
+    let edit: Y = serde_yaml_ng::from_str(ab)?;
+    let analysis = doc["spec"]["analysis"]
+        .as_mapping_mut()
+        .context("seed 002's canary has no analysis")?;
+    analysis.remove("maxWeight");
+    analysis.remove("stepWeight");
+    for key in ["interval", "threshold", "iterations", "match", "webhooks"] {
+        analysis.insert(Y::from(key), edit["spec"]["analysis"][key].clone());
+    }
+    Ok(serde_yaml_ng::to_string(&doc)?)
+}
+
 fn ab_testing(p: &mut Play<'_>, file: &str) -> Result<()> {
     p.podinfo("test")?;
-    p.canary(&fixture(file)?, "podinfo-abtest.yaml")?;
+    let spec = ab_spec(&fixture("002-appmesh-v1beta2.yaml")?, &fixture(file)?)?;
+    p.canary(
+        &spec,
+        "podinfo-abtest.yaml   # seed 002's canary with its A/B edit",
+    )?;
     set_image(p, "test", "6.0.1")?;
     let phase = p.until(&["Succeeded", "Failed"])?;
     if phase != "Succeeded" {
@@ -583,7 +692,18 @@ fn ab_testing(p: &mut Play<'_>, file: &str) -> Result<()> {
         "Routing all traffic to primary".to_string(),
         "Promotion completed! Scaling down podinfo.test".to_string(),
     ]);
-    expect(p, &events)
+    expect(p, &events)?;
+    // The canary had traffic only if mesh-sim routed the matching requests to it.
+    let measured = p
+        .checks
+        .iter()
+        .filter(|(m, v)| m == "request-success-rate" && v.is_some_and(|v| v >= 99.0))
+        .count();
+    if measured < 5 {
+        bail!("only {measured} success-rate checks measured the canary's A/B traffic");
+    }
+    println!("  {measured} success-rate checks measured the A/B traffic that reached the canary");
+    Ok(())
 }
 
 fn istio_errors(p: &mut Play<'_>) -> Result<()> {
@@ -615,7 +735,10 @@ fn istio_latency(p: &mut Play<'_>) -> Result<()> {
 
 fn blue_green(p: &mut Play<'_>) -> Result<()> {
     p.podinfo("test")?;
-    p.canary(include_str!("../e2e/bluegreen.yaml"), "podinfo-bluegreen.yaml")?;
+    p.canary(
+        include_str!("../e2e/bluegreen.yaml"),
+        "podinfo-bluegreen.yaml",
+    )?;
     set_image(p, "test", "6.0.1")?;
     let phase = p.until(&["Succeeded", "Failed"])?;
     if phase != "Succeeded" {
@@ -626,9 +749,9 @@ fn blue_green(p: &mut Play<'_>) -> Result<()> {
         "Pre-rollout check smoke-test passed".to_string(),
     ];
     events.extend((1..=10).map(|i| format!("Advance podinfo.test canary iteration {i}/10")));
+    // The kubernetes provider has no routes to move back: no "Routing all traffic" event.
     events.extend([
         "Copying podinfo.test template spec to podinfo-primary.test".to_string(),
-        "Routing all traffic to primary".to_string(),
         "Promotion completed! Scaling down podinfo.test".to_string(),
     ]);
     expect(p, &events)
@@ -636,12 +759,32 @@ fn blue_green(p: &mut Play<'_>) -> Result<()> {
 
 fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
     p.kubectl(&["create", "namespace", "test"])?;
-    println!("$ kubectl apply -f podinfo-configmap.yaml   # podinfo reading PODINFO_UI_MESSAGE from a ConfigMap");
-    p.cluster.apply(include_str!("../e2e/podinfo-configmap.yaml"))?;
-    p.canary(include_str!("../e2e/bluegreen.yaml"), "podinfo-bluegreen.yaml")?;
-    p.kubectl(&["-n", "test", "get", "configmap", "podinfo-config-primary", "-o", "jsonpath={.data}"])?;
+    println!(
+        "$ kubectl apply -f podinfo-configmap.yaml   # podinfo reading PODINFO_UI_MESSAGE from a ConfigMap"
+    );
+    p.cluster
+        .apply(include_str!("../e2e/podinfo-configmap.yaml"))?;
+    p.canary(
+        include_str!("../e2e/bluegreen.yaml"),
+        "podinfo-bluegreen.yaml",
+    )?;
     p.kubectl(&[
-        "-n", "test", "patch", "configmap", "podinfo-config", "--type=merge", "-p",
+        "-n",
+        "test",
+        "get",
+        "configmap",
+        "podinfo-config-primary",
+        "-o",
+        "jsonpath={.data}",
+    ])?;
+    p.kubectl(&[
+        "-n",
+        "test",
+        "patch",
+        "configmap",
+        "podinfo-config",
+        "--type=merge",
+        "-p",
         r#"{"data":{"PODINFO_UI_MESSAGE":"hello from the new config"}}"#,
     ])?;
     let phase = p.until(&["Succeeded", "Failed"])?;
@@ -654,7 +797,12 @@ fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
         "Promotion completed! Scaling down podinfo.test",
     ])?;
     let copied = p.kubectl(&[
-        "-n", "test", "get", "configmap", "podinfo-config-primary", "-o",
+        "-n",
+        "test",
+        "get",
+        "configmap",
+        "podinfo-config-primary",
+        "-o",
         "jsonpath={.data.PODINFO_UI_MESSAGE}",
     ])?;
     if copied != "hello from the new config" {
@@ -670,7 +818,10 @@ mod tests {
     #[test]
     fn the_workshop_spec_becomes_valid_with_only_its_indentation_changed() {
         let verbatim = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(FIXTURES).join("000-appmesh-workshop.yaml"),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(FIXTURES)
+                .join("000-appmesh-workshop.yaml"),
         )
         .expect("fixture");
         assert!(serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&verbatim).is_err());
@@ -679,10 +830,36 @@ mod tests {
         let hooks = &doc["spec"]["analysis"]["webhooks"];
         assert_eq!(hooks[0]["name"].as_str(), Some("acceptance-test"));
         assert_eq!(hooks[0]["type"].as_str(), Some("pre-rollout"));
-        assert_eq!(hooks[1]["metadata"]["cmd"].as_str(), Some("hey -z 1m -q 10 -c 2 http://podinfo-canary.demo:9898/"));
+        assert_eq!(
+            hooks[1]["metadata"]["cmd"].as_str(),
+            Some("hey -z 1m -q 10 -c 2 http://podinfo-canary.demo:9898/")
+        );
         let squash = |s: &str| s.split_whitespace().collect::<String>();
         assert_eq!(squash(&fixed), squash(&verbatim), "only whitespace changed");
         let short = shorten_interval(&fixed).expect("interval");
+        let read = |f: &str| {
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join(FIXTURES)
+                    .join(f),
+            )
+            .expect("fixture")
+        };
+        let ab = ab_spec(
+            &read("002-appmesh-v1beta2.yaml"),
+            &read("002-appmesh-ab-cookie.yaml"),
+        )
+        .expect("A/B");
+        let ab: serde_yaml_ng::Value = serde_yaml_ng::from_str(&ab).expect("yaml");
+        let analysis = &ab["spec"]["analysis"];
+        assert!(analysis.get("stepWeight").is_none() && analysis.get("maxWeight").is_none());
+        assert_eq!(analysis["iterations"].as_u64(), Some(10));
+        assert_eq!(
+            analysis["metrics"][0]["name"].as_str(),
+            Some("request-success-rate")
+        );
+        assert!(analysis["match"][0]["headers"]["cookie"]["regex"].is_string());
         assert!(short.contains("interval: 2s"));
         assert!(short.contains("interval: 1m"), "metric intervals unchanged");
     }

@@ -1,8 +1,14 @@
 //! xtask: the one task runner of the workspace (`cargo xtask <task>`).
 //!
 //! `test` runs every check CI runs; `crds` regenerates `deploy/crds/`; `bench` runs the
-//! benchmarks; `demo` plays the seeds' podinfo canary. It shells out to cargo and prints
+//! benchmarks; `e2e` plays the seeds on a local cluster; `demo` plays the seeds' podinfo
+//! canary on one. It shells out to cargo and prints
 //! what it runs, so a failing step can be rerun by hand.
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "xtask is a synchronous driver of processes: it sleeps between polls of kubectl and ports"
+)]
 
 mod cluster;
 mod demo;
@@ -16,7 +22,7 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity
+  test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity, e2e
   crds [--check] write (or check) deploy/crds/*.yaml from crates/canary-api
   bench         criterion benchmarks of canary-core, and flaggerd's detection latency on kube-sim
   e2e [NAME]... play the seeds' scenarios on a local cluster (kube-sim, mesh-sim, Prometheus,
@@ -43,7 +49,7 @@ fn main() -> Result<()> {
         Some("crds") => crds(args.get(1).map(String::as_str) == Some("--check")),
         Some("bench") => bench(),
         Some("e2e") => e2e::run(&args[1..]),
-        Some("demo") => demo::run(),
+        Some("demo") => demo::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -84,6 +90,8 @@ fn test() -> Result<()> {
     cargo(&["test", "--workspace"])?;
     crds(true)?;
     core_is_pure()?;
+    println!("\n$ cargo xtask e2e");
+    e2e::run(&[])?;
     println!("\nxtask test: all checks passed");
     Ok(())
 }
