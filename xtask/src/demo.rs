@@ -66,6 +66,17 @@ fn play(c: &mut Cluster) -> Result<()> {
     let t = Instant::now();
     e2e::promote(&mut p, "test", "6.0.1")?;
     let promoted = t.elapsed();
+    if p.events
+        .iter()
+        .any(|m| m.starts_with("Halt advancement no values found"))
+    {
+        println!(
+            "  (The 'no values found' halt: the first check ran as the load test started, before"
+        );
+        println!(
+            "  Prometheus had scraped any of its traffic. It counts as one failed check, as in Flagger.)"
+        );
+    }
 
     println!("\n3. Release 6.0.2, and make it fail as the seed does (HTTP 500s on the canary).");
     let t = Instant::now();
