@@ -45,21 +45,14 @@ async fn start(extra: &[&str]) -> Tester {
     }
 }
 
-/// A podinfo-like server: `POST /token` answers a JSON token, everything else "ok".
+/// mesh-sim's podinfo-like backend (`POST /token` answers a JSON token).
 async fn podinfo() -> String {
-    let app = axum::Router::new()
-        .route(
-            "/token",
-            axum::routing::post(|| async {
-                r#"{"token":"eyJhbGciOi","expires_at":"2026-01-01T00:00:00Z"}"#
-            }),
-        )
-        .fallback(|| async { "ok" });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = mesh_sim::podinfo::spawn(
+        "podinfo-7d9f8b6c5-x2k4m",
+        "ghcr.io/stefanprodan/podinfo:6.0.0",
+    )
+    .await
+    .expect("podinfo");
     format!("http://{addr}")
 }
 

@@ -50,38 +50,13 @@ async fn exporter() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_001_is_promoted_on_metrics_from_a_real_prometheus() {
-    if std::process::Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!(
-            "\n!!! SKIPPED: Debian's prometheus is not installed (apt-get install -y prometheus; .ci/run does it) !!!\n"
-        );
-        return;
-    }
     let target = exporter().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let dir = std::env::temp_dir().join(format!("flaggerd-ctl-prom-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, format!("global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: podinfo\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n")).expect("config");
-    let mut prom = tokio::process::Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prometheus");
-    let address = format!("http://127.0.0.1:{port}");
+    let Some(prom) =
+        mesh_sim::prometheus::Prometheus::start(&[format!("127.0.0.1:{target}")]).await
+    else {
+        return;
+    };
+    let address = prom.address.clone();
 
     let c = cluster(FaultConfig::default()).await;
     let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
@@ -125,8 +100,7 @@ async fn seed_001_is_promoted_on_metrics_from_a_real_prometheus() {
         .expect("set image");
     let done = wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
     running.stop().await;
-    let _ = prom.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(prom);
     let report = done
         .status
         .and_then(|s| s.analysis)

@@ -72,13 +72,6 @@ async fn exporter() -> u16 {
     port
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 fn canary(interval: &str, target: &str) -> Canary {
     canary_for("istio", interval, target)
 }
@@ -92,35 +85,13 @@ fn canary_for(provider: &str, interval: &str, target: &str) -> Canary {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtin_istio_queries_against_a_real_prometheus() {
-    if std::process::Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!(
-            "\n!!! SKIPPED: Debian's prometheus is not installed (apt-get install -y prometheus; .ci/run does it) !!!\n"
-        );
-        return;
-    }
     let target = exporter().await;
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("flaggerd-prom-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, format!("global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: mesh\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n")).expect("config");
-    let mut prom = tokio::process::Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prometheus starts");
-    let address = format!("http://127.0.0.1:{port}");
+    let Some(mut prom) =
+        mesh_sim::prometheus::Prometheus::start(&[format!("127.0.0.1:{target}")]).await
+    else {
+        return;
+    };
+    let address = prom.address.clone();
     let provider = PrometheusProvider::new(&address, canary_core::Settings::new("istio"), None)
         .expect("provider");
     let c = canary("10s", "podinfo");
@@ -165,7 +136,7 @@ async fn builtin_istio_queries_against_a_real_prometheus() {
         matches!(&outcome, MetricOutcome::Error(e) if e.starts_with("query error from Prometheus:")),
         "{outcome:?}"
     );
-    let _ = prom.kill().await;
+    prom.stop().await;
     let gone = PrometheusProvider::new(&address, canary_core::Settings::new("istio"), None)
         .expect("provider");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -174,5 +145,4 @@ async fn builtin_istio_queries_against_a_real_prometheus() {
         matches!(&outcome, MetricOutcome::Error(e) if e.starts_with("Prometheus unreachable")),
         "{outcome:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

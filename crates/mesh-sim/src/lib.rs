@@ -7,10 +7,12 @@
 //!   Services would send it (weights, header and cookie matches, mirroring, cookies).
 //! - [`metrics`]: each mesh's Prometheus series from the requests carried.
 //! - the proxy ([`MeshSim`]): clients reach cluster names through it with `http_proxy`.
+//! - [`prometheus`]: Debian's Prometheus started by a test, scraping loopback targets.
 
 pub mod cluster;
 pub mod metrics;
 pub mod podinfo;
+pub mod prometheus;
 mod proxy;
 pub mod routing;
 
