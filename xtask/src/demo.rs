@@ -84,8 +84,8 @@ fn play(c: &mut Cluster) -> Result<()> {
         &mut p,
         "test",
         "6.0.2",
-        "watch curl http://podinfo-canary:9898/status/500",
-        "while true; do curl -s http://podinfo-canary:9898/status/500 >/dev/null; sleep 1; done",
+        e2e::WATCH_500.0,
+        e2e::WATCH_500.1,
         "success rate",
     )?;
     let rolled_back = t.elapsed();

@@ -520,22 +520,41 @@ fn expect(p: &Play<'_>, events: &[String]) -> Result<()> {
     p.expect_events(&refs)
 }
 
+/// The image podinfo-primary runs.
+fn primary_image(p: &Play<'_>, ns: &str) -> Result<String> {
+    let path = "jsonpath={.spec.template.spec.containers[0].image}";
+    p.cluster
+        .kubectl(&["-n", ns, "get", "deployment", "podinfo-primary", "-o", path])
+}
+
+/// Follows a release to its end; fails unless it ends in `want`.
+fn finish(p: &mut Play<'_>, what: &str, want: &str) -> Result<()> {
+    let phase = p.until(&["Succeeded", "Failed"])?;
+    if phase != want {
+        bail!("{what} ended {phase}, expected {want}");
+    }
+    Ok(())
+}
+
+/// The events of a promotion after ten iterations (A/B testing, blue/green); `first` come
+/// after the revision is detected, and `routing` says whether routes move back to the primary.
+fn iteration_events(first: &[&str], routing: bool) -> Vec<String> {
+    let mut events = vec!["New revision detected! Scaling up podinfo.test".to_string()];
+    events.extend(first.iter().map(|e| e.to_string()));
+    events.extend((1..=10).map(|i| format!("Advance podinfo.test canary iteration {i}/10")));
+    events.push("Copying podinfo.test template spec to podinfo-primary.test".to_string());
+    if routing {
+        events.push("Routing all traffic to primary".to_string());
+    }
+    events.push("Promotion completed! Scaling down podinfo.test".to_string());
+    events
+}
+
 pub(crate) fn promote(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
     set_image(p, ns, tag)?;
-    let phase = p.until(&["Succeeded", "Failed"])?;
-    if phase != "Succeeded" {
-        bail!("the release of {tag} ended {phase}, expected Succeeded");
-    }
+    finish(p, &format!("the release of {tag}"), "Succeeded")?;
     expect(p, &promotion_events(&format!("podinfo.{ns}")))?;
-    let primary = p.cluster.kubectl(&[
-        "-n",
-        ns,
-        "get",
-        "deployment",
-        "podinfo-primary",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ])?;
+    let primary = primary_image(p, ns)?;
     if !primary.ends_with(tag) {
         bail!("after the promotion podinfo-primary runs {primary}, expected {tag}");
     }
@@ -555,11 +574,9 @@ pub(crate) fn fail(
     let mark = p.events.len();
     set_image(p, ns, tag)?;
     p.background(shown, load, Duration::from_secs(150))?;
-    let phase = p.until(&["Succeeded", "Failed"])?;
+    let ended = finish(p, &format!("the release of {tag}"), "Failed");
     p.stop_background();
-    if phase != "Failed" {
-        bail!("the release of {tag} ended {phase}, expected Failed (rolled back)");
-    }
+    ended?;
     let target = format!("podinfo.{ns}");
     in_order(
         &p.events[mark..],
@@ -571,15 +588,7 @@ pub(crate) fn fail(
             &format!("Canary failed! Scaling down {target}"),
         ],
     )?;
-    let primary = p.cluster.kubectl(&[
-        "-n",
-        ns,
-        "get",
-        "deployment",
-        "podinfo-primary",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ])?;
+    let primary = primary_image(p, ns)?;
     if primary.ends_with(tag) {
         bail!("the failed release {tag} reached podinfo-primary");
     }
@@ -681,18 +690,8 @@ fn ab_testing(p: &mut Play<'_>, file: &str) -> Result<()> {
         "podinfo-abtest.yaml   # seed 002's canary with its A/B edit",
     )?;
     set_image(p, "test", "6.0.1")?;
-    let phase = p.until(&["Succeeded", "Failed"])?;
-    if phase != "Succeeded" {
-        bail!("the A/B release ended {phase}, expected Succeeded");
-    }
-    let mut events = vec!["New revision detected! Scaling up podinfo.test".to_string()];
-    events.extend((1..=10).map(|i| format!("Advance podinfo.test canary iteration {i}/10")));
-    events.extend([
-        "Copying podinfo.test template spec to podinfo-primary.test".to_string(),
-        "Routing all traffic to primary".to_string(),
-        "Promotion completed! Scaling down podinfo.test".to_string(),
-    ]);
-    expect(p, &events)?;
+    finish(p, "the A/B release", "Succeeded")?;
+    expect(p, &iteration_events(&[], true))?;
     // The canary had traffic only if mesh-sim routed the matching requests to it.
     let measured = p
         .checks
@@ -706,18 +705,17 @@ fn ab_testing(p: &mut Play<'_>, file: &str) -> Result<()> {
     Ok(())
 }
 
+/// Seed 004's failure: `watch curl .../status/500` as shown, and the bounded loop run for it.
+pub(crate) const WATCH_500: (&str, &str) = (
+    "watch curl http://podinfo-canary:9898/status/500",
+    "while true; do curl -s http://podinfo-canary:9898/status/500 >/dev/null; sleep 1; done",
+);
+
 fn istio_errors(p: &mut Play<'_>) -> Result<()> {
     p.podinfo("test")?;
     p.canary(&fixture("004-istio.yaml")?, "podinfo-canary.yaml")?;
     promote(p, "test", "6.0.1")?;
-    fail(
-        p,
-        "test",
-        "6.0.2",
-        "watch curl http://podinfo-canary:9898/status/500",
-        "while true; do curl -s http://podinfo-canary:9898/status/500 >/dev/null; sleep 1; done",
-        "success rate",
-    )
+    fail(p, "test", "6.0.2", WATCH_500.0, WATCH_500.1, "success rate")
 }
 
 fn istio_latency(p: &mut Play<'_>) -> Result<()> {
@@ -740,21 +738,12 @@ fn blue_green(p: &mut Play<'_>) -> Result<()> {
         "podinfo-bluegreen.yaml",
     )?;
     set_image(p, "test", "6.0.1")?;
-    let phase = p.until(&["Succeeded", "Failed"])?;
-    if phase != "Succeeded" {
-        bail!("the blue/green release ended {phase}, expected Succeeded");
-    }
-    let mut events = vec![
-        "New revision detected! Scaling up podinfo.test".to_string(),
-        "Pre-rollout check smoke-test passed".to_string(),
-    ];
-    events.extend((1..=10).map(|i| format!("Advance podinfo.test canary iteration {i}/10")));
+    finish(p, "the blue/green release", "Succeeded")?;
     // The kubernetes provider has no routes to move back: no "Routing all traffic" event.
-    events.extend([
-        "Copying podinfo.test template spec to podinfo-primary.test".to_string(),
-        "Promotion completed! Scaling down podinfo.test".to_string(),
-    ]);
-    expect(p, &events)
+    expect(
+        p,
+        &iteration_events(&["Pre-rollout check smoke-test passed"], false),
+    )
 }
 
 fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
@@ -787,10 +776,7 @@ fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
         "-p",
         r#"{"data":{"PODINFO_UI_MESSAGE":"hello from the new config"}}"#,
     ])?;
-    let phase = p.until(&["Succeeded", "Failed"])?;
-    if phase != "Succeeded" {
-        bail!("the configuration release ended {phase}, expected Succeeded");
-    }
+    finish(p, "the configuration release", "Succeeded")?;
     p.expect_events(&[
         "New revision detected! Scaling up podinfo.test",
         "Advance podinfo.test canary iteration 10/10",
