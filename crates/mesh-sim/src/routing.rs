@@ -20,6 +20,12 @@
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
 //! Regular expressions match the whole value, as Envoy's do.
+//!
+//! Simplifications, deliberate for a test data plane: Gateway API rule precedence ranks an
+//! exact path, then the longest path, then the most header matches (no method or query
+//! parameter rank); Istio matches read `uri`, `method`, `headers` and `withoutHeaders` only;
+//! only Deployments are endpoints (not DaemonSets); a bare name resolves only when one
+//! namespace has a Service of that name.
 
 use std::collections::BTreeMap;
 
