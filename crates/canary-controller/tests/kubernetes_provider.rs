@@ -21,22 +21,6 @@ use support::*;
 
 const NEW_IMAGE: &str = "ghcr.io/stefanprodan/podinfo:6.0.1";
 
-async fn set_image(client: &kube::Client, image: &str) {
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}});
-    let (params, patch) = (PatchParams::default(), Patch::Strategic(&patch));
-    persist(|| deploys.patch("podinfo", &params, &patch)).await;
-}
-
-async fn primary_image(client: &kube::Client) -> Option<String> {
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
-    let p = deploys.get("podinfo-primary").await.ok()?;
-    p.spec
-        .template
-        .spec
-        .and_then(|s| s.containers[0].image.clone())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_001_initializes_then_promotes_a_new_revision() {
     let c = cluster(FaultConfig::default()).await;

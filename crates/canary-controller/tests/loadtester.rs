@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use canary_api::Canary;
 use canary_core::Phase;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube_sim::FaultConfig;
-use serde_json::json;
 use support::*;
 
 /// mesh-sim's podinfo-like backend (`POST /token` answers a JSON token).
@@ -74,16 +72,7 @@ async fn the_acceptance_test_runs_through_the_loadtester() {
     let ctx = Arc::new(ctx);
     let running = start(ctx.clone());
     wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
-    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
-    let image = |tag: &str| json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": format!("ghcr.io/stefanprodan/podinfo:{tag}")}]}}}});
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Strategic(&image("6.0.1")),
-        )
-        .await
-        .expect("set image");
+    set_image(&c.client, "ghcr.io/stefanprodan/podinfo:6.0.1").await;
     wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(40)).await;
     let events = steady(&messages(&c.client).await);
     assert!(
@@ -98,14 +87,7 @@ async fn the_acceptance_test_runs_through_the_loadtester() {
         .replace("podinfo", &PostParams::default(), &broken)
         .await
         .expect("edit");
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Strategic(&image("6.0.2")),
-        )
-        .await
-        .expect("set image");
+    set_image(&c.client, "ghcr.io/stefanprodan/podinfo:6.0.2").await;
     wait_for_phase(&canaries, Phase::Failed, Duration::from_secs(60)).await;
     running.stop().await;
     let events = steady(&messages(&c.client).await);

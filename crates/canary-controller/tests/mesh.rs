@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use canary_api::Canary;
 use canary_core::Phase;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::ApiResource;
 use kube_sim::FaultConfig;
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::*;
 
 /// Plays a seed through promotion and returns the canary weights seen in the routing object.
@@ -41,16 +40,7 @@ async fn play(
         )
     };
     assert_eq!(read().await, (100, 0));
-    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
-    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Strategic(&image),
-        )
-        .await
-        .expect("set image");
+    set_image(&c.client, "ghcr.io/stefanprodan/podinfo:6.0.1").await;
     let mut seen: Vec<u64> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

@@ -12,10 +12,8 @@ use std::time::Duration;
 use canary_api::Canary;
 use canary_core::Phase;
 use canary_metrics::{MetricsProvider, PrometheusProvider};
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube_sim::FaultConfig;
-use serde_json::json;
 use support::*;
 
 const POD: &str = r#"kubernetes_namespace="test",kubernetes_pod_name="podinfo-6d9f8b6c5-x2k4m""#;
@@ -88,16 +86,7 @@ async fn seed_001_is_promoted_on_metrics_from_a_real_prometheus() {
     ctx.metrics = Arc::new(provider);
     let running = start(Arc::new(ctx));
     wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
-    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
-    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Strategic(&image),
-        )
-        .await
-        .expect("set image");
+    set_image(&c.client, "ghcr.io/stefanprodan/podinfo:6.0.1").await;
     let done = wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
     running.stop().await;
     drop(prom);

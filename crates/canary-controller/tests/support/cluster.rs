@@ -13,7 +13,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube_sim::{FaultConfig, KubeSim, Options, WorkloadConfig};
 use serde_json::json;
 
@@ -98,6 +98,24 @@ where
         }
     }
     panic!("request kept failing");
+}
+
+/// `kubectl -n test set image deployment/podinfo podinfod=<image>`, through injected faults.
+pub async fn set_image(client: &Client, image: &str) {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}});
+    let (params, patch) = (PatchParams::default(), Patch::Strategic(&patch));
+    persist(|| deploys.patch("podinfo", &params, &patch)).await;
+}
+
+/// The image podinfo-primary runs.
+pub async fn primary_image(client: &Client) -> Option<String> {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    let p = deploys.get("podinfo-primary").await.ok()?;
+    p.spec
+        .template
+        .spec
+        .and_then(|s| s.containers[0].image.clone())
 }
 
 /// Seed 001's canary with the kubernetes provider, a 1s interval and `iterations`.
