@@ -10,7 +10,7 @@ use std::time::Duration;
 use canary_api::Canary;
 use canary_core::Phase;
 use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::ApiResource;
+use kube::core::{ApiResource, GroupVersionKind};
 use kube_sim::FaultConfig;
 use serde_json::Value;
 use support::*;
@@ -70,13 +70,7 @@ async fn play(
 }
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: format!("{group}/{version}"),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 fn expected_steps() -> Vec<u64> {

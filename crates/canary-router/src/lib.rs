@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use canary_api::Canary;
 use canary_core::Routes;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::ApiResource;
+use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 /// Errors of a router.
@@ -138,13 +138,7 @@ impl Kind {
                 "virtualrouters",
             ),
         };
-        ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: format!("{group}/{version}"),
-            kind: kind.into(),
-            plural: plural.into(),
-        }
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
 
     /// The desired routing object.
@@ -214,13 +208,8 @@ impl ObjectRouter {
 impl TrafficRouter for ObjectRouter {
     async fn reconcile(&self, canary: &Canary) -> Result<()> {
         if self.kind == Kind::Istio {
-            let dr = ApiResource {
-                group: "networking.istio.io".into(),
-                version: "v1beta1".into(),
-                api_version: "networking.istio.io/v1beta1".into(),
-                kind: "DestinationRule".into(),
-                plural: "destinationrules".into(),
-            };
+            let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "DestinationRule");
+            let dr = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
             for rule in istio::destination_rules(canary) {
                 self.apply(canary, &dr, &rule).await?;
             }
@@ -235,12 +224,9 @@ impl TrafficRouter for ObjectRouter {
                     "App Mesh needs the target's selector label to build its virtual nodes".into(),
                 ));
             };
-            let mesh = |kind: &str, plural: &str| ApiResource {
-                group: "appmesh.k8s.aws".into(),
-                version: "v1beta2".into(),
-                api_version: "appmesh.k8s.aws/v1beta2".into(),
-                kind: kind.into(),
-                plural: plural.into(),
+            let mesh = |kind: &str, plural: &str| {
+                let gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", kind);
+                ApiResource::from_gvk_with_plural(&gvk, plural)
             };
             for node in appmesh::virtual_nodes(canary, sel) {
                 self.apply(canary, &mesh("VirtualNode", "virtualnodes"), &node)
