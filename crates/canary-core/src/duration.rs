@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 /// Why a duration string could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -18,7 +20,15 @@ pub enum DurationError {
         "invalid duration {0:?}; expected numbers with units ms, s, m or h such as 30s or 1m30s"
     )]
     Invalid(String),
+    /// Longer than Go's `time.Duration` holds, which Flagger's parser refuses too.
+    #[error("duration {0:?} is too long; the longest is 2562047h47m16s")]
+    TooLong(String),
 }
+
+/// The longest duration Go's `time.ParseDuration` (and so Flagger) accepts: `i64::MAX`
+/// nanoseconds, about 292 years. Keeping under it also keeps every deadline flaggerd computes
+/// within the calendar's range.
+pub const MAX: Duration = Duration::from_nanos(i64::MAX as u64);
 
 /// Parses a duration such as `10s`, `1m`, `1m30s`, `250ms` or `1.5s`.
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
@@ -55,7 +65,17 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     if !total_ms.is_finite() || total_ms < 0.0 {
         return Err(invalid());
     }
-    Ok(Duration::from_micros((total_ms * 1_000.0).round() as u64))
+    if total_ms > MAX.as_millis() as f64 {
+        return Err(DurationError::TooLong(text.to_string()));
+    }
+    Ok(Duration::from_micros((total_ms * 1_000.0).round() as u64).min(MAX))
+}
+
+/// `time + duration`, or `None` past the end of the calendar: a deadline that never comes.
+pub fn after(time: DateTime<Utc>, duration: Duration) -> Option<DateTime<Utc>> {
+    chrono::TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|d| time.checked_add_signed(d))
 }
 
 /// Prints a duration the way Go's `time.Duration.String` does: `1m30s`, `10s`, `500ms`, `1.5s`.
@@ -114,6 +134,16 @@ mod tests {
         assert!(parse("10d").is_err());
         assert!(parse("s").is_err());
         assert!(parse("1m30").is_err());
+    }
+
+    #[test]
+    fn rejects_what_go_cannot_hold_as_flagger_does() {
+        assert_eq!(
+            parse("180000000000m"),
+            Err(DurationError::TooLong("180000000000m".into()))
+        );
+        assert!(parse("2562047h").is_ok());
+        assert!(parse("2562048h").is_err());
     }
 
     #[test]

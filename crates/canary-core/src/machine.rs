@@ -303,11 +303,11 @@ impl<'a> Tick<'a> {
         if routes.canary == 0 && self.status.iterations == 0 && !(a.mirror && routes.mirrored) {
             self.emit(Level::Info, msg::starting_analysis(target, ns));
             if !self.pre_rollout_passed()? {
-                self.status.failed_checks += 1;
+                self.status.failed_checks = self.status.failed_checks.saturating_add(1);
                 return Ok(());
             }
         } else if !self.analysis_passed()? {
-            self.status.failed_checks += 1;
+            self.status.failed_checks = self.status.failed_checks.saturating_add(1);
             return Ok(());
         }
         self.next_move(routes)
@@ -345,7 +345,7 @@ impl<'a> Tick<'a> {
                 canary: TOTAL_WEIGHT,
                 mirrored: false,
             });
-            self.status.iterations += 1;
+            self.status.iterations = self.status.iterations.saturating_add(1);
             self.emit_iteration(iterations);
             return Ok(());
         }
@@ -366,7 +366,7 @@ impl<'a> Tick<'a> {
                     mirrored: true,
                 });
             }
-            self.status.iterations += 1;
+            self.status.iterations = self.status.iterations.saturating_add(1);
             self.emit_iteration(iterations);
             return Ok(());
         }
@@ -388,7 +388,7 @@ impl<'a> Tick<'a> {
                 });
             }
             // One more analysed step with all traffic on the canary, then promotion.
-            self.status.iterations += 1;
+            self.status.iterations = self.status.iterations.saturating_add(1);
             return Ok(());
         }
         self.promote();
@@ -418,7 +418,7 @@ impl<'a> Tick<'a> {
                     (0, true)
                 }
             } else {
-                ((routes.canary + step).min(TOTAL_WEIGHT), false)
+                (routes.canary.saturating_add(step).min(TOTAL_WEIGHT), false)
             };
             self.push(Action::SetRoutes {
                 primary: TOTAL_WEIGHT - canary,
@@ -787,7 +787,10 @@ impl<'a> Tick<'a> {
 
     fn not_due(&self) -> Option<Duration> {
         let last = self.status.last_transition_time?;
-        let due = last + chrono::Duration::from_std(self.interval).ok()?;
+        // A due time past the end of the calendar never comes: wait a whole interval again.
+        let Some(due) = crate::duration::after(last, self.interval) else {
+            return Some(self.interval);
+        };
         (due > self.now).then(|| (due - self.now).to_std().unwrap_or(self.interval))
     }
 
@@ -804,7 +807,12 @@ impl<'a> Tick<'a> {
                 Routes::default()
             });
         }
-        self.obs.routes.clone()
+        // Weights come from objects anyone can edit: a value over 100 means all traffic.
+        self.obs.routes.clone().map(|r| Routes {
+            primary: r.primary.min(TOTAL_WEIGHT),
+            canary: r.canary.min(TOTAL_WEIGHT),
+            mirrored: r.mirrored,
+        })
     }
 
     fn primary_readiness(&self) -> Readiness {

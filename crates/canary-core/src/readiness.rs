@@ -77,7 +77,7 @@ pub fn assess(
     } else if w.kind == WorkloadKind::Deployment && w.replicas > w.updated_replicas {
         Some(format!(
             "{} old replicas are pending termination",
-            w.replicas - w.updated_replicas
+            w.replicas.saturating_sub(w.updated_replicas)
         ))
     } else if w.available_replicas < needed {
         Some(format!(
@@ -93,7 +93,7 @@ pub fn assess(
             WorkloadKind::DaemonSet => since,
         };
         let past_deadline = stuck_since
-            .is_some_and(|t| chrono::Duration::from_std(deadline).is_ok_and(|d| t + d < now));
+            .is_some_and(|t| crate::duration::after(t, deadline).is_some_and(|d| d < now));
         return if past_deadline {
             Readiness::Failed(format!("{} progress deadline exceeded: {problem}", w.name))
         } else {

@@ -255,7 +255,7 @@ impl Sim {
                     continue;
                 }
                 Action::Requeue(d) => {
-                    self.now += chrono::Duration::from_std(*d).unwrap_or_default();
+                    self.now = crate::duration::after(self.now, *d).unwrap_or(self.now);
                     continue;
                 }
                 Action::SetRoutes {

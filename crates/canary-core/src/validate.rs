@@ -1,14 +1,19 @@
 //! Spec validation: every problem at once, each naming its field path.
 //!
 //! The CRD schema already checks types; this checks what a schema cannot say (a schedule
-//! that goes backwards, a metric with nothing to query, a duration Flagger could not parse)
-//! and what Flagger's schema encodes as `oneOf`.
+//! that goes backwards, a metric with nothing to query, a duration Flagger could not parse,
+//! a regular expression that does not compile, a name too long for the objects generated
+//! from it) and what Flagger's schema encodes as `oneOf`. Every number and duration the
+//! engine computes with is bounded here, so no input accepted by the API server can make it
+//! overflow.
 
-use std::collections::BTreeSet;
+mod analysis;
+mod names;
+
 use std::fmt;
 
 use crate::duration;
-use crate::spec::{CanaryAnalysis, CanarySpec, HookType, KNOWN_PROVIDERS, Metric, Webhook};
+use crate::spec::{CanarySpec, HttpMatch, IntOrString, KNOWN_PROVIDERS, StringMatch};
 
 /// One problem in a canary spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,13 +30,45 @@ impl fmt::Display for ValidationError {
     }
 }
 
-/// Joins problems into one line, as events and conditions show them.
+/// The longest summary [`summarize`] returns; conditions and events stay readable and well
+/// under the API server's limits whatever the spec holds.
+pub const MAX_SUMMARY: usize = 4096;
+
+/// Joins problems into one line, as events and conditions show them; past
+/// [`MAX_SUMMARY`] bytes the rest is counted, not listed.
 pub fn summarize(errors: &[ValidationError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut out = String::new();
+    for (i, e) in errors.iter().enumerate() {
+        let text = e.to_string();
+        let sep = if out.is_empty() { "" } else { "; " };
+        if out.len() + sep.len() + text.len() > MAX_SUMMARY {
+            let rest = errors.len() - i;
+            if out.is_empty() {
+                out = truncate(&text, MAX_SUMMARY);
+                if rest > 1 {
+                    out.push_str(&format!("; and {} more problems", rest - 1));
+                }
+            } else {
+                out.push_str(&format!("; and {rest} more problems"));
+            }
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(&text);
+    }
+    out
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with `...` when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 /// Checks a canary spec and returns every problem found (empty when valid).
@@ -44,7 +81,8 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
         v.push(
             "spec.provider",
             format!(
-                "unknown provider {p:?}; expected one of {}",
+                "unknown provider {:?}; expected one of {}",
+                truncate(p, 64),
                 KNOWN_PROVIDERS.join(", ")
             ),
         );
@@ -58,32 +96,30 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
         ),
         other => v.push(
             "spec.targetRef.kind",
-            format!("{other:?} is not supported; expected Deployment or DaemonSet"),
+            format!(
+                "{:?} is not supported; expected Deployment or DaemonSet",
+                truncate(other, 64)
+            ),
         ),
-    }
-    if t.name.is_empty() {
-        v.push("spec.targetRef.name", "required");
     }
     if let Some(api) = t.api_version.as_deref()
         && api != "apps/v1"
     {
         v.push(
             "spec.targetRef.apiVersion",
-            format!("{api:?} is not supported; expected apps/v1"),
+            format!("{:?} is not supported; expected apps/v1", truncate(api, 64)),
         );
     }
+    names::generated(&mut v, spec);
     if let Some(a) = &spec.autoscaler_ref {
         if a.kind != "HorizontalPodAutoscaler" {
             v.push(
                 "spec.autoscalerRef.kind",
                 format!(
                     "{:?} is not supported; expected HorizontalPodAutoscaler",
-                    a.kind
+                    truncate(&a.kind, 64)
                 ),
             );
-        }
-        if a.name.is_empty() {
-            v.push("spec.autoscalerRef.name", "required");
         }
         if let Some(r) = &a.primary_scaler_replicas {
             let path = "spec.autoscalerRef.primaryScalerReplicas";
@@ -103,23 +139,7 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
             }
         }
     }
-    if !(1..=65535).contains(&spec.service.port) {
-        v.push(
-            "spec.service.port",
-            format!("{} is not a port; expected 1 to 65535", spec.service.port),
-        );
-    }
-    if let Some(timeout) = spec.service.timeout.as_deref() {
-        v.duration("spec.service.timeout", timeout);
-    }
-    if spec.service.delegation
-        && (!spec.service.hosts.is_empty() || !spec.service.gateways.is_empty())
-    {
-        v.push(
-            "spec.service.delegation",
-            "cannot be used with hosts or gateways",
-        );
-    }
+    service(&mut v, spec);
     if let Some(s) = spec.progress_deadline_seconds
         && s < 1
     {
@@ -129,8 +149,8 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
         );
     }
     match (&spec.analysis, &spec.canary_analysis) {
-        (Some(a), _) => analysis(&mut v, "spec.analysis", a),
-        (None, Some(a)) => analysis(&mut v, "spec.canaryAnalysis", a),
+        (Some(a), _) => analysis::analysis(&mut v, "spec.analysis", a),
+        (None, Some(a)) => analysis::analysis(&mut v, "spec.canaryAnalysis", a),
         (None, None) if !spec.skip_analysis => {
             v.push("spec.analysis", "required unless skipAnalysis is true")
         }
@@ -147,216 +167,129 @@ pub fn is_known_provider(name: &str) -> bool {
             .any(|p| p.starts_with("smi:") && name.starts_with(&format!("{p}:")))
 }
 
+fn service(v: &mut Problems, spec: &CanarySpec) {
+    let s = &spec.service;
+    if !(1..=65535).contains(&s.port) {
+        v.push(
+            "spec.service.port",
+            format!("{} is not a port; expected 1 to 65535", s.port),
+        );
+    }
+    if let Some(IntOrString::Int(p)) = s.target_port
+        && !(1..=65535).contains(&p)
+    {
+        v.push(
+            "spec.service.targetPort",
+            format!("{p} is not a port; expected 1 to 65535 or a port name"),
+        );
+    }
+    for (path, text) in [
+        ("spec.service.timeout", &s.timeout),
+        ("spec.service.backendTimeout", &s.backend_timeout),
+        (
+            "spec.service.retries.perTryTimeout",
+            &s.retries.as_ref().and_then(|r| r.per_try_timeout.clone()),
+        ),
+    ] {
+        if let Some(text) = text {
+            v.duration(path, text);
+        }
+    }
+    if s.delegation && (!s.hosts.is_empty() || !s.gateways.is_empty()) {
+        v.push(
+            "spec.service.delegation",
+            "cannot be used with hosts or gateways",
+        );
+    }
+    for (i, m) in s.r#match.iter().enumerate() {
+        http_match(v, &format!("spec.service.match[{i}]"), m);
+    }
+}
+
+/// The regular expressions of a request match must compile (RE2 syntax, as the meshes use).
+pub(crate) fn http_match(v: &mut Problems, path: &str, m: &HttpMatch) {
+    let fields = [
+        ("uri", &m.uri),
+        ("scheme", &m.scheme),
+        ("method", &m.method),
+        ("authority", &m.authority),
+    ];
+    for (name, value) in fields {
+        if let Some(s) = value {
+            string_match(v, &format!("{path}.{name}"), s);
+        }
+    }
+    let maps = [
+        ("headers", &m.headers),
+        ("queryParams", &m.query_params),
+        ("withoutHeaders", &m.without_headers),
+    ];
+    for (name, map) in maps {
+        for (key, s) in map {
+            string_match(v, &format!("{path}.{name}[{key:?}]"), s);
+        }
+    }
+}
+
+fn string_match(v: &mut Problems, path: &str, m: &StringMatch) {
+    let Some(pattern) = m.regex.as_deref() else {
+        return;
+    };
+    if let Err(e) = regex::Regex::new(pattern) {
+        let reason = match e {
+            regex::Error::CompiledTooBig(limit) => {
+                format!("compiles to more than {limit} bytes")
+            }
+            other => other
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        };
+        v.push(
+            format!("{path}.regex"),
+            format!(
+                "{:?} is not a valid regular expression (RE2 syntax): {reason}",
+                truncate(pattern, 128)
+            ),
+        );
+    }
+}
+
 #[derive(Default)]
-struct Problems(Vec<ValidationError>);
+pub(crate) struct Problems(Vec<ValidationError>);
 
 impl Problems {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ValidationError {
             path: path.into(),
             message: message.into(),
         });
     }
 
-    fn duration(&mut self, path: &str, text: &str) {
+    pub(crate) fn duration(&mut self, path: &str, text: &str) {
         if let Err(e) = duration::parse(text) {
-            self.push(path, e.to_string());
+            let message = match e {
+                duration::DurationError::Invalid(t) => {
+                    duration::DurationError::Invalid(truncate(&t, 64))
+                }
+                duration::DurationError::TooLong(t) => {
+                    duration::DurationError::TooLong(truncate(&t, 64))
+                }
+                other => other,
+            };
+            self.push(path, message.to_string());
         }
     }
 
-    fn percent(&mut self, path: &str, value: Option<i32>, min: i32) {
+    pub(crate) fn percent(&mut self, path: &str, value: Option<i32>, min: i32) {
         if let Some(w) = value
             && !(min..=100).contains(&w)
         {
             self.push(path, format!("{w} is out of range; expected {min} to 100"));
         }
-    }
-}
-
-fn analysis(v: &mut Problems, path: &str, a: &CanaryAnalysis) {
-    match a.interval.as_deref() {
-        None => v.push(format!("{path}.interval"), "required, e.g. 1m"),
-        Some(i) => v.duration(&format!("{path}.interval"), i),
-    }
-    match a.threshold {
-        None => v.push(
-            format!("{path}.threshold"),
-            "required: the failed checks that roll back",
-        ),
-        Some(t) if t < 0 => v.push(
-            format!("{path}.threshold"),
-            format!("{t} must not be negative"),
-        ),
-        _ => {}
-    }
-    let has_iterations = a.iterations.unwrap_or(0) > 0;
-    let has_step = a.step_weight.unwrap_or(0) > 0;
-    if !has_iterations && !has_step && a.step_weights.is_empty() {
-        v.push(
-            path,
-            "one of iterations, stepWeight or stepWeights is required",
-        );
-    }
-    if let Some(i) = a.iterations
-        && i < 0
-    {
-        v.push(
-            format!("{path}.iterations"),
-            format!("{i} must not be negative"),
-        );
-    }
-    v.percent(&format!("{path}.stepWeight"), a.step_weight, 0);
-    v.percent(&format!("{path}.maxWeight"), a.max_weight, 0);
-    v.percent(
-        &format!("{path}.stepWeightPromotion"),
-        a.step_weight_promotion,
-        0,
-    );
-    v.percent(&format!("{path}.mirrorWeight"), a.mirror_weight, 0);
-    v.percent(
-        &format!("{path}.primaryReadyThreshold"),
-        a.primary_ready_threshold,
-        0,
-    );
-    v.percent(
-        &format!("{path}.canaryReadyThreshold"),
-        a.canary_ready_threshold,
-        0,
-    );
-    for (i, w) in a.step_weights.iter().enumerate() {
-        let p = format!("{path}.stepWeights[{i}]");
-        if !(1..=100).contains(w) {
-            v.push(&p, format!("{w} is out of range; expected 1 to 100"));
-        } else if i > 0 && *w <= a.step_weights[i - 1] {
-            v.push(&p, "must be greater than the previous step");
-        }
-    }
-    if let Some(s) = &a.session_affinity {
-        let p = format!("{path}.sessionAffinity");
-        if s.cookie_name.is_empty() {
-            v.push(format!("{p}.cookieName"), "required");
-        }
-        if s.primary_cookie_name.as_deref() == Some(s.cookie_name.as_str()) {
-            v.push(
-                format!("{p}.primaryCookieName"),
-                "must differ from cookieName",
-            );
-        }
-        if let Some(ss) = s.same_site.as_deref()
-            && !matches!(ss, "Strict" | "Lax" | "None")
-        {
-            v.push(
-                format!("{p}.sameSite"),
-                format!("{ss:?}; expected Strict, Lax or None"),
-            );
-        }
-    }
-    let mut names = BTreeSet::new();
-    for (i, m) in a.metrics.iter().enumerate() {
-        metric(v, &format!("{path}.metrics[{i}]"), m);
-        if !m.name.is_empty() && !names.insert(m.name.as_str()) {
-            v.push(
-                format!("{path}.metrics[{i}].name"),
-                format!("duplicate metric {:?}", m.name),
-            );
-        }
-    }
-    for (i, w) in a.webhooks.iter().enumerate() {
-        webhook(v, &format!("{path}.webhooks[{i}]"), w);
-    }
-    for (i, alert) in a.alerts.iter().enumerate() {
-        let p = format!("{path}.alerts[{i}]");
-        if alert.name.is_empty() {
-            v.push(format!("{p}.name"), "required");
-        }
-        if alert.provider_ref.name.is_empty() {
-            v.push(format!("{p}.providerRef.name"), "required");
-        }
-        if let Some(s) = alert.severity.as_deref()
-            && !matches!(s, "" | "info" | "warn" | "error")
-        {
-            v.push(
-                format!("{p}.severity"),
-                format!("{s:?}; expected info, warn or error"),
-            );
-        }
-    }
-}
-
-fn metric(v: &mut Problems, path: &str, m: &Metric) {
-    if m.name.is_empty() {
-        v.push(format!("{path}.name"), "required");
-    }
-    if let Some(i) = m.interval.as_deref() {
-        v.duration(&format!("{path}.interval"), i);
-    }
-    if m.builtin().is_none() && m.query.is_none() && m.template_ref.is_none() {
-        v.push(
-            path,
-            format!(
-                "metric {:?} is not builtin (request-success-rate, request-duration) and has no templateRef or query",
-                m.name
-            ),
-        );
-    }
-    if let Some(t) = &m.template_ref
-        && t.name.is_empty()
-    {
-        v.push(format!("{path}.templateRef.name"), "required");
-    }
-    match &m.threshold_range {
-        Some(r) => match (r.min, r.max) {
-            (None, None) => v.push(format!("{path}.thresholdRange"), "needs min, max or both"),
-            (Some(min), Some(max)) if min > max => v.push(
-                format!("{path}.thresholdRange"),
-                format!("min {min} is greater than max {max}"),
-            ),
-            _ => {}
-        },
-        None if m.threshold.is_none() => v.push(
-            format!("{path}.thresholdRange"),
-            "required: the accepted range of the value",
-        ),
-        None => {}
-    }
-}
-
-fn webhook(v: &mut Problems, path: &str, w: &Webhook) {
-    if w.name.is_empty() {
-        v.push(format!("{path}.name"), "required");
-    }
-    if w.kind().is_none() {
-        let known: Vec<&str> = HookType::ALL.iter().map(|t| t.as_str()).collect();
-        v.push(
-            format!("{path}.type"),
-            format!(
-                "unknown type {:?}; expected one of {}",
-                w.r#type.as_deref().unwrap_or(""),
-                known.join(", ")
-            ),
-        );
-    }
-    let url = w.url.as_str();
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') => {}
-        _ => v.push(
-            format!("{path}.url"),
-            format!("{url:?} is not an http or https URL"),
-        ),
-    }
-    if let Some(t) = w.timeout.as_deref() {
-        v.duration(&format!("{path}.timeout"), t);
-    }
-    if let Some(r) = w.retries
-        && r < 0
-    {
-        v.push(
-            format!("{path}.retries"),
-            format!("{r} must not be negative"),
-        );
     }
 }
 
@@ -447,6 +380,58 @@ mod tests {
             text.contains("spec.analysis.stepWeights[2]: must be greater than the previous step")
         );
         assert!(text.contains("spec.targetRef.kind: \"StatefulSet\" is not supported; expected Deployment or DaemonSet"));
+    }
+
+    #[test]
+    fn invalid_regexes_and_names_too_long_for_generated_objects_are_reported() {
+        let mut spec = valid();
+        spec.target_ref.name = "a".repeat(60);
+        let a = spec.analysis.as_mut().expect("analysis");
+        a.r#match = vec![crate::spec::HttpMatch {
+            headers: [(
+                "x-canary".to_string(),
+                crate::spec::StringMatch {
+                    regex: Some("(insider".into()),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        }];
+        let text = summarize(&validate(&spec));
+        assert!(
+            text.contains("spec.analysis.match[0].headers[\"x-canary\"].regex: \"(insider\" is not a valid regular expression"),
+            "{text}"
+        );
+        assert!(text.contains("spec.targetRef.name: \"aaaa"), "{text}");
+        assert!(
+            text.contains("68 characters long; Service names have at most 63"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_longer_than_go_holds_are_refused() {
+        let mut spec = valid();
+        spec.analysis.as_mut().expect("analysis").interval = Some("180000000000m".into());
+        assert_eq!(
+            summarize(&validate(&spec)),
+            "spec.analysis.interval: duration \"180000000000m\" is too long; the longest is 2562047h47m16s"
+        );
+    }
+
+    #[test]
+    fn a_summary_of_many_problems_is_bounded() {
+        let errors: Vec<ValidationError> = (0..1000)
+            .map(|i| ValidationError {
+                path: format!("spec.analysis.webhooks[{i}].name"),
+                message: "required".into(),
+            })
+            .collect();
+        let text = summarize(&errors);
+        assert!(text.len() <= MAX_SUMMARY + 40, "{}", text.len());
+        assert!(text.ends_with("more problems"), "{text}");
+        assert_eq!(truncate("héllo", 4), "h...");
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub fn next_step_weight(analysis: &CanaryAnalysis, canary: u32) -> u32 {
 
 /// The canary weight after one step from `canary`, never above 100.
 pub fn advance(analysis: &CanaryAnalysis, canary: u32) -> u32 {
-    (canary + next_step_weight(analysis, canary)).min(TOTAL_WEIGHT)
+    canary
+        .saturating_add(next_step_weight(analysis, canary))
+        .min(TOTAL_WEIGHT)
 }
 
 #[cfg(test)]
