@@ -6,6 +6,7 @@
 //! writes to `deploy/crds/`. This crate holds types and pure conversions only: it must never
 //! need a Kubernetes client or an async runtime.
 
+mod lenient;
 mod templates;
 
 use std::ops::{Deref, DerefMut};
@@ -14,6 +15,7 @@ use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use lenient::{DecodeError, Lenient, Undecodable, decode};
 pub use templates::{
     AlertProvider, AlertProviderSpec, AlertProviderStatus, MetricProvider, MetricTemplate,
     MetricTemplateSpec, MetricTemplateStatus, SecretRef,

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::spec::HookType;
 use crate::status::Phase;
 
@@ -44,7 +46,11 @@ impl Step {
 }
 
 /// One thing for the shell to do.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Effects serialize (camelCase, one key per variant) because the shell records a decided
+/// step's effects in `status.step` before carrying them out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Action {
     /// Request: call the webhooks of a type, in spec order, with `phase` in the payload, and
     /// put the results in `Observation::webhooks`. `until` says when to stop early.
@@ -116,7 +122,7 @@ impl Action {
 }
 
 /// When to stop calling webhooks of a type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunUntil {
     /// Stop at the first failure (gates and tests).
     FirstFailure,
@@ -125,7 +131,7 @@ pub enum RunUntil {
 }
 
 /// Target scaling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scale {
     /// Scale to zero (DaemonSet: the scale-to-zero node selector).
     Zero,
@@ -134,7 +140,7 @@ pub enum Scale {
 }
 
 /// A Kubernetes event on the canary. flaggerd records all with reason `Synced`, as Flagger.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Severity.
     pub level: Level,
@@ -143,7 +149,7 @@ pub struct Event {
 }
 
 /// Severity of an event or alert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Level {
     /// Normal event, info alert.
     Info,
@@ -164,7 +170,7 @@ impl Level {
 }
 
 /// An alert for the canary's AlertProviders (or the global notifier).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     /// Severity.
     pub level: Level,
@@ -175,7 +181,7 @@ pub struct Alert {
 }
 
 /// A finished analysis, for `flagger_canary_successes_total` and `..._failures_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// Promoted after analysis.
     Completed,

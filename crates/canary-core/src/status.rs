@@ -133,10 +133,46 @@ pub struct CanaryStatus {
     /// flaggerd only: why the last analysis step decided what it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisReport>,
+    /// flaggerd only: the effects of the last step, recorded with the status they lead to
+    /// before any of them is carried out, and how far they have been carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepRecord>,
     /// Fields this version does not model.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
+}
+
+/// The record of a decided step (`status.step`): written together with the status the step
+/// leads to, before any effect, so that a controller that stops at any point resumes the
+/// effects that are left instead of deciding the step again. See the controller's journal.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    /// When the step was decided; it identifies the step in event marks and webhook
+    /// idempotency keys.
+    pub decided_at: DateTime<Utc>,
+    /// The effects, in order.
+    #[schemars(schema_with = "crate::spec::free_object_list")]
+    pub effects: Vec<crate::Action>,
+    /// Effects carried out and recorded as done. Effects with outside calls (webhooks,
+    /// alerts) record their progress; the others are safe to carry out again.
+    #[serde(default)]
+    pub done: u32,
+    /// Calls (webhook posts) made within effect number `done`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub calls: u32,
+}
+
+impl StepRecord {
+    /// True when every effect is recorded as done.
+    pub fn finished(&self) -> bool {
+        self.done as usize >= self.effects.len()
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A status condition (`Promoted`, or flaggerd's `Valid`).

@@ -87,6 +87,7 @@ struct Recorder {
     ticks: Vec<Tick>,
     metric_failed: bool,
     metrics_asked: bool,
+    hooks_asked: bool,
     promotion_gate_closed: bool,
 }
 
@@ -98,6 +99,7 @@ impl Recorder {
 
 impl Script for Recorder {
     fn webhook(&mut self, kind: HookType, name: &str, step: u32) -> Result<(), String> {
+        self.hooks_asked = true;
         let t = self.at(step).clone();
         let ok = match (kind, name) {
             (HookType::Rollback, _) => false,
@@ -181,7 +183,7 @@ proptest! {
     #[test]
     fn every_step_keeps_the_invariants(case in case()) {
         let mut sim = sim_for(&case);
-        let mut rec = Recorder { ticks: case.ticks.clone(), metric_failed: false, metrics_asked: false, promotion_gate_closed: false };
+        let mut rec = Recorder { ticks: case.ticks.clone(), metric_failed: false, metrics_asked: false, hooks_asked: false, promotion_gate_closed: false };
         let analysis = sim.spec.analysis().cloned().expect("analysis");
         let (max_weight, step) = (analysis.max_weight(), analysis.step_weight());
         let threshold = analysis.threshold();
@@ -192,6 +194,7 @@ proptest! {
             }
             rec.metric_failed = false;
             rec.metrics_asked = false;
+            rec.hooks_asked = false;
             rec.promotion_gate_closed = false;
             let before = sim.status.clone();
             let routes_before = sim.routes;
@@ -220,6 +223,12 @@ proptest! {
                 prop_assert!(!increased, "a failed metric let traffic increase");
             }
             prop_assert!(out.request().is_none(), "the simulator answers every request");
+            // The controller derives webhook idempotency keys from the last status change:
+            // a step that called webhooks or queried metrics must change the status, so the
+            // next step's calls get new keys.
+            if rec.hooks_asked || rec.metrics_asked {
+                prop_assert_ne!(&out.status, &before, "a step that ran checks left the status unchanged");
+            }
             if sim.status.phase == Some(Phase::Succeeded) || sim.status.phase == Some(Phase::Failed) {
                 prop_assert_eq!(sim.routes.canary + sim.routes.primary, 100);
             }

@@ -346,6 +346,20 @@ pub enum HookType {
     Rollback,
 }
 
+impl serde::Serialize for HookType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HookType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        HookType::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown webhook type {text:?}")))
+    }
+}
+
 impl HookType {
     /// Every type, in the order of a release.
     pub const ALL: [HookType; 8] = [
