@@ -239,6 +239,7 @@ async fn a_config_map_change_starts_an_analysis_and_is_promoted_to_the_primary_c
         "podinfo-config-primary"
     );
 
+    running.settle().await;
     let mark = messages(&c.client).await.len();
     cms.patch(
         "podinfo-config",
@@ -492,7 +493,7 @@ async fn a_second_canary_on_the_same_target_is_reported_and_left_alone() {
     );
     assert_eq!(
         valid.message,
-        "deployment podinfo.test is already the target of canary podinfo.test; only one canary may target a workload"
+        "spec.targetRef: deployment podinfo.test is already the target of canary podinfo.test; only one canary may target a workload"
     );
     let second = canaries.get("podinfo-two").await.expect("get");
     assert_eq!(

@@ -74,6 +74,7 @@ async fn the_acceptance_test_runs_through_the_loadtester() {
     wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
     set_image(&c.client, "ghcr.io/stefanprodan/podinfo:6.0.1").await;
     wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(40)).await;
+    running.settle().await;
     let events = steady(&messages(&c.client).await);
     assert!(
         events.contains(&"Pre-rollout check acceptance-test passed".to_string()),

@@ -33,6 +33,7 @@ async fn play(
         .expect("canary");
     let running = start(context_for(c.client.clone(), healthy(), provider));
     wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    running.settle().await;
     let api: Api<DynamicObject> = Api::namespaced_with(c.client.clone(), "test", &resource);
     let read = || async {
         weights(

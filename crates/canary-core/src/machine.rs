@@ -156,8 +156,9 @@ impl<'a> Tick<'a> {
                 self.set_phase(Phase::Terminating);
                 self.emit(Level::Info, msg::terminating(name, ns));
                 self.push(Action::Revert);
-                self.push(Action::RemoveFinalizer);
+                // Recorded before the finalizer goes: once it is gone, so is the canary.
                 self.emit(Level::Info, msg::terminated(name, ns));
+                self.push(Action::RemoveFinalizer);
             }
             return Ok(());
         }

@@ -3,7 +3,9 @@
 //! The payload is Flagger's (`name`, `namespace`, `phase`, `checksum`, `metadata`), posted as
 //! JSON with the hook's timeout; connection errors, 429 and 5xx are retried `retries` times
 //! with backoff; only status codes up to 202 count as success, and the response body becomes
-//! the error text. This crate calls and reports; canary-core decides what a result means.
+//! the error text. Each call carries an `Idempotency-Key` header that stays the same when
+//! flaggerd repeats the call after a restart, so a receiver can act on it once. This crate
+//! calls and reports; canary-core decides what a result means.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,6 +29,11 @@ pub struct Payload {
     pub checksum: String,
     /// The hook's metadata (for the loadtester: `type`, `cmd`...).
     pub metadata: BTreeMap<String, String>,
+    /// Sent as the `Idempotency-Key` header, not in the body: the same for every attempt
+    /// of one call, including a repeat after flaggerd restarted, so a receiver can act on
+    /// the call once.
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
 }
 
 impl Payload {
@@ -43,9 +50,19 @@ impl Payload {
             phase: phase.as_str().to_string(),
             checksum,
             metadata: hook.metadata.clone().unwrap_or_default(),
+            idempotency_key: None,
         }
     }
+
+    /// The payload with its idempotency key.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
 }
+
+/// The header that carries [`Payload::idempotency_key`].
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// Calls webhooks.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -97,13 +114,15 @@ impl WebhookClient for HttpWebhooks {
                 let backoff = Duration::from_secs(1u64 << (attempt - 1).min(5)).min(MAX_BACKOFF);
                 tokio::time::sleep(backoff).await;
             }
-            let sent = client
+            let mut request = client
                 .post(&hook.url)
                 .header("Content-Type", "application/json")
                 .timeout(hook.timeout())
-                .body(body.clone())
-                .send()
-                .await;
+                .body(body.clone());
+            if let Some(key) = &payload.idempotency_key {
+                request = request.header(IDEMPOTENCY_KEY, key);
+            }
+            let sent = request.send().await;
             match sent {
                 Err(e) => last = describe(&e),
                 Ok(response) => {

@@ -159,20 +159,41 @@ pub fn context_for(client: Client, metrics_script: MetricScript, provider: &str)
 pub struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), String>>,
+    ctx: Arc<Context>,
 }
 
 pub fn start(ctx: Arc<Context>) -> Running {
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(canary_controller::run(ctx, async move {
+    let task = tokio::spawn(canary_controller::run(ctx.clone(), async move {
         let _ = rx.await;
     }));
-    Running { stop, task }
+    Running { stop, task, ctx }
 }
 
 impl Running {
+    /// Waits for the canaries' background work (the effects of a step whose status a test
+    /// just saw) to finish, then stops the controller.
     pub async fn stop(self) {
+        self.settle().await;
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+
+    /// Waits until no canary has background work running (twice in a row, 50 ms apart:
+    /// a decision's effects start right after its status is written).
+    pub async fn settle(&self) {
+        let mut idle = 0;
+        for _ in 0..400 {
+            if self.ctx.tasks_running() == 0 {
+                idle += 1;
+                if idle == 2 {
+                    return;
+                }
+            } else {
+                idle = 0;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -1,0 +1,511 @@
+//! Carrying out one effect of a decided step: the writes of the generated objects (by
+//! desired state, so doing one twice changes nothing), events (marked, so publishing one
+//! twice counts once) and the outside calls (webhooks, alerts), whose progress the journal
+//! records.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use canary_api::Canary;
+use canary_core::{Action, HookType, Level, Phase, Scale};
+use chrono::{DateTime, Utc};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::crashpoints::{self, Class};
+use crate::events::{Mark, Published, stamp};
+use crate::observe::Scene;
+use crate::{Context, Error, configs, journal, services, workload};
+
+/// Carries out the effects of one step of one canary.
+pub struct Effects {
+    pub ctx: Arc<Context>,
+    /// The canary with the status the step decided.
+    pub canary: Arc<Canary>,
+    /// What was observed of its world.
+    pub scene: Scene,
+    /// When the step was decided.
+    pub decided_at: DateTime<Utc>,
+    /// The step is recorded in status: outside calls record their progress there.
+    pub recorded: bool,
+}
+
+/// True for the effects that make outside calls (webhooks, alerts): their progress is
+/// recorded, since they cannot be undone or deduplicated by flaggerd.
+pub fn calls_outside(ctx: &Context, canary: &Canary, effect: &Action) -> bool {
+    match effect {
+        Action::Alert(_) | Action::RunPostRolloutHooks { .. } => true,
+        Action::Emit(_) => !event_hooks(ctx, canary).is_empty(),
+        _ => false,
+    }
+}
+
+/// The `event` webhooks of the canary, or `-event-webhook` when it has none.
+fn event_hooks(ctx: &Context, canary: &Canary) -> Vec<canary_core::spec::Webhook> {
+    let own: Vec<_> = canary
+        .spec
+        .analysis()
+        .map(|a| a.hooks(HookType::Event).cloned().collect())
+        .unwrap_or_default();
+    if !own.is_empty() {
+        return own;
+    }
+    ctx.settings
+        .event_webhook
+        .iter()
+        .map(|url| canary_core::spec::Webhook {
+            name: "event-webhook".into(),
+            url: url.clone(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+impl Effects {
+    fn ns(&self) -> &str {
+        self.canary.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    fn id(&self) -> String {
+        format!(
+            "{}/{}",
+            self.ns(),
+            self.canary.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    fn mark(&self, place: impl Into<String>) -> Mark {
+        Mark::new(self.decided_at, place)
+    }
+
+    /// The idempotency key of a call made by effect `index`: the same on every attempt,
+    /// before and after a restart.
+    fn call_key(&self, index: u32, kind: HookType, call: u32) -> String {
+        format!(
+            "{}:{}:{}:{index}.{call}",
+            self.canary.metadata.uid.as_deref().unwrap_or_default(),
+            stamp(self.decided_at),
+            kind.as_str()
+        )
+    }
+
+    /// Carries out effect `index`, skipping its first `calls_done` calls.
+    pub async fn one(&self, index: u32, effect: &Action, calls_done: u32) -> Result<(), Error> {
+        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        let kind = spec.target_ref.kind.as_str();
+        let target_name = spec.target_ref.name.as_str();
+        let target_exists = !self.scene.target.is_null();
+        match effect {
+            Action::Initialize => self.initialize().await?,
+            Action::ReconcileRoutes => {
+                if let Some(sel) = &self.scene.sel {
+                    self.apex(sel).await?;
+                }
+                if let Some(router) = &self.scene.router {
+                    router.reconcile(&self.canary).await.map_err(|e| self.route(e))?;
+                }
+            }
+            Action::SetRoutes {
+                primary,
+                canary,
+                mirrored,
+            } => {
+                let routes = canary_core::Routes {
+                    primary: *primary,
+                    canary: *canary,
+                    mirrored: *mirrored,
+                };
+                if let Some(router) = &self.scene.router {
+                    router
+                        .set_routes(&self.canary, routes)
+                        .await
+                        .map_err(|e| self.route(e))?;
+                }
+                let ns = self.ns();
+                self.ctx.stats.set_weight(target_name, ns, *primary, *canary);
+            }
+            Action::ScaleCanary(scale) if target_exists => {
+                let replicas = match scale {
+                    Scale::Zero => 0,
+                    Scale::FromZero => workload::scale_up_replicas(
+                        &self.scene.target,
+                        self.scene.primary.as_ref(),
+                        self.hpa_min().await?,
+                    ),
+                };
+                let patch = workload::scale_patch(kind, replicas);
+                self.scene.world.merge(kind, target_name, &patch).await?;
+            }
+            Action::Promote => self.promote().await?,
+            Action::SyncPrimaryAutoscaler => self.primary_autoscaler(true).await?,
+            Action::RunPostRolloutHooks { phase } => {
+                self.post_rollout(index, *phase, calls_done).await?
+            }
+            Action::Revert => self.revert().await?,
+            Action::AddFinalizer | Action::RemoveFinalizer => {
+                self.finalizer(matches!(effect, Action::AddFinalizer)).await?
+            }
+            Action::Emit(e) => {
+                self.publish(e.level, &e.message, self.mark(index.to_string()))
+                    .await?;
+                self.forward_event(index, e, calls_done).await?;
+            }
+            Action::Alert(a) => {
+                if let Err(e) = self.ctx.notifier.send(&self.canary, a).await {
+                    tracing::warn!(canary = %self.id(), "alert not sent: {e}");
+                }
+                if self.recorded {
+                    let point = format!("sent {} {}#{index}", self.id(), stamp(self.decided_at));
+                    crashpoints::reached(Class::Window, &point).await;
+                }
+            }
+            Action::Record(outcome) => {
+                let strategy = spec.strategy().as_str();
+                self.ctx.stats.count(target_name, self.ns(), strategy, *outcome)
+            }
+            Action::ScaleCanary(_)
+            | Action::Requeue(_)
+            | Action::RunWebhooks { .. }
+            | Action::QueryMetrics
+            | Action::CheckMetricProviders => {}
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, level: Level, message: &str, mark: Mark) -> Result<Published, Error> {
+        let object = object_reference(&self.canary.metadata, "Canary");
+        self.ctx.events.publish(&object, level, message, &mark).await
+    }
+
+    fn route(&self, source: canary_router::Error) -> Error {
+        Error::Route {
+            canary: self.id(),
+            source,
+        }
+    }
+
+    /// Calls the post-rollout webhooks in order, each result an event, until one fails.
+    async fn post_rollout(&self, index: u32, phase: Phase, calls_done: u32) -> Result<(), Error> {
+        let hooks: Vec<_> = self
+            .canary
+            .spec
+            .analysis()
+            .map(|a| a.hooks(HookType::PostRollout).cloned().collect())
+            .unwrap_or_default();
+        for (j, hook) in hooks.iter().enumerate().skip(calls_done as usize) {
+            let j = j as u32;
+            let payload = canary_webhooks::Payload::new(&self.canary, phase, hook)
+                .with_key(self.call_key(index, HookType::PostRollout, j));
+            let outcome = self.ctx.webhooks.call(hook, &payload).await;
+            let point = format!("{} {}#{index}.{j}", self.id(), stamp(self.decided_at));
+            crashpoints::reached(Class::Window, &format!("sent {point}")).await;
+            let (warning, text) = canary_core::messages::post_rollout_result(&hook.name, &outcome);
+            let level = if warning { Level::Warn } else { Level::Info };
+            self.publish(level, &text, self.mark(format!("{index}.{j}")))
+                .await?;
+            // After a failure the remaining hooks are skipped, as in Flagger: the effect is done.
+            let next = if outcome.is_err() {
+                (index + 1, 0)
+            } else {
+                (index, j + 1)
+            };
+            if self.recorded {
+                journal::progress(&self.ctx, &self.canary, self.decided_at, next).await?;
+                crashpoints::reached(Class::Durable, &format!("call {point}")).await;
+            }
+            if outcome.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an event to the canary's `event` webhooks, or to `-event-webhook`.
+    async fn forward_event(
+        &self,
+        index: u32,
+        e: &canary_core::Event,
+        calls_done: u32,
+    ) -> Result<(), Error> {
+        let phase = self
+            .canary
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(Phase::Initializing);
+        let hooks = event_hooks(&self.ctx, &self.canary);
+        for (j, hook) in hooks.iter().enumerate().skip(calls_done as usize) {
+            let j = j as u32;
+            let mut payload = canary_webhooks::Payload::new(&self.canary, phase, hook)
+                .with_key(self.call_key(index, HookType::Event, j));
+            payload
+                .metadata
+                .insert("eventMessage".into(), e.message.clone());
+            payload
+                .metadata
+                .insert("eventType".into(), e.level.event_type().into());
+            payload.metadata.insert(
+                "timestamp".into(),
+                self.decided_at.timestamp_millis().to_string(),
+            );
+            if let Err(err) = self.ctx.webhooks.call(hook, &payload).await {
+                tracing::debug!(canary = %self.id(), "event webhook {} failed: {err}", hook.name);
+            }
+            let point = format!("{} {}#{index}.{j}", self.id(), stamp(self.decided_at));
+            crashpoints::reached(Class::Window, &format!("sent {point}")).await;
+            if self.recorded {
+                journal::progress(&self.ctx, &self.canary, self.decided_at, (index, j + 1))
+                    .await?;
+                crashpoints::reached(Class::Durable, &format!("call {point}")).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The primary workload, its autoscaler, the config copies and the `-primary` and
+    /// `-canary` Services. An existing primary's template is never changed here.
+    async fn initialize(&self) -> Result<(), Error> {
+        let Some(sel) = &self.scene.sel else {
+            return Ok(());
+        };
+        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        if self.scene.primary.is_none() {
+            let primary = self.desired_primary(sel).await?;
+            self.scene.world.apply(&spec.target_ref.kind, &primary).await?;
+        }
+        self.primary_autoscaler(false).await?;
+        let ports = self.ports();
+        for role in [services::Role::Canary, services::Role::Primary] {
+            let service = services::build(&self.canary, sel, role, &ports);
+            self.scene.world.apply("Service", &service).await?;
+        }
+        Ok(())
+    }
+
+    fn ports(&self) -> Vec<Value> {
+        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        if spec.service.port_discovery {
+            services::discovered_ports(&self.scene.target, spec.service.port)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The apex Service: created and owned when absent; when it is the user's, only its
+    /// selector is switched to the primary.
+    async fn apex(&self, sel: &workload::Selector) -> Result<(), Error> {
+        let name = self.canary.spec.service_name();
+        let existing = self.scene.world.get("Service", name).await?;
+        if existing.as_ref().is_none_or(|s| self.owned_by_canary(s)) {
+            let service = services::build(&self.canary, sel, services::Role::Apex, &self.ports());
+            self.scene.world.apply("Service", &service).await
+        } else {
+            let patch = json!({"spec": {"selector": {&sel.label: sel.primary_value()}}});
+            self.scene.world.merge("Service", name, &patch).await
+        }
+    }
+
+    fn owned_by_canary(&self, obj: &Value) -> bool {
+        let uid = self.canary.metadata.uid.as_deref().unwrap_or_default();
+        obj["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+    }
+
+    /// Copies the target's template (and configs) to the primary, unless the target changed
+    /// since the step was decided: the primary never gets a revision that was not analysed.
+    async fn promote(&self) -> Result<(), Error> {
+        let Some(sel) = &self.scene.sel else {
+            return Ok(());
+        };
+        let status = self.canary.status.clone().unwrap_or_default();
+        let current = workload::revision_hash(&self.scene.target);
+        let configs: std::collections::BTreeMap<String, String> = self
+            .scene
+            .tracked
+            .iter()
+            .map(|(k, (sum, _))| (k.clone(), sum.clone()))
+            .collect();
+        if current != status.last_applied_spec
+            || configs != status.tracked_configs.clone().unwrap_or_default()
+        {
+            tracing::warn!(
+                canary = %self.id(),
+                "the target changed while its promotion was pending: the primary keeps its revision and the new one will be analysed"
+            );
+            return Ok(());
+        }
+        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        let mut primary = self.desired_primary(sel).await?;
+        if spec.autoscaler_ref.is_some()
+            && let Some(current) = &self.scene.primary
+        {
+            // With an autoscaler the primary keeps the replicas the autoscaler gave it.
+            primary["spec"]["replicas"] = current["spec"]["replicas"].clone();
+        }
+        self.scene.world.apply(&spec.target_ref.kind, &primary).await
+    }
+
+    /// Writes the `-primary` copies of the tracked configs and returns the primary workload
+    /// built from the target.
+    async fn desired_primary(&self, sel: &workload::Selector) -> Result<Value, Error> {
+        let prefixes = &self.ctx.settings.include_label_prefix;
+        for (_, (_, obj)) in self.scene.tracked.iter() {
+            let kind = obj["kind"].as_str().unwrap_or("ConfigMap");
+            let copy = configs::primary_copy(obj, &self.canary, prefixes);
+            self.scene.world.apply(kind, &copy).await?;
+        }
+        let names: BTreeSet<String> = self.scene.tracked.keys().cloned().collect();
+        Ok(workload::primary(
+            &self.scene.target,
+            &self.canary,
+            sel,
+            &names,
+            &self.flagger_id(),
+            prefixes,
+        ))
+    }
+
+    /// Creates the `-primary` autoscaler, or (with `update`) pushes the target's settings to it.
+    async fn primary_autoscaler(&self, update: bool) -> Result<(), Error> {
+        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        let Some(a) = &spec.autoscaler_ref else {
+            return Ok(());
+        };
+        let primary_name = format!("{}-primary", a.name);
+        let world = &self.scene.world;
+        if !update && world.get("HorizontalPodAutoscaler", &primary_name).await?.is_some() {
+            return Ok(());
+        }
+        let Some(hpa) = world.get("HorizontalPodAutoscaler", &a.name).await? else {
+            return Err(Error::Missing(format!(
+                "horizontalpodautoscaler {}.{} not found",
+                a.name,
+                self.ns()
+            )));
+        };
+        let mut hpa_spec = hpa["spec"].clone();
+        hpa_spec["scaleTargetRef"]["name"] = json!(format!("{}-primary", spec.target_ref.name));
+        if let Some(r) = &a.primary_scaler_replicas {
+            if let Some(min) = r.min_replicas {
+                hpa_spec["minReplicas"] = json!(min);
+            }
+            if let Some(max) = r.max_replicas {
+                hpa_spec["maxReplicas"] = json!(max);
+            }
+        }
+        let prefixes = &self.ctx.settings.include_label_prefix;
+        let obj = json!({
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {
+                "name": primary_name,
+                "namespace": self.ns(),
+                "labels": workload::filter_metadata(&hpa["metadata"]["labels"], prefixes),
+                "ownerReferences": [workload::owner_reference(&self.canary)],
+            },
+            "spec": hpa_spec,
+        });
+        world.apply("HorizontalPodAutoscaler", &obj).await
+    }
+
+    async fn hpa_min(&self) -> Result<Option<i64>, Error> {
+        let Some(a) = &self.canary.spec.autoscaler_ref else {
+            return Ok(None);
+        };
+        let hpa = self.scene.world.get("HorizontalPodAutoscaler", &a.name).await?;
+        Ok(hpa.map(|h| h["spec"]["minReplicas"].as_i64().unwrap_or(1)))
+    }
+
+    /// `revertOnDeletion`: the target gets the primary's replicas back, a user's apex
+    /// Service its target selector, and the router reverts its objects.
+    async fn revert(&self) -> Result<(), Error> {
+        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        let kind = spec.target_ref.kind.as_str();
+        let world = &self.scene.world;
+        if !self.scene.target.is_null() {
+            let replicas = self
+                .scene
+                .primary
+                .as_ref()
+                .and_then(|p| p["spec"]["replicas"].as_i64())
+                .filter(|r| *r > 0)
+                .unwrap_or_else(|| workload::scale_up_replicas(&self.scene.target, None, None));
+            let patch = workload::scale_patch(kind, replicas);
+            world.merge(kind, &spec.target_ref.name, &patch).await?;
+        }
+        if let (Some(sel), Some(apex)) = (&self.scene.sel, world.get("Service", spec.service_name()).await?)
+            && !self.owned_by_canary(&apex)
+        {
+            let patch = json!({"spec": {"selector": {&sel.label: sel.value}}});
+            world.merge("Service", spec.service_name(), &patch).await?;
+        }
+        if let Some(router) = &self.scene.router {
+            router.finalize(&self.canary).await.map_err(|e| self.route(e))?;
+        }
+        Ok(())
+    }
+
+    /// Adds or removes flaggerd's finalizer with a JSON patch that tests the list first, so
+    /// it never overwrites another controller's change.
+    async fn finalizer(&self, add: bool) -> Result<(), Error> {
+        let current: Vec<String> = self.canary.metadata.finalizers.clone().unwrap_or_default();
+        let f = canary_core::messages::FINALIZER.to_string();
+        let mut wanted: Vec<String> = current.iter().filter(|x| **x != f).cloned().collect();
+        if add {
+            wanted.push(f);
+        }
+        if wanted == current {
+            return Ok(());
+        }
+        let api: Api<Canary> = Api::namespaced(self.ctx.client.clone(), self.ns());
+        let name = self.canary.metadata.name.as_deref().unwrap_or_default();
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "replace", "path": "/metadata/finalizers", "value": wanted},
+        ]))
+        .map_err(|e| Error::Encode(format!("finalizer patch: {e}")))?;
+        let patch = if self.canary.metadata.finalizers.is_none() {
+            serde_json::from_value(json!([
+                {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+            ]))
+            .map_err(|e| Error::Encode(format!("finalizer patch: {e}")))?
+        } else {
+            patch
+        };
+        match api
+            .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(Error::kube("patch", format!("canary {}", self.id()), e)),
+        }
+    }
+
+    /// The primary's `flagger-id`: new for each promotion, the same when a promotion is
+    /// carried out again (it derives from the step, not the clock).
+    fn flagger_id(&self) -> String {
+        let seed = json!({
+            "revision": canary_core::hash::spec_hash(&self.scene.target["spec"]["template"]),
+            "step": stamp(self.decided_at),
+        });
+        canary_core::hash::config_checksum(&seed)
+    }
+}
+
+/// A reference to a flagger.app object of `kind` for an event.
+pub fn object_reference(
+    meta: &kube::api::ObjectMeta,
+    kind: &str,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(format!("{}/{}", canary_api::GROUP, canary_api::VERSION)),
+        kind: Some(kind.into()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: None,
+        field_path: None,
+    }
+}

@@ -1,0 +1,391 @@
+//! What the controller sees of one canary's world before a step: the target, the primary,
+//! the tracked configs, the routes, and the first problem that keeps the canary from
+//! running (a missing target, an unsupported provider...), reported in its status.
+
+use std::sync::Arc;
+
+use canary_api::{Canary, Lenient, MetricTemplate};
+use canary_core::{Observation, Revision, Routes};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde_json::Value;
+
+use crate::{Context, Error, MANAGER, configs, workload};
+
+/// Why a canary cannot run, as its `Valid` condition shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The condition's reason, e.g. `MissingReference`.
+    pub reason: &'static str,
+    /// What is wrong, with the field path.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything observed of a canary's world; owned, so a task can carry out effects with it.
+pub struct Scene {
+    /// The target (`Null` when it does not exist).
+    pub target: Value,
+    /// How the target's pods are selected.
+    pub sel: Option<workload::Selector>,
+    /// The tracked ConfigMaps and Secrets with their checksums.
+    pub tracked: configs::Tracked,
+    /// `<target>-primary`.
+    pub primary: Option<Value>,
+    /// The provider's router (`None` when the provider is not supported).
+    pub router: Option<Box<dyn canary_router::TrafficRouter>>,
+    /// The weights read back from the routing objects.
+    pub routes: Result<Routes, String>,
+    /// The first thing that keeps the canary from running.
+    pub problem: Option<Problem>,
+    /// Reads and writes of the canary's objects.
+    pub world: World,
+}
+
+impl Scene {
+    /// The engine's observation of this scene.
+    pub fn observation(&self, canary: &Canary) -> Observation {
+        let spec: &canary_core::CanarySpec = &canary.spec;
+        let ns = canary.metadata.namespace.as_deref().unwrap_or_default();
+        let kind = spec.target_ref.kind.as_str();
+        let name = &spec.target_ref.name;
+        Observation {
+            target: Revision {
+                spec_hash: workload::revision_hash(&self.target),
+                configs: self
+                    .tracked
+                    .iter()
+                    .map(|(k, (sum, _))| (k.clone(), sum.clone()))
+                    .collect(),
+            },
+            primary: self
+                .primary
+                .as_ref()
+                .map(|p| workload::status(kind, p, format!("{name}-primary.{ns}"))),
+            canary: (!self.target.is_null())
+                .then(|| workload::status(kind, &self.target, format!("{name}.{ns}"))),
+            routes: self.routes.clone(),
+            deleting: canary.metadata.deletion_timestamp.is_some(),
+            has_finalizer: canary
+                .metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == canary_core::messages::FINALIZER),
+            ..Observation::default()
+        }
+    }
+}
+
+/// Reads the canary's world. Problems are collected, not returned as errors: an API error
+/// is an `Err`, a missing object is a [`Problem`].
+pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> {
+    let spec: &canary_core::CanarySpec = &canary.spec;
+    let ns = canary.metadata.namespace.clone().unwrap_or_default();
+    let world = World::new(ctx, canary, &ns);
+    let deleting = canary.metadata.deletion_timestamp.is_some();
+    let kind = spec.target_ref.kind.to_lowercase();
+    let target_name = format!("{}.{ns}", spec.target_ref.name);
+    let mut problem = target_taken_by(ctx, canary).map(|owner| {
+        Problem::new(
+            "TargetConflict",
+            format!(
+                "spec.targetRef: {kind} {target_name} is already the target of canary {owner}.{ns}; only one canary may target a workload"
+            ),
+        )
+    });
+    let target = world.get(&spec.target_ref.kind, &spec.target_ref.name).await?;
+    let target = match target {
+        Some(t) => t,
+        None => {
+            if !deleting {
+                problem.get_or_insert(Problem::new(
+                    "MissingReference",
+                    format!("spec.targetRef: {kind} {target_name} not found"),
+                ));
+            }
+            Value::Null
+        }
+    };
+    let sel = if target.is_null() {
+        None
+    } else {
+        let s = workload::selector(
+            &target,
+            &spec.target_ref.kind,
+            &target_name,
+            &ctx.settings.selector_labels,
+        );
+        match s {
+            Ok(s) if s.primary_value().len() > 63 => {
+                problem.get_or_insert(Problem::new(
+                    "InvalidTarget",
+                    format!(
+                        "spec.targetRef: {kind} {target_name}: its selector label {}={} makes the primary's label value {:?} {} characters long; label values have at most 63",
+                        s.label,
+                        s.value,
+                        s.primary_value(),
+                        s.primary_value().len()
+                    ),
+                ));
+                None
+            }
+            Ok(s) => Some(s),
+            Err(msg) => {
+                problem.get_or_insert(Problem::new("InvalidTarget", format!("spec.targetRef: {msg}")));
+                None
+            }
+        }
+    };
+    let tracked = match world.tracked_configs(&target).await? {
+        Ok(t) => t,
+        Err(msg) => {
+            problem.get_or_insert(Problem::new("MissingReference", format!("spec.targetRef: {msg}")));
+            configs::Tracked::new()
+        }
+    };
+    let primary = world
+        .get(&spec.target_ref.kind, &format!("{}-primary", spec.target_ref.name))
+        .await?;
+    if let Some(a) = &spec.autoscaler_ref
+        && !deleting
+        && world.get("HorizontalPodAutoscaler", &a.name).await?.is_none()
+    {
+        problem.get_or_insert(Problem::new(
+            "MissingReference",
+            format!(
+                "spec.autoscalerRef.name: horizontalpodautoscaler {}.{ns} not found",
+                a.name
+            ),
+        ));
+    }
+    if let Some(p) = missing_template(ctx, canary) {
+        problem.get_or_insert(p);
+    }
+    let provider = spec.provider(&ctx.settings.engine).to_string();
+    let pods = sel.as_ref().map(|s| canary_router::appmesh::PodSelector {
+        label: s.label.clone(),
+        value: s.value.clone(),
+    });
+    let router = match (ctx.routers)(&provider, pods) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let path = if spec.provider.as_deref().is_some_and(|p| !p.is_empty()) {
+                "spec.provider"
+            } else {
+                "-mesh-provider"
+            };
+            problem.get_or_insert(Problem::new("UnsupportedProvider", format!("{path}: {e}")));
+            None
+        }
+    };
+    let routes = match &router {
+        Some(r) => r.get_routes(canary).await.map_err(|e| e.to_string()),
+        None => Ok(Routes::default()),
+    };
+    Ok(Scene {
+        target,
+        sel,
+        tracked,
+        primary,
+        router,
+        routes,
+        problem,
+        world,
+    })
+}
+
+/// The older canary (by creation, then name) that targets the same workload, if any, from
+/// the controller's cache of canaries.
+fn target_taken_by(ctx: &Context, canary: &Canary) -> Option<String> {
+    let store = ctx.canaries.get()?;
+    let key = |meta: &kube::api::ObjectMeta| {
+        (
+            meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+            meta.name.clone(),
+        )
+    };
+    let me = key(&canary.metadata);
+    store
+        .state()
+        .iter()
+        .filter_map(|c| c.decoded())
+        .filter(|c| c.metadata.namespace == canary.metadata.namespace)
+        .filter(|c| c.metadata.name != canary.metadata.name)
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter(|c| {
+            c.spec.target_ref.kind == canary.spec.target_ref.kind
+                && c.spec.target_ref.name == canary.spec.target_ref.name
+        })
+        .filter(|c| key(&c.metadata) < me)
+        .map(|c| c.metadata.name.clone().unwrap_or_default())
+        .min()
+}
+
+/// A MetricTemplate the analysis names that is missing or cannot be read. Only checked
+/// outside an analysis: a new analysis does not start without its templates, while one
+/// under way fails its checks, as in Flagger.
+fn missing_template(ctx: &Context, canary: &Canary) -> Option<Problem> {
+    let store: &Store<Lenient<MetricTemplate>> = ctx.templates.get()?;
+    let phase = canary.status.as_ref().and_then(|s| s.phase);
+    if phase.is_some_and(|p| p.is_active()) || canary.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let ns = canary.metadata.namespace.clone().unwrap_or_default();
+    let analysis = canary.spec.analysis()?;
+    let path = if canary.spec.analysis.is_some() {
+        "spec.analysis"
+    } else {
+        "spec.canaryAnalysis"
+    };
+    analysis.metrics.iter().enumerate().find_map(|(i, m)| {
+        let t = m.template_ref.as_ref()?;
+        let t_ns = t.namespace.clone().filter(|n| !n.is_empty()).unwrap_or(ns.clone());
+        let found = store.get(&ObjectRef::new(&t.name).within(&t_ns));
+        let what = match found.as_deref() {
+            None => "not found".to_string(),
+            Some(Lenient::Undecodable(u)) => format!("cannot be read: {}", u.error),
+            Some(Lenient::Decoded(_)) => return None,
+        };
+        Some(Problem::new(
+            "MissingReference",
+            format!(
+                "{path}.metrics[{i}].templateRef: metrictemplate {}.{t_ns} {what}",
+                t.name
+            ),
+        ))
+    })
+}
+
+/// Reads and writes of the objects around one canary.
+#[derive(Clone)]
+pub struct World {
+    client: kube::Client,
+    ns: String,
+    config_tracking: bool,
+}
+
+impl World {
+    fn new(ctx: &Context, _canary: &Canary, ns: &str) -> Self {
+        World {
+            client: ctx.client.clone(),
+            ns: ns.into(),
+            config_tracking: ctx.settings.config_tracking,
+        }
+    }
+
+    fn api(&self, kind: &str) -> Api<DynamicObject> {
+        let (group, version, plural) = match kind {
+            "DaemonSet" => ("apps", "v1", "daemonsets"),
+            "ConfigMap" => ("", "v1", "configmaps"),
+            "Secret" => ("", "v1", "secrets"),
+            "Service" => ("", "v1", "services"),
+            "HorizontalPodAutoscaler" => ("autoscaling", "v2", "horizontalpodautoscalers"),
+            _ => ("apps", "v1", "deployments"),
+        };
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+        Api::namespaced_with(self.client.clone(), &self.ns, &ar)
+    }
+
+    fn object(&self, kind: &str, name: &str) -> String {
+        format!("{} {}/{name}", kind.to_lowercase(), self.ns)
+    }
+
+    /// The object as JSON, `None` when it does not exist.
+    pub async fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, Error> {
+        let api = self.api(kind);
+        let obj = retry(|| api.get_opt(name))
+            .await
+            .map_err(|e| Error::kube("get", self.object(kind, name), e))?;
+        obj.map(|o| {
+            serde_json::to_value(o).map_err(|e| Error::Encode(format!("{}: {e}", self.object(kind, name))))
+        })
+        .transpose()
+    }
+
+    /// The tracked configs of the target; `Ok(Err(message))` when a required one is missing.
+    async fn tracked_configs(
+        &self,
+        target: &Value,
+    ) -> Result<Result<configs::Tracked, String>, Error> {
+        let mut out = configs::Tracked::new();
+        if !self.config_tracking || target.is_null() {
+            return Ok(Ok(out));
+        }
+        for r in configs::referenced(&target["spec"]["template"]["spec"]) {
+            let kind = if r.kind == "configmap" {
+                "ConfigMap"
+            } else {
+                "Secret"
+            };
+            match self.get(kind, &r.name).await? {
+                None if r.optional => {}
+                None => {
+                    return Ok(Err(format!(
+                        "the target's pods use {} {}.{}, which is not found",
+                        r.kind, r.name, self.ns
+                    )));
+                }
+                Some(o) if configs::trackable(r.kind, &o) => {
+                    out.insert(format!("{}/{}", r.kind, r.name), (configs::checksum(&o), o));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    /// Server-side applies `obj` (field manager `flaggerd`).
+    pub async fn apply(&self, kind: &str, obj: &Value) -> Result<(), Error> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let params = PatchParams::apply(MANAGER).force();
+        let (api, patch) = (self.api(kind), Patch::Apply(obj));
+        retry(|| api.patch(name, &params, &patch))
+            .await
+            .map_err(|e| Error::kube("apply", self.object(kind, name), e))?;
+        Ok(())
+    }
+
+    /// Merge-patches `name`.
+    pub async fn merge(&self, kind: &str, name: &str, patch: &Value) -> Result<(), Error> {
+        let params = PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
+        let (api, patch) = (self.api(kind), Patch::Merge(patch));
+        retry(|| api.patch(name, &params, &patch))
+            .await
+            .map_err(|e| Error::kube("patch", self.object(kind, name), e))?;
+        Ok(())
+    }
+}
+
+/// Retries a request on transient errors a few times, shortly: most blips of the API
+/// server pass within a second; longer outages fall to the canary's backoff.
+pub async fn retry<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if crate::retriable(&e) && attempt < 4 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

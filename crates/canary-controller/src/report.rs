@@ -1,0 +1,233 @@
+//! Reports of objects flaggerd cannot act on: a canary that cannot run (a missing target,
+//! an unsupported provider, two canaries on one workload) and any Canary, MetricTemplate or
+//! AlertProvider that does not decode. Each gets a `Valid=False` condition naming the field
+//! and the reason, one event and one log line, and never affects another object.
+//!
+//! A report is exactly once without a step record: the condition is written first, and the
+//! event carries the condition's transition time as its mark, so publishing it again on a
+//! later reconcile (or after a restart) counts nothing.
+
+use std::sync::Arc;
+
+use canary_api::{Canary, Undecodable};
+use canary_core::Level;
+use canary_core::messages::CONDITION_VALID;
+use chrono::{DateTime, Utc};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use crate::events::Mark;
+use crate::observe::Problem;
+use crate::{Context, Error, MANAGER};
+
+/// How often a canary that cannot run is looked at again when no watch event comes (a
+/// missing HorizontalPodAutoscaler is not watched).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reports a decoded canary that cannot run.
+pub async fn blocked(ctx: &Context, canary: &Canary, problem: &Problem) -> Result<Action, Error> {
+    let mut status = canary.status.clone().unwrap_or_default();
+    let current = status.condition(CONDITION_VALID);
+    let since = match current {
+        Some(c) if c.status == "False" && c.reason == problem.reason && c.message == problem.message => {
+            c.last_transition_time
+        }
+        _ => None,
+    };
+    let since = match since {
+        Some(t) => t,
+        None => {
+            let now = (ctx.clock)();
+            status.conditions.retain(|c| c.r#type != CONDITION_VALID);
+            status.conditions.push(canary_core::status::Condition {
+                r#type: CONDITION_VALID.into(),
+                status: "False".into(),
+                last_update_time: Some(now),
+                last_transition_time: Some(now),
+                reason: problem.reason.into(),
+                message: problem.message.clone(),
+            });
+            let mut updated = canary.clone();
+            updated.status = Some(status);
+            let ns = canary.metadata.namespace.clone().unwrap_or_default();
+            let name = canary.metadata.name.clone().unwrap_or_default();
+            let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
+            let pp = PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            };
+            match api.replace_status(&name, &pp, &updated).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => {
+                    return Ok(Action::requeue(std::time::Duration::from_millis(200)));
+                }
+                Err(e) => {
+                    return Err(Error::kube("write the status of", format!("canary {ns}/{name}"), e));
+                }
+            }
+            now
+        }
+    };
+    let object = crate::effects::object_reference(&canary.metadata, "Canary");
+    let mark = Mark::new(since, CONDITION_VALID);
+    ctx.events
+        .publish(&object, Level::Error, &problem.message, &mark)
+        .await?;
+    Ok(Action::requeue(RECHECK))
+}
+
+/// Reports a Canary, MetricTemplate or AlertProvider whose stored form does not decode. A
+/// Canary that is being deleted with flaggerd's finalizer lets go of it: without its spec
+/// flaggerd cannot revert anything, and the object must not be stuck.
+pub async fn undecodable(ctx: &Context, kind: &str, u: &Undecodable) -> Result<Action, Error> {
+    let meta = &u.metadata;
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let object = crate::effects::object_reference(meta, kind);
+    let api = dynamic(ctx, kind, &ns);
+    if meta.deletion_timestamp.is_some() {
+        return release(ctx, &api, kind, u).await;
+    }
+    let reason = if u.error.path.starts_with("status") {
+        "InvalidStatus"
+    } else {
+        "InvalidSpec"
+    };
+    let message = format!("cannot read {} {ns}/{name}: {}", kind.to_lowercase(), u.error);
+    let conditions: Vec<Value> = u
+        .status
+        .as_ref()
+        .and_then(|s| s["conditions"].as_array().cloned())
+        .unwrap_or_default();
+    let current = conditions.iter().find(|c| c["type"] == CONDITION_VALID);
+    let since = current
+        .filter(|c| c["status"] == "False" && c["reason"] == reason && c["message"] == message.as_str())
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.to_utc());
+    let since = match since {
+        Some(t) => t,
+        None => {
+            let now = (ctx.clock)();
+            let mut kept: Vec<Value> = conditions
+                .into_iter()
+                .filter(|c| c["type"] != CONDITION_VALID && c.is_object())
+                .collect();
+            kept.push(json!({
+                "type": CONDITION_VALID,
+                "status": "False",
+                "reason": reason,
+                "message": message,
+                "lastUpdateTime": now,
+                "lastTransitionTime": now,
+            }));
+            let patch = json!({
+                "metadata": {"resourceVersion": meta.resource_version},
+                "status": {"conditions": kept},
+            });
+            let pp = PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            };
+            match api.patch_status(&name, &pp, &Patch::Merge(&patch)).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => {
+                    return Ok(Action::requeue(std::time::Duration::from_millis(200)));
+                }
+                Err(e) => {
+                    let what = format!("{} {ns}/{name}", kind.to_lowercase());
+                    return Err(Error::kube("write the status of", what, e));
+                }
+            }
+            now
+        }
+    };
+    let mark = Mark::new(since, CONDITION_VALID);
+    ctx.events
+        .publish(&object, Level::Error, &message, &mark)
+        .await?;
+    Ok(Action::await_change())
+}
+
+/// Removes flaggerd's finalizer from an undecodable canary being deleted.
+async fn release(
+    ctx: &Context,
+    api: &Api<DynamicObject>,
+    kind: &str,
+    u: &Undecodable,
+) -> Result<Action, Error> {
+    let meta = &u.metadata;
+    let finalizers = meta.finalizers.clone().unwrap_or_default();
+    let ours = canary_core::messages::FINALIZER;
+    if !finalizers.iter().any(|f| f == ours) {
+        return Ok(Action::await_change());
+    }
+    let name = meta.name.clone().unwrap_or_default();
+    let message = format!(
+        "cannot revert {} {}: {}; removing its finalizer so the deletion completes",
+        kind.to_lowercase(),
+        crate::display_name(meta),
+        u.error
+    );
+    let object = crate::effects::object_reference(meta, kind);
+    let since = meta
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), 0).unwrap_or_default())
+        .unwrap_or_default();
+    ctx.events
+        .publish(&object, Level::Error, &message, &Mark::new(since, "release"))
+        .await?;
+    let kept: Vec<&String> = finalizers.iter().filter(|f| *f != ours).collect();
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+        {"op": "replace", "path": "/metadata/finalizers", "value": kept},
+    ]))
+    .map_err(|e| Error::Encode(format!("finalizer patch: {e}")))?;
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => Ok(Action::await_change()),
+        Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409 | 422) => {
+            Ok(Action::requeue(std::time::Duration::from_millis(200)))
+        }
+        Err(e) => Err(Error::kube(
+            "remove the finalizer of",
+            format!("{} {}", kind.to_lowercase(), crate::display_name(meta)),
+            e,
+        )),
+    }
+}
+
+fn dynamic(ctx: &Context, kind: &str, ns: &str) -> Api<DynamicObject> {
+    let plural = match kind {
+        "MetricTemplate" => "metrictemplates",
+        "AlertProvider" => "alertproviders",
+        _ => "canaries",
+    };
+    let gvk = kube::core::GroupVersionKind::gvk(canary_api::GROUP, canary_api::VERSION, kind);
+    let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+    Api::namespaced_with(ctx.client.clone(), ns, &ar)
+}
+
+/// The reporter of MetricTemplates and AlertProviders that do not decode: the watches send
+/// them here, and each is reported on its own object.
+pub async fn objects(
+    ctx: Arc<Context>,
+    mut broken: futures::channel::mpsc::UnboundedReceiver<(&'static str, Undecodable)>,
+) {
+    use futures::StreamExt;
+    while let Some((kind, u)) = broken.next().await {
+        if let Err(e) = undecodable(&ctx, kind, &u).await {
+            tracing::warn!(
+                "cannot report {} {}: {}",
+                kind.to_lowercase(),
+                crate::display_name(&u.metadata),
+                crate::error_chain(&e)
+            );
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The controller's wiring: the start-up check, the watches and what each change
+//! reconciles, the reconcile wrapped against panics, and the retry policy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canary_api::{AlertProvider, Canary, Lenient, MetricTemplate};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Resource;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+
+use crate::events::Mark;
+use crate::{Context, Error, report, server, tasks};
+
+/// The longest wait between two start-up attempts.
+const MAX_STARTUP_DELAY: Duration = Duration::from_secs(30);
+
+/// Runs the controller until `shutdown` resolves: watches, reconciles, the HTTP endpoints.
+///
+/// Fails only when the CRDs are not installed or flaggerd may not read them; a transient
+/// API error at start-up is retried with backoff.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), String> {
+    let client = ctx.client.clone();
+    let ns = ctx.settings.namespace.clone();
+    let server = tokio::spawn(server::serve(ctx.settings.port, ctx.stats.clone()));
+    let ready = wait_for_crds(&client, ns.as_deref()).await;
+    if let Err(e) = ready {
+        server.abort();
+        return Err(e);
+    }
+    let cfg = || watcher::Config::default().any_semantic();
+
+    // Canaries, decoded one by one; a deleted canary's task is cancelled at once.
+    let (canaries, writer) = reflector::store::<Lenient<Canary>>();
+    let _ = ctx.canaries.set(canaries.clone());
+    let forget = ctx.clone();
+    let canary_stream = reflector::reflector(writer, watcher(api(&client, ns.as_deref()), cfg()))
+        .default_backoff()
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(c) = event {
+                forget.tasks.forget(&tasks::key_of(&ObjectRef::from_obj(c)));
+            }
+        })
+        .applied_objects();
+    let controller = Controller::for_stream(canary_stream, canaries.clone());
+
+    // MetricTemplates (cached: a new analysis needs its templates) and AlertProviders; one
+    // that does not decode is reported on its own object.
+    let (broken, broken_rx) = futures::channel::mpsc::unbounded();
+    let (templates, writer) = reflector::store::<Lenient<MetricTemplate>>();
+    let _ = ctx.templates.set(templates);
+    let report_to = broken.clone();
+    let template_stream = reflector::reflector(writer, watcher(api(&client, ns.as_deref()), cfg()))
+        .default_backoff()
+        .applied_objects()
+        .inspect_ok(move |t: &Lenient<MetricTemplate>| {
+            if let Lenient::Undecodable(u) = t {
+                let _ = report_to.unbounded_send(("MetricTemplate", u.clone()));
+            }
+        });
+    let provider_stream = watcher(api::<Lenient<AlertProvider>>(&client, ns.as_deref()), cfg())
+        .default_backoff()
+        .applied_objects()
+        .inspect_ok(move |p: &Lenient<AlertProvider>| {
+            if let Lenient::Undecodable(u) = p {
+                let _ = broken.unbounded_send(("AlertProvider", u.clone()));
+            }
+        });
+    let reporter = tokio::spawn(report::objects(ctx.clone(), broken_rx));
+
+    let totals = {
+        let (store, stats) = (canaries.clone(), ctx.stats.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut counts = BTreeMap::<String, usize>::new();
+                for c in store.state() {
+                    let ns = c.meta().namespace.clone().unwrap_or_default();
+                    *counts.entry(ns).or_default() += 1;
+                }
+                stats.set_totals(&counts);
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        })
+    };
+    let wake_ups = ctx
+        .tasks
+        .wake_ups()
+        .ok_or("the controller can run only once per context")?;
+    let concurrency = ctx.settings.threadiness.max(1);
+    // Targets and configs are watched by metadata only: a change of resourceVersion is all a
+    // trigger needs, and Secrets' data never sits in flaggerd's memory.
+    controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .watches(
+            metadata::<Deployment>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            by_target(canaries.clone(), "Deployment"),
+        )
+        .watches(
+            metadata::<DaemonSet>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            by_target(canaries.clone(), "DaemonSet"),
+        )
+        .watches(
+            metadata::<ConfigMap>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            by_target(canaries.clone(), "ConfigMap"),
+        )
+        .watches(
+            metadata::<Secret>(&client, ns.as_deref()),
+            watcher::Config::default(),
+            by_target(canaries.clone(), "Secret"),
+        )
+        .watches_stream(template_stream, by_reference(canaries.clone(), false))
+        .watches_stream(provider_stream, by_reference(canaries.clone(), true))
+        .reconcile_on(wake_ups)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_safely, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!("reconcile: {e}");
+            }
+        })
+        .await;
+    server.abort();
+    totals.abort();
+    reporter.abort();
+    Ok(())
+}
+
+/// Waits until the three CRDs are served. Lists only metadata, so no stored object can fail
+/// the check; a transient error is retried with backoff, a missing CRD or a refusal ends it.
+async fn wait_for_crds(client: &kube::Client, ns: Option<&str>) -> Result<(), String> {
+    let lp = ListParams::default().limit(1);
+    for plural in ["canaries", "metrictemplates", "alertproviders"] {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let listed = match plural {
+                "canaries" => api::<Canary>(client, ns).list_metadata(&lp).await.map(|_| ()),
+                "metrictemplates" => api::<MetricTemplate>(client, ns)
+                    .list_metadata(&lp)
+                    .await
+                    .map(|_| ()),
+                _ => api::<AlertProvider>(client, ns)
+                    .list_metadata(&lp)
+                    .await
+                    .map(|_| ()),
+            };
+            match listed {
+                Ok(()) => break,
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    return Err(format!(
+                        "the CRD {plural}.flagger.app is not installed (the API server answers 404 for {plural}); install it with: kubectl apply -k deploy/crds"
+                    ));
+                }
+                Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403) => {
+                    return Err(format!(
+                        "flaggerd may not list {plural}.flagger.app ({} {}: {}); check its RBAC (deploy/flaggerd/rbac.yaml)",
+                        s.code, s.reason, s.message
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot list {plural}.flagger.app yet: {}; retrying in {:.1}s",
+                        crate::error_chain(&e),
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_STARTUP_DELAY);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The reconcile, with a panic caught: logged, reported on the canary as an event, and
+/// retried with backoff, while every other canary goes on.
+fn reconcile_safely(
+    obj: Arc<Lenient<Canary>>,
+    ctx: Arc<Context>,
+) -> futures::future::BoxFuture<'static, Result<Action, Error>> {
+    async move {
+        let key = tasks::key_of(&ObjectRef::from_obj(&*obj));
+        let caught = std::panic::AssertUnwindSafe(crate::reconcile(obj.clone(), ctx.clone()))
+            .catch_unwind()
+            .await;
+        match caught {
+            Ok(Ok(action)) => {
+                ctx.backoff.succeeded(&key);
+                Ok(action)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(panic) => {
+                let message = panic_message(&panic);
+                let text = format!(
+                    "flaggerd failed to reconcile this canary and will retry: {message} (a flaggerd bug, please report it)"
+                );
+                let object = crate::effects::object_reference(obj.meta(), "Canary");
+                let mark = Mark::new((ctx.clock)(), "panic");
+                if let Err(e) = ctx
+                    .events
+                    .publish(&object, canary_core::Level::Error, &text, &mark)
+                    .await
+                {
+                    tracing::warn!(canary = %key, "cannot record the panic: {}", crate::error_chain(&e));
+                }
+                Err(Error::Panic(message))
+            }
+        }
+    }
+    .boxed()
+}
+
+/// What a caught panic said.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+/// Failed reconciles are retried after the canary's own capped exponential backoff, with one
+/// log line naming the canary and what failed.
+fn error_policy(obj: Arc<Lenient<Canary>>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = tasks::key_of(&ObjectRef::from_obj(&*obj));
+    let delay = ctx.backoff.failed(&key);
+    tracing::warn!(
+        canary = %crate::display_name(obj.meta()),
+        "{}; retrying in {:.1}s",
+        crate::error_chain(error),
+        delay.as_secs_f64()
+    );
+    Action::requeue(delay)
+}
+
+/// Maps a change of a target or tracked config to the canaries that use it.
+fn by_target<K: Resource>(
+    store: Store<Lenient<Canary>>,
+    kind: &'static str,
+) -> impl Fn(K) -> Vec<ObjectRef<Lenient<Canary>>> + Send + Sync + 'static {
+    move |obj: K| {
+        let meta = obj.meta();
+        let name = meta.name.clone().unwrap_or_default();
+        let config_key = format!("{}/{name}", kind.to_lowercase());
+        store
+            .state()
+            .into_iter()
+            .filter(|c| c.meta().namespace == meta.namespace)
+            .filter(|c| {
+                let Some(c) = c.decoded() else { return false };
+                match kind {
+                    "Deployment" | "DaemonSet" => {
+                        c.spec.target_ref.kind == kind && c.spec.target_ref.name == name
+                    }
+                    _ => c
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.tracked_configs.as_ref())
+                        .is_some_and(|t| t.contains_key(&config_key)),
+                }
+            })
+            .map(|c| ObjectRef::from_obj(&*c))
+            .collect()
+    }
+}
+
+/// Maps a change of a MetricTemplate (or, `by_alert`, an AlertProvider) to the canaries that
+/// reference it.
+fn by_reference<K: Resource>(
+    store: Store<Lenient<Canary>>,
+    by_alert: bool,
+) -> impl Fn(K) -> Vec<ObjectRef<Lenient<Canary>>> + Send + Sync + 'static {
+    move |obj: K| {
+        let meta = obj.meta();
+        let (obj_ns, name) = (meta.namespace.clone(), meta.name.clone());
+        store
+            .state()
+            .into_iter()
+            .filter(|c| {
+                let Some(a) = c.decoded().and_then(|c| c.spec.analysis()) else {
+                    return false;
+                };
+                let own_ns = c.meta().namespace.clone();
+                let same = |ref_ns: &Option<String>, ref_name: &str| {
+                    Some(ref_name.to_string()) == name
+                        && ref_ns.clone().filter(|n| !n.is_empty()).or(own_ns.clone()) == obj_ns
+                };
+                if by_alert {
+                    a.alerts
+                        .iter()
+                        .any(|al| same(&al.provider_ref.namespace, &al.provider_ref.name))
+                } else {
+                    a.metrics
+                        .iter()
+                        .filter_map(|m| m.template_ref.as_ref())
+                        .any(|t| same(&t.namespace, &t.name))
+                }
+            })
+            .map(|c| ObjectRef::from_obj(&*c))
+            .collect()
+    }
+}
+
+/// The metadata-only API of `K`: its watch carries no data.
+fn metadata<K>(client: &kube::Client, ns: Option<&str>) -> Api<kube::core::PartialObjectMeta<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    api(client, ns)
+}
+
+fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
+}

@@ -1,0 +1,246 @@
+//! Each canary's background work, so that no reconcile worker ever waits on a webhook, a
+//! metric query or an alert.
+//!
+//! Before a step is decided, a *gather* task calls the webhooks and runs the metric queries
+//! the engine asks for and keeps their results here; after a step is decided, an *effects*
+//! task carries out its effects. A canary has at most one task at a time. A reconcile that
+//! finds its canary's task running leaves the canary to it (the task asks for a reconcile
+//! when it ends); a reconcile that finds the task working for an older step (a new
+//! revision, a newer decision) cancels it. Deleting the canary cancels its task too.
+//!
+//! Nothing here is needed to continue after a restart: gathered results are asked again
+//! (with the same idempotency keys), and effects resume from the step record in status.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use std::sync::Arc;
+
+use canary_api::{Canary, Lenient};
+use canary_core::Observation;
+use futures::FutureExt;
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use kube::runtime::reflector::ObjectRef;
+
+use crate::{Context, Error};
+
+/// A canary's identity in the registry: `<namespace>/<name>`.
+pub type Key = String;
+
+/// The registry of running tasks and gathered results.
+pub struct Tasks {
+    slots: Mutex<HashMap<Key, Slot>>,
+    /// For each canary, the last recorded step this process carried out effects of, and
+    /// how far: (effects done, calls done). Kept apart from the slot, which later work
+    /// replaces.
+    progress: Mutex<HashMap<Key, (String, (u32, u32))>>,
+    wake: UnboundedSender<ObjectRef<Lenient<Canary>>>,
+    woken: Mutex<Option<UnboundedReceiver<ObjectRef<Lenient<Canary>>>>>,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        let (wake, woken) = unbounded();
+        Tasks {
+            slots: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
+            wake,
+            woken: Mutex::new(Some(woken)),
+        }
+    }
+}
+
+/// What a canary's slot holds.
+#[derive(Default)]
+struct Slot {
+    /// The canary's uid: a new canary of the same name starts afresh.
+    uid: String,
+    /// The work the slot serves: `gather <generation>/<stamp>` or `effects <decided at>`.
+    work: String,
+    /// The running task.
+    running: Option<tokio::task::AbortHandle>,
+    /// A reconcile came while the task ran: ask for another when it ends.
+    wanted: bool,
+    /// Results gathered for `work`.
+    gathered: Option<Observation>,
+}
+
+impl Tasks {
+    /// The reconcile requests of finished tasks, for the controller; taken once.
+    pub fn wake_ups(&self) -> Option<UnboundedReceiver<ObjectRef<Lenient<Canary>>>> {
+        self.woken.lock().ok()?.take()
+    }
+
+    /// True when a task is running for this canary; the reconcile then leaves the canary
+    /// to it, and the task asks for a reconcile when it ends.
+    pub fn busy(&self, key: &str, uid: &str) -> bool {
+        let Ok(mut slots) = self.slots.lock() else {
+            return false;
+        };
+        let Some(slot) = slots.get_mut(key) else {
+            return false;
+        };
+        if slot.uid != uid {
+            if let Some(task) = slot.running.take() {
+                task.abort();
+            }
+            slots.remove(key);
+            return false;
+        }
+        let running = slot.running.as_ref().is_some_and(|t| !t.is_finished());
+        if running {
+            slot.wanted = true;
+        }
+        running
+    }
+
+    /// The results gathered for `work`, if the slot serves it.
+    pub fn gathered(&self, key: &str, work: &str) -> Option<Observation> {
+        let slots = self.slots.lock().ok()?;
+        let slot = slots.get(key)?;
+        (slot.work == work).then(|| slot.gathered.clone()).flatten()
+    }
+
+    /// The effects of the recorded step `work` already carried out in this process.
+    pub fn progress(&self, key: &str, work: &str) -> Option<(u32, u32)> {
+        let progress = self.progress.lock().ok()?;
+        let (w, p) = progress.get(key)?;
+        (w == work).then_some(*p)
+    }
+
+    /// Records effects of the recorded step `work` carried out.
+    pub fn set_progress(&self, key: &str, work: &str, done: (u32, u32)) {
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.insert(key.to_string(), (work.to_string(), done));
+        }
+    }
+
+    /// Keeps results gathered for `work`.
+    pub fn set_gathered(&self, key: &str, work: &str, gathered: Observation) {
+        if let Ok(mut slots) = self.slots.lock()
+            && let Some(slot) = slots.get_mut(key)
+            && slot.work == work
+        {
+            slot.gathered = Some(gathered);
+        }
+    }
+
+    /// Asks for a reconcile of `canary` after `delay`.
+    fn wake_later(&self, canary: ObjectRef<Lenient<Canary>>, delay: std::time::Duration) {
+        let sender = self.wake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = sender.unbounded_send(canary);
+        });
+    }
+
+    /// Marks the task of `work` ended; true when a reconcile came while it ran.
+    fn ended(&self, key: &str, work: &str) -> bool {
+        match self.slots.lock() {
+            Ok(mut slots) => match slots.get_mut(key) {
+                Some(slot) if slot.work == work => {
+                    slot.running = None;
+                    std::mem::take(&mut slot.wanted)
+                }
+                _ => false,
+            },
+            Err(_) => true,
+        }
+    }
+
+    /// Asks for a reconcile of `canary` now.
+    pub fn wake(&self, canary: &ObjectRef<Lenient<Canary>>) {
+        let _ = self.wake.unbounded_send(canary.clone());
+    }
+
+    /// How many canaries have a task running.
+    pub fn running(&self) -> usize {
+        self.slots.lock().map_or(0, |s| {
+            s.values()
+                .filter(|slot| slot.running.as_ref().is_some_and(|t| !t.is_finished()))
+                .count()
+        })
+    }
+
+    /// Cancels the canary's task and forgets it (the canary was deleted).
+    pub fn forget(&self, key: &str) {
+        if let Ok(mut slots) = self.slots.lock()
+            && let Some(slot) = slots.remove(key)
+            && let Some(task) = slot.running
+        {
+            task.abort();
+        }
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.remove(key);
+        }
+    }
+
+}
+
+/// Runs `job` for the canary as `work`, cancelling whatever its slot did before unless it
+/// served the same work (whose gathered results and progress are kept).
+///
+/// When the job ends, the canary is reconciled again if `wake` is set or a reconcile came
+/// meanwhile; when it fails (or panics, a flaggerd bug), after the canary's backoff delay.
+pub fn spawn<F>(
+    ctx: &Arc<Context>,
+    canary: &ObjectRef<Lenient<Canary>>,
+    uid: &str,
+    work: String,
+    wake: bool,
+    job: F,
+) where
+    F: std::future::Future<Output = Result<(), Error>> + Send + 'static,
+{
+    let key = key_of(canary);
+    let Ok(mut slots) = ctx.tasks.slots.lock() else {
+        return;
+    };
+    let slot = slots.entry(key.clone()).or_default();
+    if let Some(task) = slot.running.take() {
+        task.abort();
+    }
+    if slot.uid != uid || slot.work != work {
+        *slot = Slot {
+            uid: uid.to_string(),
+            work: work.clone(),
+            ..Slot::default()
+        };
+    }
+    let (ctx2, canary) = (ctx.clone(), canary.clone());
+    let task = tokio::spawn(async move {
+        let result = match std::panic::AssertUnwindSafe(job).catch_unwind().await {
+            Ok(r) => r,
+            Err(panic) => Err(Error::Panic(crate::run::panic_message(&panic))),
+        };
+        let wanted = ctx2.tasks.ended(&key, &work);
+        match result {
+            Ok(()) => {
+                ctx2.backoff.succeeded(&key);
+                if wake || wanted {
+                    ctx2.tasks.wake(&canary);
+                }
+            }
+            Err(e) => {
+                let delay = ctx2.backoff.failed(&key);
+                tracing::warn!(
+                    canary = %key,
+                    "{}; retrying in {:.1}s",
+                    crate::error_chain(&e),
+                    delay.as_secs_f64()
+                );
+                ctx2.tasks.wake_later(canary, delay);
+            }
+        }
+    });
+    slot.running = Some(task.abort_handle());
+}
+
+/// The registry key of a canary.
+pub fn key_of(canary: &ObjectRef<Lenient<Canary>>) -> Key {
+    format!(
+        "{}/{}",
+        canary.namespace.as_deref().unwrap_or_default(),
+        canary.name
+    )
+}
