@@ -47,7 +47,10 @@ impl Backoff {
 fn jitter(key: &str, n: u32, max: Duration) -> Duration {
     let seed = serde_json::json!([key, n]);
     let hash = canary_core::hash::spec_hash(&seed);
-    let fraction = hash.bytes().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64)) % 1000;
+    let fraction = hash
+        .bytes()
+        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64))
+        % 1000;
     max.mul_f64(fraction as f64 / 1000.0)
 }
 
@@ -67,7 +70,10 @@ mod tests {
         }
         let capped = b.failed("test/a");
         assert!(capped >= MAX && capped <= MAX + MAX / 10, "{capped:?}");
-        assert!(b.failed("test/b") <= FIRST + FIRST / 10, "canaries back off apart");
+        assert!(
+            b.failed("test/b") <= FIRST + FIRST / 10,
+            "canaries back off apart"
+        );
         b.succeeded("test/a");
         assert!(b.failed("test/a") <= FIRST + FIRST / 10);
     }

@@ -63,7 +63,11 @@ fn event_hooks(ctx: &Context, canary: &Canary) -> Vec<canary_core::spec::Webhook
 
 impl Effects {
     fn ns(&self) -> &str {
-        self.canary.metadata.namespace.as_deref().unwrap_or_default()
+        self.canary
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or_default()
     }
 
     fn id(&self) -> String {
@@ -102,7 +106,10 @@ impl Effects {
                     self.apex(sel).await?;
                 }
                 if let Some(router) = &self.scene.router {
-                    router.reconcile(&self.canary).await.map_err(|e| self.route(e))?;
+                    router
+                        .reconcile(&self.canary)
+                        .await
+                        .map_err(|e| self.route(e))?;
                 }
             }
             Action::SetRoutes {
@@ -122,7 +129,9 @@ impl Effects {
                         .map_err(|e| self.route(e))?;
                 }
                 let ns = self.ns();
-                self.ctx.stats.set_weight(target_name, ns, *primary, *canary);
+                self.ctx
+                    .stats
+                    .set_weight(target_name, ns, *primary, *canary);
             }
             Action::ScaleCanary(scale) if target_exists => {
                 let replicas = match scale {
@@ -143,7 +152,8 @@ impl Effects {
             }
             Action::Revert => self.revert().await?,
             Action::AddFinalizer | Action::RemoveFinalizer => {
-                self.finalizer(matches!(effect, Action::AddFinalizer)).await?
+                self.finalizer(matches!(effect, Action::AddFinalizer))
+                    .await?
             }
             Action::Emit(e) => {
                 self.publish(e.level, &e.message, self.mark(index.to_string()))
@@ -161,7 +171,9 @@ impl Effects {
             }
             Action::Record(outcome) => {
                 let strategy = spec.strategy().as_str();
-                self.ctx.stats.count(target_name, self.ns(), strategy, *outcome)
+                self.ctx
+                    .stats
+                    .count(target_name, self.ns(), strategy, *outcome)
             }
             Action::ScaleCanary(_)
             | Action::Requeue(_)
@@ -174,7 +186,10 @@ impl Effects {
 
     async fn publish(&self, level: Level, message: &str, mark: Mark) -> Result<Published, Error> {
         let object = object_reference(&self.canary.metadata, "Canary");
-        self.ctx.events.publish(&object, level, message, &mark).await
+        self.ctx
+            .events
+            .publish(&object, level, message, &mark)
+            .await
     }
 
     fn route(&self, source: canary_router::Error) -> Error {
@@ -254,8 +269,7 @@ impl Effects {
             let point = format!("{} {}#{index}.{j}", self.id(), stamp(self.decided_at));
             crashpoints::reached(Class::Window, &format!("sent {point}")).await;
             if self.recorded {
-                journal::progress(&self.ctx, &self.canary, self.decided_at, (index, j + 1))
-                    .await?;
+                journal::progress(&self.ctx, &self.canary, self.decided_at, (index, j + 1)).await?;
                 crashpoints::reached(Class::Durable, &format!("call {point}")).await;
             }
         }
@@ -271,7 +285,10 @@ impl Effects {
         let spec: &canary_core::CanarySpec = &self.canary.spec;
         if self.scene.primary.is_none() {
             let primary = self.desired_primary(sel).await?;
-            self.scene.world.apply(&spec.target_ref.kind, &primary).await?;
+            self.scene
+                .world
+                .apply(&spec.target_ref.kind, &primary)
+                .await?;
         }
         self.primary_autoscaler(false).await?;
         let ports = self.ports();
@@ -343,7 +360,10 @@ impl Effects {
             // With an autoscaler the primary keeps the replicas the autoscaler gave it.
             primary["spec"]["replicas"] = current["spec"]["replicas"].clone();
         }
-        self.scene.world.apply(&spec.target_ref.kind, &primary).await
+        self.scene
+            .world
+            .apply(&spec.target_ref.kind, &primary)
+            .await
     }
 
     /// Writes the `-primary` copies of the tracked configs and returns the primary workload
@@ -374,7 +394,12 @@ impl Effects {
         };
         let primary_name = format!("{}-primary", a.name);
         let world = &self.scene.world;
-        if !update && world.get("HorizontalPodAutoscaler", &primary_name).await?.is_some() {
+        if !update
+            && world
+                .get("HorizontalPodAutoscaler", &primary_name)
+                .await?
+                .is_some()
+        {
             return Ok(());
         }
         let Some(hpa) = world.get("HorizontalPodAutoscaler", &a.name).await? else {
@@ -413,7 +438,11 @@ impl Effects {
         let Some(a) = &self.canary.spec.autoscaler_ref else {
             return Ok(None);
         };
-        let hpa = self.scene.world.get("HorizontalPodAutoscaler", &a.name).await?;
+        let hpa = self
+            .scene
+            .world
+            .get("HorizontalPodAutoscaler", &a.name)
+            .await?;
         Ok(hpa.map(|h| h["spec"]["minReplicas"].as_i64().unwrap_or(1)))
     }
 
@@ -434,14 +463,19 @@ impl Effects {
             let patch = workload::scale_patch(kind, replicas);
             world.merge(kind, &spec.target_ref.name, &patch).await?;
         }
-        if let (Some(sel), Some(apex)) = (&self.scene.sel, world.get("Service", spec.service_name()).await?)
-            && !self.owned_by_canary(&apex)
+        if let (Some(sel), Some(apex)) = (
+            &self.scene.sel,
+            world.get("Service", spec.service_name()).await?,
+        ) && !self.owned_by_canary(&apex)
         {
             let patch = json!({"spec": {"selector": {&sel.label: sel.value}}});
             world.merge("Service", spec.service_name(), &patch).await?;
         }
         if let Some(router) = &self.scene.router {
-            router.finalize(&self.canary).await.map_err(|e| self.route(e))?;
+            router
+                .finalize(&self.canary)
+                .await
+                .map_err(|e| self.route(e))?;
         }
         Ok(())
     }

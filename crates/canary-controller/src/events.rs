@@ -347,7 +347,11 @@ mod tests {
         );
         assert_ne!(
             a,
-            event_name(&object, Level::Info, "Advance podinfo.test canary weight 10")
+            event_name(
+                &object,
+                Level::Info,
+                "Advance podinfo.test canary weight 10"
+            )
         );
         assert!(a.len() <= 253);
     }

@@ -120,7 +120,11 @@ async fn metrics(ctx: &Context, canary: &Canary) -> Vec<MetricResult> {
     let spec: &canary_core::CanarySpec = &canary.spec;
     let ns = canary.metadata.namespace.as_deref().unwrap_or_default();
     let mut results = Vec::new();
-    for m in spec.analysis().map(|a| a.metrics.clone()).unwrap_or_default() {
+    for m in spec
+        .analysis()
+        .map(|a| a.metrics.clone())
+        .unwrap_or_default()
+    {
         let outcome = ctx.metrics.query(canary, &m).await;
         if let canary_core::MetricOutcome::Value(v) = outcome {
             ctx.stats.set_metric(&spec.target_ref.name, ns, &m.name, v);

@@ -64,7 +64,11 @@ pub async fn record(
         Ok(_) => Ok(Recorded::Written),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Recorded::Stale),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Recorded::Gone),
-        Err(e) => Err(Error::kube("write the status of", format!("canary {ns}/{name}"), e)),
+        Err(e) => Err(Error::kube(
+            "write the status of",
+            format!("canary {ns}/{name}"),
+            e,
+        )),
     }
 }
 
@@ -130,8 +134,9 @@ pub fn carry_out(
     recorded: bool,
     wake: bool,
 ) {
-    let object: ObjectRef<Lenient<Canary>> = ObjectRef::new(canary.metadata.name.as_deref().unwrap_or_default())
-        .within(canary.metadata.namespace.as_deref().unwrap_or_default());
+    let object: ObjectRef<Lenient<Canary>> =
+        ObjectRef::new(canary.metadata.name.as_deref().unwrap_or_default())
+            .within(canary.metadata.namespace.as_deref().unwrap_or_default());
     let key = tasks::key_of(&object);
     let uid = canary.metadata.uid.clone().unwrap_or_default();
     let work = work(step.decided_at);

@@ -9,8 +9,8 @@
 //! slow webhook, bad spec or panic delay or stop another.
 
 mod backoff;
-pub mod crashpoints;
 mod configs;
+pub mod crashpoints;
 mod effects;
 mod events;
 mod gather;

@@ -103,7 +103,9 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             ),
         )
     });
-    let target = world.get(&spec.target_ref.kind, &spec.target_ref.name).await?;
+    let target = world
+        .get(&spec.target_ref.kind, &spec.target_ref.name)
+        .await?;
     let target = match target {
         Some(t) => t,
         None => {
@@ -141,7 +143,10 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             }
             Ok(s) => Some(s),
             Err(msg) => {
-                problem.get_or_insert(Problem::new("InvalidTarget", format!("spec.targetRef: {msg}")));
+                problem.get_or_insert(Problem::new(
+                    "InvalidTarget",
+                    format!("spec.targetRef: {msg}"),
+                ));
                 None
             }
         }
@@ -149,16 +154,25 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
     let tracked = match world.tracked_configs(&target).await? {
         Ok(t) => t,
         Err(msg) => {
-            problem.get_or_insert(Problem::new("MissingReference", format!("spec.targetRef: {msg}")));
+            problem.get_or_insert(Problem::new(
+                "MissingReference",
+                format!("spec.targetRef: {msg}"),
+            ));
             configs::Tracked::new()
         }
     };
     let primary = world
-        .get(&spec.target_ref.kind, &format!("{}-primary", spec.target_ref.name))
+        .get(
+            &spec.target_ref.kind,
+            &format!("{}-primary", spec.target_ref.name),
+        )
         .await?;
     if let Some(a) = &spec.autoscaler_ref
         && !deleting
-        && world.get("HorizontalPodAutoscaler", &a.name).await?.is_none()
+        && world
+            .get("HorizontalPodAutoscaler", &a.name)
+            .await?
+            .is_none()
     {
         problem.get_or_insert(Problem::new(
             "MissingReference",
@@ -249,7 +263,11 @@ fn missing_template(ctx: &Context, canary: &Canary) -> Option<Problem> {
     };
     analysis.metrics.iter().enumerate().find_map(|(i, m)| {
         let t = m.template_ref.as_ref()?;
-        let t_ns = t.namespace.clone().filter(|n| !n.is_empty()).unwrap_or(ns.clone());
+        let t_ns = t
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(ns.clone());
         let found = store.get(&ObjectRef::new(&t.name).within(&t_ns));
         let what = match found.as_deref() {
             None => "not found".to_string(),
@@ -308,7 +326,8 @@ impl World {
             .await
             .map_err(|e| Error::kube("get", self.object(kind, name), e))?;
         obj.map(|o| {
-            serde_json::to_value(o).map_err(|e| Error::Encode(format!("{}: {e}", self.object(kind, name))))
+            serde_json::to_value(o)
+                .map_err(|e| Error::Encode(format!("{}: {e}", self.object(kind, name))))
         })
         .transpose()
     }

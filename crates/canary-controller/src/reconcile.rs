@@ -123,9 +123,9 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
     }
     ctx.stats
         .observe_duration(&spec.target_ref.name, &ns, started.elapsed().as_secs_f64());
-    Ok(step
-        .requeue()
-        .map_or_else(Action::await_change, |d| Action::requeue(d.min(MAX_REQUEUE))))
+    Ok(step.requeue().map_or_else(Action::await_change, |d| {
+        Action::requeue(d.min(MAX_REQUEUE))
+    }))
 }
 
 /// A step's time, cut to the microseconds its marks and keys print, so a step read back from

@@ -31,7 +31,11 @@ pub async fn blocked(ctx: &Context, canary: &Canary, problem: &Problem) -> Resul
     let mut status = canary.status.clone().unwrap_or_default();
     let current = status.condition(CONDITION_VALID);
     let since = match current {
-        Some(c) if c.status == "False" && c.reason == problem.reason && c.message == problem.message => {
+        Some(c)
+            if c.status == "False"
+                && c.reason == problem.reason
+                && c.message == problem.message =>
+        {
             c.last_transition_time
         }
         _ => None,
@@ -64,7 +68,11 @@ pub async fn blocked(ctx: &Context, canary: &Canary, problem: &Problem) -> Resul
                     return Ok(Action::requeue(std::time::Duration::from_millis(200)));
                 }
                 Err(e) => {
-                    return Err(Error::kube("write the status of", format!("canary {ns}/{name}"), e));
+                    return Err(Error::kube(
+                        "write the status of",
+                        format!("canary {ns}/{name}"),
+                        e,
+                    ));
                 }
             }
             now
@@ -95,7 +103,11 @@ pub async fn undecodable(ctx: &Context, kind: &str, u: &Undecodable) -> Result<A
     } else {
         "InvalidSpec"
     };
-    let message = format!("cannot read {} {ns}/{name}: {}", kind.to_lowercase(), u.error);
+    let message = format!(
+        "cannot read {} {ns}/{name}: {}",
+        kind.to_lowercase(),
+        u.error
+    );
     let conditions: Vec<Value> = u
         .status
         .as_ref()
@@ -103,7 +115,9 @@ pub async fn undecodable(ctx: &Context, kind: &str, u: &Undecodable) -> Result<A
         .unwrap_or_default();
     let current = conditions.iter().find(|c| c["type"] == CONDITION_VALID);
     let since = current
-        .filter(|c| c["status"] == "False" && c["reason"] == reason && c["message"] == message.as_str())
+        .filter(|c| {
+            c["status"] == "False" && c["reason"] == reason && c["message"] == message.as_str()
+        })
         .and_then(|c| c["lastTransitionTime"].as_str())
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.to_utc());
@@ -178,7 +192,12 @@ async fn release(
         .map(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), 0).unwrap_or_default())
         .unwrap_or_default();
     ctx.events
-        .publish(&object, Level::Error, &message, &Mark::new(since, "release"))
+        .publish(
+            &object,
+            Level::Error,
+            &message,
+            &Mark::new(since, "release"),
+        )
         .await?;
     let kept: Vec<&String> = finalizers.iter().filter(|f| *f != ours).collect();
     let patch: json_patch::Patch = serde_json::from_value(json!([

@@ -145,7 +145,10 @@ async fn wait_for_crds(client: &kube::Client, ns: Option<&str>) -> Result<(), St
         let mut delay = Duration::from_millis(500);
         loop {
             let listed = match plural {
-                "canaries" => api::<Canary>(client, ns).list_metadata(&lp).await.map(|_| ()),
+                "canaries" => api::<Canary>(client, ns)
+                    .list_metadata(&lp)
+                    .await
+                    .map(|_| ()),
                 "metrictemplates" => api::<MetricTemplate>(client, ns)
                     .list_metadata(&lp)
                     .await

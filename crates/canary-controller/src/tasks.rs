@@ -27,13 +27,16 @@ use crate::{Context, Error};
 /// A canary's identity in the registry: `<namespace>/<name>`.
 pub type Key = String;
 
+/// How far a step's effects got: (effects done, calls done within the next effect).
+pub type Progress = (u32, u32);
+
 /// The registry of running tasks and gathered results.
 pub struct Tasks {
     slots: Mutex<HashMap<Key, Slot>>,
     /// For each canary, the last recorded step this process carried out effects of, and
     /// how far: (effects done, calls done). Kept apart from the slot, which later work
     /// replaces.
-    progress: Mutex<HashMap<Key, (String, (u32, u32))>>,
+    progress: Mutex<HashMap<Key, (String, Progress)>>,
     wake: UnboundedSender<ObjectRef<Lenient<Canary>>>,
     woken: Mutex<Option<UnboundedReceiver<ObjectRef<Lenient<Canary>>>>>,
 }
@@ -174,7 +177,6 @@ impl Tasks {
             progress.remove(key);
         }
     }
-
 }
 
 /// Runs `job` for the canary as `work`, cancelling whatever its slot did before unless it
