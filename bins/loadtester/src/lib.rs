@@ -4,10 +4,12 @@
 //! default: `sh -c`, in the background, one copy per canary and command at a time), `bash`
 //! (blocking: 200 on exit 0, else 500 with the output) or `kubectl`. `/gate/*` and
 //! `/rollback/*` are the manual gates. Beyond Flagger's: a bound on background commands,
-//! output truncated in logs, a switch refusing commands for gate-only clusters, and gates
-//! kept in a state file across restarts.
+//! output truncated in logs, a switch refusing commands for gate-only clusters, gates kept
+//! in a state file across restarts, and tasks run once per `Idempotency-Key`: flaggerd
+//! repeats a call with the same key when it restarted before recording the first, and the
+//! repeat gets the first call's answer instead of a second run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
@@ -64,8 +66,19 @@ struct Payload {
     metadata: BTreeMap<String, String>,
 }
 
+/// How long an answer is kept for a repeat of its call.
+const ANSWER_TTL: Duration = Duration::from_secs(3600);
+/// Answers kept at most; the oldest go first.
+const MAX_ANSWERS: usize = 10_000;
+
+/// The answer of a task, once it is known.
+type Answer = tokio::sync::watch::Receiver<Option<(StatusCode, String)>>;
+
 struct App {
     config: Config,
+    /// Answers by `Idempotency-Key`, with the time they were asked.
+    answers: Mutex<HashMap<String, (tokio::time::Instant, Answer)>>,
+    deduplicated: AtomicU64,
     running: Mutex<BTreeSet<String>>,
     slots: Arc<Semaphore>,
     gates: Mutex<BTreeSet<String>>,
@@ -92,6 +105,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> anyhow:
     let app = Arc::new(App {
         slots: Arc::new(Semaphore::new(config.max_background.max(1))),
         config,
+        answers: Mutex::new(HashMap::new()),
+        deduplicated: AtomicU64::new(0),
         running: Mutex::new(BTreeSet::new()),
         gates: Mutex::new(gates),
         started: AtomicU64::new(0),
@@ -198,8 +213,68 @@ async fn gate(
     answer
 }
 
-async fn task(State(app): State<Arc<App>>, body: Bytes) -> (StatusCode, String) {
-    let p = match parse(&body) {
+/// `POST /`: runs the task once per `Idempotency-Key`; a repeat waits for and returns the
+/// first call's answer.
+async fn task(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let Some(key) = key else {
+        return run_task(&app, &body).await;
+    };
+    let (sender, mut answer) = {
+        let mut answers = app.answers.lock().await;
+        if let Some((_, answer)) = answers.get(&key) {
+            (None, answer.clone())
+        } else {
+            let now = tokio::time::Instant::now();
+            answers.retain(|_, (at, _)| now.duration_since(*at) < ANSWER_TTL);
+            if answers.len() >= MAX_ANSWERS
+                && let Some(oldest) = answers
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone())
+            {
+                answers.remove(&oldest);
+            }
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            answers.insert(key.clone(), (now, rx.clone()));
+            (Some(tx), rx)
+        }
+    };
+    match sender {
+        // The task runs apart from the request: if the caller goes away (flaggerd stopped),
+        // the task still finishes and its repeat gets the answer.
+        Some(sender) => {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let result = run_task(&app, &body).await;
+                let _ = sender.send(Some(result));
+            });
+        }
+        None => {
+            app.deduplicated.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(key = %key, "repeated call: answering with the first call's result");
+        }
+    }
+    match answer.wait_for(Option::is_some).await {
+        Ok(a) => a
+            .clone()
+            .unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, String::new())),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the task ended without an answer".into(),
+        ),
+    }
+}
+
+async fn run_task(app: &Arc<App>, body: &Bytes) -> (StatusCode, String) {
+    let p = match parse(body) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -209,7 +284,7 @@ async fn task(State(app): State<Arc<App>>, body: Bytes) -> (StatusCode, String) 
             "metadata not found in payload".into(),
         );
     }
-    if !allowed(&app, &p.namespace) {
+    if !allowed(app, &p.namespace) {
         return (
             StatusCode::FORBIDDEN,
             format!("namespace {} is not allowed", p.namespace),
@@ -269,7 +344,7 @@ async fn task(State(app): State<Arc<App>>, body: Bytes) -> (StatusCode, String) 
                 let args: Vec<&str> = cmd.split_whitespace().collect();
                 execute("kubectl", &args, app.config.timeout).await
             };
-            report(&app, &canary, &cmd, &out, log_output);
+            report(app, &canary, &cmd, &out, log_output);
             match out {
                 Outcome::Done { code: 0, output } => (
                     StatusCode::OK,
@@ -370,10 +445,11 @@ fn floor(s: &str, mut i: usize) -> usize {
 async fn metrics(State(app): State<Arc<App>>) -> String {
     let running = app.running.lock().await.len();
     format!(
-        "# TYPE loadtester_tasks_started_total counter\nloadtester_tasks_started_total {}\n# TYPE loadtester_tasks_skipped_total counter\nloadtester_tasks_skipped_total {}\n# TYPE loadtester_tasks_failed_total counter\nloadtester_tasks_failed_total {}\n# TYPE loadtester_tasks_running gauge\nloadtester_tasks_running {running}\n",
+        "# TYPE loadtester_tasks_started_total counter\nloadtester_tasks_started_total {}\n# TYPE loadtester_tasks_skipped_total counter\nloadtester_tasks_skipped_total {}\n# TYPE loadtester_tasks_failed_total counter\nloadtester_tasks_failed_total {}\n# TYPE loadtester_tasks_running gauge\nloadtester_tasks_running {running}\n# TYPE loadtester_tasks_deduplicated_total counter\nloadtester_tasks_deduplicated_total {}\n",
         app.started.load(Ordering::Relaxed),
         app.skipped.load(Ordering::Relaxed),
         app.failed.load(Ordering::Relaxed),
+        app.deduplicated.load(Ordering::Relaxed),
     )
 }
 

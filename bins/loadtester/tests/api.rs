@@ -252,3 +252,80 @@ async fn namespaces_outside_the_regexp_are_refused_and_commands_can_be_disabled(
         200
     );
 }
+
+async fn post_with_key(base: &str, key: &str, payload: Value) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/"))
+        .header("Idempotency-Key", key)
+        .body(payload.to_string())
+        .send()
+        .await
+        .expect("post");
+    let code = resp.status().as_u16();
+    (code, resp.text().await.unwrap_or_default())
+}
+
+/// flaggerd repeats a call with the same key when it restarted before recording it: the
+/// command runs once, and the repeat gets the first answer, even while it still runs or
+/// after the first caller went away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_idempotency_key_runs_the_task_once() {
+    let t = start(&[]).await;
+    let dir = std::env::temp_dir().join(format!("loadtester-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = dir.join("runs");
+    let cmd = format!("echo run >> {} && sleep 1 && echo done", log.display());
+    let body = payload(
+        "test",
+        json!({"type": "bash", "cmd": cmd, "returnCmdOutput": "true"}),
+    );
+    // The first caller gives up after 200 ms, as a flaggerd killed mid-call would.
+    let first = reqwest::Client::new()
+        .post(format!("{}/", t.base))
+        .header(
+            "Idempotency-Key",
+            "uid:2026-12-02T17:00:00.000000Z:pre-rollout:0",
+        )
+        .timeout(Duration::from_millis(200))
+        .body(body.to_string())
+        .send()
+        .await;
+    assert!(first.is_err(), "the first call is cut off");
+    let (code, text) = post_with_key(
+        &t.base,
+        "uid:2026-12-02T17:00:00.000000Z:pre-rollout:0",
+        body.clone(),
+    )
+    .await;
+    assert_eq!((code, text.trim()), (200, "done"));
+    let again = post_with_key(
+        &t.base,
+        "uid:2026-12-02T17:00:00.000000Z:pre-rollout:0",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(again.0, 200);
+    let runs = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(runs.lines().count(), 1, "the command ran once");
+    // Another key is another call.
+    let (code, _) = post_with_key(
+        &t.base,
+        "uid:2026-12-02T17:00:05.000000Z:pre-rollout:0",
+        body,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let runs = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(runs.lines().count(), 2);
+    let metrics = reqwest::get(format!("{}/metrics", t.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("loadtester_tasks_deduplicated_total 2"),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

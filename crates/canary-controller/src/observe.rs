@@ -52,6 +52,22 @@ pub struct Scene {
 }
 
 impl Scene {
+    /// A scene with nothing observed: the spec is invalid, so the engine only reports it
+    /// and nothing is read on its behalf.
+    pub fn unobserved(ctx: &Context, canary: &Canary) -> Scene {
+        let ns = canary.metadata.namespace.clone().unwrap_or_default();
+        Scene {
+            target: Value::Null,
+            sel: None,
+            tracked: configs::Tracked::new(),
+            primary: None,
+            router: None,
+            routes: Ok(Routes::default()),
+            problem: None,
+            world: World::new(ctx, canary, &ns),
+        }
+    }
+
     /// The engine's observation of this scene.
     pub fn observation(&self, canary: &Canary) -> Observation {
         let spec: &canary_core::CanarySpec = &canary.spec;
@@ -218,17 +234,22 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
     })
 }
 
-/// The older canary (by creation, then name) that targets the same workload, if any, from
-/// the controller's cache of canaries.
+/// The canary that holds the same workload before this one, if any, from the controller's
+/// cache of canaries: one that already runs (has a phase) holds it against one that does
+/// not; then the older holds it (by creation second, then name).
 fn target_taken_by(ctx: &Context, canary: &Canary) -> Option<String> {
     let store = ctx.canaries.get()?;
-    let key = |meta: &kube::api::ObjectMeta| {
+    let key = |c: &Canary| {
         (
-            meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
-            meta.name.clone(),
+            c.status.as_ref().and_then(|s| s.phase).is_none(),
+            c.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            c.metadata.name.clone(),
         )
     };
-    let me = key(&canary.metadata);
+    let me = key(canary);
     store
         .state()
         .iter()
@@ -240,7 +261,7 @@ fn target_taken_by(ctx: &Context, canary: &Canary) -> Option<String> {
             c.spec.target_ref.kind == canary.spec.target_ref.kind
                 && c.spec.target_ref.name == canary.spec.target_ref.name
         })
-        .filter(|c| key(&c.metadata) < me)
+        .filter(|c| key(c) < me)
         .map(|c| c.metadata.name.clone().unwrap_or_default())
         .min()
 }

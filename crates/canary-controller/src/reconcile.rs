@@ -2,7 +2,8 @@
 //!
 //! 1. Leave the canary to its task if one is running (it asks for a reconcile when done).
 //! 2. Read the canary; report it if it does not decode.
-//! 3. Observe its world; resume the effects of a recorded step if some are left.
+//! 3. Observe its world (unless its spec is invalid); resume the effects of a recorded
+//!    step if some are left.
 //! 4. Report what keeps it from running (a missing target, an unsupported provider...).
 //! 5. Let canary-core decide, with the webhook and metric results gathered for this step;
 //!    if the engine needs more, start gathering them in the canary's task and stop here.
@@ -66,7 +67,14 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
         Some(Lenient::Decoded(c)) => Arc::new(c),
     };
     let status = canary.status.clone().unwrap_or_default();
-    let scene = observe::scene(&ctx, &canary).await?;
+    // An invalid spec is reported by the engine; nothing is read on its behalf (a
+    // StatefulSet target is not looked up as a Deployment) unless it is being deleted.
+    let invalid = !canary_core::validate(&canary.spec).is_empty();
+    let scene = if invalid && canary.metadata.deletion_timestamp.is_none() {
+        observe::Scene::unobserved(&ctx, &canary)
+    } else {
+        observe::scene(&ctx, &canary).await?
+    };
     if let Some(step) = status.step.clone()
         && let Some(from) = journal::resume_point(&ctx, &key, &step)
     {
