@@ -202,3 +202,174 @@ async fn http_get(port: u16, path: &str) -> String {
     }
     String::new()
 }
+
+/// Issue 12's start-up failures: API errors when flaggerd starts, and canaries it cannot run
+/// already stored (one whose stepWeight overflows i32, with 200 KB of annotations, one whose
+/// interval overflows Go's durations). flaggerd waits out the errors, reports each bad
+/// canary in one log line without dumping it, and promotes the good one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_starts_through_api_errors_and_among_canaries_it_cannot_run() {
+    let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
+    let client = sim.client().await.expect("client");
+    for crd in canary_api::crd_objects() {
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("crd");
+    }
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("ns");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
+    for name in ["podinfo", "overflow", "forever"] {
+        let deploy: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.0"}]}}}
+        }))
+        .expect("deploy");
+        deploys
+            .create(&PostParams::default(), &deploy)
+            .await
+            .expect("deploy");
+    }
+    let gvk = kube::core::GroupVersionKind::gvk("flagger.app", "v1beta1", "Canary");
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &kube::core::ApiResource::from_gvk_with_plural(&gvk, "canaries"),
+    );
+    let bad = |name: &str, analysis: serde_json::Value, annotations: serde_json::Value| {
+        json!({
+            "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+            "metadata": {"name": name, "namespace": "test", "annotations": annotations},
+            "spec": {"provider": "kubernetes",
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "service": {"port": 9898}, "analysis": analysis},
+        })
+    };
+    let secret_url = "http://user:hunter2@hooks.example.com/notify";
+    for doc in [
+        bad(
+            "overflow",
+            json!({"interval": "1s", "threshold": 1, "stepWeight": 99_999_999_999i64,
+                "webhooks": [{"name": "notify", "type": "post-rollout", "url": secret_url}]}),
+            json!({"blob": "x".repeat(200_000)}),
+        ),
+        bad(
+            "forever",
+            json!({"interval": "180000000000m", "threshold": 1, "iterations": 1}),
+            json!({}),
+        ),
+    ] {
+        let obj: kube::api::DynamicObject = serde_json::from_value(doc).expect("object");
+        raw.create(&PostParams::default(), &obj)
+            .await
+            .expect("bad canary");
+    }
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    canaries
+        .create(
+            &PostParams::default(),
+            &Canary::from_yaml(CANARY).expect("canary"),
+        )
+        .await
+        .expect("canary");
+
+    // Every request fails while flaggerd starts.
+    sim.faults().set(kube_sim::FaultConfig {
+        error_rate: 1.0,
+        error_codes: vec![500],
+        ..Default::default()
+    });
+    let kubeconfig = sim.kubeconfig_path().display().to_string();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flaggerd"))
+        .args([
+            "-kubeconfig",
+            &kubeconfig,
+            "-mesh-provider",
+            "kubernetes",
+            "-min-analysis-interval",
+            "1s",
+            "-port",
+            &free_port().to_string(),
+            "-log-level",
+            "info",
+        ])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("flaggerd starts");
+    let mut logs = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = logs.next_line().await {
+            let _ = line_tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("cannot list canaries.flagger.app yet"))
+    {
+        let line = tokio::time::timeout_at(deadline, line_rx.recv())
+            .await
+            .expect("flaggerd says it retries")
+            .expect("flaggerd is running");
+        lines.push(line);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "flaggerd exited on a transient error: {lines:#?}"
+    );
+    sim.faults().set(kube_sim::FaultConfig::default());
+
+    let phase = |c: &Canary| c.status.as_ref().and_then(|s| s.phase);
+    let wait = |want: canary_core::Phase| {
+        let canaries = canaries.clone();
+        async move {
+            for _ in 0..600 {
+                if canaries.get("podinfo").await.ok().as_ref().and_then(phase) == Some(want) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(wait(canary_core::Phase::Initialized).await, "initialized");
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
+    deploys
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Strategic(&image),
+        )
+        .await
+        .expect("set image");
+    assert!(wait(canary_core::Phase::Succeeded).await, "promoted");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = child.kill().await;
+    while let Ok(line) = line_rx.try_recv() {
+        lines.push(line);
+    }
+    let overflow = "spec.analysis.stepWeight: 99999999999 is out of range";
+    let forever = "spec.analysis.interval: duration \\\"180000000000m\\\" is too long";
+    for problem in [overflow, forever] {
+        let n = lines.iter().filter(|l| l.contains(problem)).count();
+        assert_eq!(n, 1, "one log line for {problem}: {lines:#?}");
+    }
+    let longest = lines.iter().map(String::len).max().unwrap_or_default();
+    assert!(longest < 4096, "a log line of {longest} bytes");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("hunter2") || l.contains("xxxxxxxx")),
+        "an object was dumped into the log"
+    );
+}

@@ -121,6 +121,11 @@ pub fn work(decided_at: DateTime<Utc>) -> String {
     format!("effects {}", stamp(decided_at))
 }
 
+/// True for the work name of a step's effects.
+pub fn is_effects(work: &str) -> bool {
+    work.starts_with("effects ")
+}
+
 /// Carries out the effects of `step` from `from` in the canary's task. `recorded` says
 /// whether the step is in the canary's status (outside calls then record their progress);
 /// `wake` asks for a reconcile when the effects are done (a resumed step: the next

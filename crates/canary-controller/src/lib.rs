@@ -203,7 +203,7 @@ impl Context {
     /// How many canaries have background work running (webhooks, metric queries, a step's
     /// effects); tests wait for 0 before they look at the effects.
     pub fn tasks_running(&self) -> usize {
-        self.tasks.running()
+        self.tasks.count_running()
     }
 }
 

@@ -20,6 +20,16 @@ pub fn init(level: &str, encoding: &str) {
     } else {
         builder.event_format(JsonLines).try_init()
     };
+    // A panic (caught per canary, a flaggerd bug) is one log line like any other, so
+    // `kubectl logs deploy/flagger | jq .msg` keeps working.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = crate::run::panic_message(info.payload());
+        tracing::error!(location = %location, "panic: {message}");
+    }));
 }
 
 /// One JSON object per event: `level`, `ts`, `msg` and the event's fields.

@@ -1,12 +1,15 @@
 //! One reconcile of one canary. In order:
 //!
-//! 1. Leave the canary to its task if one is running (it asks for a reconcile when done).
+//! 1. Leave the canary to its task if it carries out effects (the task asks for a
+//!    reconcile when done).
 //! 2. Read the canary; report it if it does not decode.
 //! 3. Observe its world (unless its spec is invalid); resume the effects of a recorded
 //!    step if some are left.
 //! 4. Report what keeps it from running (a missing target, an unsupported provider...).
 //! 5. Let canary-core decide, with the webhook and metric results gathered for this step;
-//!    if the engine needs more, start gathering them in the canary's task and stop here.
+//!    if the engine needs more, gather them in the canary's task (or wait for the gathering
+//!    under way) and stop here. A decision taken without them (a new revision came) cancels
+//!    the gathering.
 //! 6. Record the decided status with its effects (`status.step`), then hand the effects to
 //!    the canary's task.
 //!
@@ -42,7 +45,7 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
     let key = tasks::key_of(&object);
     let meta = obj.meta();
     let uid = meta.uid.clone().unwrap_or_default();
-    if ctx.tasks.busy(&key, &uid) {
+    if ctx.tasks.effects_running(&key, &uid) {
         return Ok(Action::await_change());
     }
     let (ns, name) = (
@@ -103,7 +106,9 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
     };
     let step = canary_core::advance(&canary_ref, &status, &obs, now);
     if step.request().is_some() {
-        gather::start(&ctx, canary.clone(), status, obs);
+        if !ctx.tasks.gathering(&key, &gather::work(&canary, &status)) {
+            gather::start(&ctx, canary.clone(), status, obs);
+        }
         return Ok(Action::await_change());
     }
     let record = journal::new_record(&step.actions, now);

@@ -204,7 +204,7 @@ fn reconcile_safely(
             }
             Ok(Err(e)) => Err(e),
             Err(panic) => {
-                let message = panic_message(&panic);
+                let message = panic_message(panic.as_ref());
                 let text = format!(
                     "flaggerd failed to reconcile this canary and will retry: {message} (a flaggerd bug, please report it)"
                 );

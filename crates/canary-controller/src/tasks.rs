@@ -4,9 +4,11 @@
 //! Before a step is decided, a *gather* task calls the webhooks and runs the metric queries
 //! the engine asks for and keeps their results here; after a step is decided, an *effects*
 //! task carries out its effects. A canary has at most one task at a time. A reconcile that
-//! finds its canary's task running leaves the canary to it (the task asks for a reconcile
-//! when it ends); a reconcile that finds the task working for an older step (a new
-//! revision, a newer decision) cancels it. Deleting the canary cancels its task too.
+//! finds its canary's effects running leaves the canary to them (the task asks for a reconcile
+//! when it ends). A reconcile does go on while the canary's task gathers: if the engine
+//! still needs what is being gathered it waits for it, and if it decides without it (a new
+//! revision came, the canary became unready) the decision's effects replace the gathering,
+//! which is cancelled. Deleting the canary cancels its task too.
 //!
 //! Nothing here is needed to continue after a restart: gathered results are asked again
 //! (with the same idempotency keys), and effects resume from the step record in status.
@@ -74,9 +76,10 @@ impl Tasks {
         self.woken.lock().ok()?.take()
     }
 
-    /// True when a task is running for this canary; the reconcile then leaves the canary
-    /// to it, and the task asks for a reconcile when it ends.
-    pub fn busy(&self, key: &str, uid: &str) -> bool {
+    /// True when the canary's task carries out a step's effects: the reconcile leaves the
+    /// canary to it, and the task asks for a reconcile when it ends. (A new canary of the
+    /// same name forgets the old one's slot.)
+    pub fn effects_running(&self, key: &str, uid: &str) -> bool {
         let Ok(mut slots) = self.slots.lock() else {
             return false;
         };
@@ -91,10 +94,27 @@ impl Tasks {
             return false;
         }
         let running = slot.running.as_ref().is_some_and(|t| !t.is_finished());
-        if running {
+        if running && crate::journal::is_effects(&slot.work) {
             slot.wanted = true;
+            return true;
         }
-        running
+        false
+    }
+
+    /// True when the canary's task is gathering for `work`: the reconcile waits for it.
+    pub fn gathering(&self, key: &str, work: &str) -> bool {
+        let Ok(mut slots) = self.slots.lock() else {
+            return false;
+        };
+        let Some(slot) = slots.get_mut(key) else {
+            return false;
+        };
+        let running = slot.running.as_ref().is_some_and(|t| !t.is_finished());
+        if running && slot.work == work {
+            slot.wanted = true;
+            return true;
+        }
+        false
     }
 
     /// The results gathered for `work`, if the slot serves it.
@@ -157,7 +177,7 @@ impl Tasks {
     }
 
     /// How many canaries have a task running.
-    pub fn running(&self) -> usize {
+    pub fn count_running(&self) -> usize {
         self.slots.lock().map_or(0, |s| {
             s.values()
                 .filter(|slot| slot.running.as_ref().is_some_and(|t| !t.is_finished()))
@@ -213,7 +233,7 @@ pub fn spawn<F>(
     let task = tokio::spawn(async move {
         let result = match std::panic::AssertUnwindSafe(job).catch_unwind().await {
             Ok(r) => r,
-            Err(panic) => Err(Error::Panic(crate::run::panic_message(&panic))),
+            Err(panic) => Err(Error::Panic(crate::run::panic_message(panic.as_ref()))),
         };
         let wanted = ctx2.tasks.ended(&key, &work);
         match result {

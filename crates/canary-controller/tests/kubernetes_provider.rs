@@ -32,6 +32,8 @@ async fn seed_001_initializes_then_promotes_a_new_revision() {
     let running = start(context(c.client.clone(), healthy()));
 
     let initialized = wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    // The status is recorded before the step's effects (the Services) are carried out.
+    running.settle().await;
     let promoted = initialized
         .status
         .as_ref()
