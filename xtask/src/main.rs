@@ -25,6 +25,8 @@ tasks:
   test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity, e2e
   crds [--check] write (or check) deploy/crds/*.yaml from crates/canary-api
   bench         criterion benchmarks of canary-core, and flaggerd's detection latency on kube-sim
+  fuzz [CASES]  the fuzz property test (stored canaries through decoding, validation, the engine
+                and every builder) with CASES cases (100000 by default; cargo test runs 256)
   e2e [NAME]... play the seeds' scenarios on a local cluster (kube-sim, mesh-sim, Prometheus,
                 the loadtester, flaggerd), each printing PASS or FAIL
   demo [--keep] play seed 004's podinfo canary on a local cluster: a promotion, then a failed
@@ -49,6 +51,7 @@ fn main() -> Result<()> {
         Some("crds") => crds(args.get(1).map(String::as_str) == Some("--check")),
         Some("bench") => bench(),
         Some("e2e") => e2e::run(&args[1..]),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("demo") => demo::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
@@ -93,6 +96,34 @@ fn test() -> Result<()> {
     println!("\n$ cargo xtask e2e");
     e2e::run(&[])?;
     println!("\nxtask test: all checks passed");
+    Ok(())
+}
+
+/// Runs the fuzz property test with many cases, in release mode with overflow checks on.
+fn fuzz(cases: Option<&str>) -> Result<()> {
+    let cases = cases.unwrap_or("100000");
+    cases
+        .parse::<u64>()
+        .with_context(|| format!("{cases:?} is not a number of cases"))?;
+    println!("\n$ PROPTEST_CASES={cases} cargo test --release -p canary-controller --test fuzz");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "canary-controller",
+            "--test",
+            "fuzz",
+            "--",
+            "--nocapture",
+        ])
+        .env("PROPTEST_CASES", cases)
+        .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("the fuzz test failed ({status})");
+    }
     Ok(())
 }
 

@@ -90,29 +90,56 @@ impl<K: Resource<DynamicType = ()>> Resource for Lenient<K> {
 
 impl<'de, K: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(d)?;
-        Ok(decode(value))
+        // The object's text, unparsed: an object nested deeper than serde_json reads (the API
+        // server accepts far deeper) would otherwise fail the whole list or watch event.
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Ok(decode_str(raw.get()))
     }
 }
 
 /// Decodes `value` as `K`, or says which field failed.
 pub fn decode<K: serde::de::DeserializeOwned>(value: Value) -> Lenient<K> {
-    match serde_path_to_error::deserialize::<_, K>(&value) {
-        Ok(k) => Lenient::Decoded(k),
-        Err(e) => {
-            let error = describe(&e.path().to_string(), &e.inner().to_string());
-            let metadata = value
-                .get("metadata")
-                .and_then(|m| ObjectMeta::deserialize(m).ok())
-                .unwrap_or_default();
-            Lenient::Undecodable(Undecodable {
-                metadata,
-                error,
-                status: value.get("status").cloned(),
-            })
-        }
-    }
+    decode_str(&value.to_string())
 }
+
+/// Decodes the JSON text of an object as `K`, or says which field failed.
+pub fn decode_str<K: serde::de::DeserializeOwned>(text: &str) -> Lenient<K> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let e = match serde_path_to_error::deserialize::<_, K>(&mut de) {
+        Ok(k) => return Lenient::Decoded(k),
+        Err(e) => e,
+    };
+    let error = describe(&e.path().to_string(), &e.inner().to_string());
+    #[derive(Deserialize)]
+    struct Parts {
+        #[serde(default)]
+        metadata: ObjectMeta,
+        #[serde(default)]
+        status: Option<Value>,
+    }
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(default)]
+        metadata: ObjectMeta,
+    }
+    let (metadata, status) = match serde_json::from_str::<Parts>(text) {
+        Ok(p) => (p.metadata, p.status),
+        Err(_) => (
+            serde_json::from_str::<Meta>(text)
+                .map(|m| m.metadata)
+                .unwrap_or_default(),
+            None,
+        ),
+    };
+    Lenient::Undecodable(Undecodable {
+        metadata,
+        error,
+        status,
+    })
+}
+
+/// The longest field path a report shows, in segments.
+const MAX_PATH: usize = 8;
 
 /// serde's message in the words of a Kubernetes user: what was found and what was
 /// expected, with Go-like type names left out.
@@ -120,8 +147,24 @@ fn describe(path: &str, serde_message: &str) -> DecodeError {
     let path = if path == "." {
         String::new()
     } else {
-        path.to_string()
+        let segments: Vec<&str> = path.split('.').collect();
+        if segments.len() > MAX_PATH {
+            format!("{}...", segments[..MAX_PATH].join("."))
+        } else {
+            path.to_string()
+        }
     };
+    // serde_json appends the position in the text; the path says more.
+    let serde_message = match serde_message.rfind(" at line ") {
+        Some(i) => &serde_message[..i],
+        None => serde_message,
+    };
+    if serde_message == "recursion limit exceeded" {
+        return DecodeError {
+            path,
+            message: "nests deeper than the 128 levels flaggerd reads".into(),
+        };
+    }
     if let Some(rest) = serde_message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
         return DecodeError {
@@ -277,8 +320,35 @@ mod tests {
     fn a_list_with_one_bad_object_decodes_the_others() {
         let good = canary(json!({"interval": "1m", "threshold": 1, "stepWeight": 5}));
         let bad = canary(json!({"interval": "1m", "threshold": 1, "stepWeight": 1e30}));
-        let list: Vec<Lenient<Canary>> = serde_json::from_value(json!([good, bad])).expect("list");
-        assert!(list[0].decoded().is_some());
-        assert!(list[1].decoded().is_none());
+        let text = json!({"items": [good, bad]}).to_string();
+        let list: kube::core::ObjectList<Lenient<Canary>> =
+            serde_json::from_str(&text).expect("list");
+        assert!(list.items[0].decoded().is_some());
+        assert!(list.items[1].decoded().is_none());
+    }
+
+    #[test]
+    fn an_object_nested_deeper_than_serde_reads_fails_alone() {
+        // The API server reads JSON nested up to 10,000 levels; serde_json stops at 128.
+        let mut deep = "1".to_string();
+        for _ in 0..300 {
+            deep = format!("{{\"policy\":{deep}}}");
+        }
+        let mut bad = canary(json!({"interval": "1m", "threshold": 1, "stepWeight": 5}));
+        bad["spec"]["service"]["trafficPolicy"] = json!("DEEP");
+        let bad = bad.to_string().replace("\"DEEP\"", &deep);
+        let good = canary(json!({"interval": "1m", "threshold": 1, "stepWeight": 5}));
+        let text = format!("{{\"items\": [{good}, {bad}]}}");
+        let list: kube::core::ObjectList<Lenient<Canary>> =
+            serde_json::from_str(&text).expect("the list decodes");
+        assert!(list.items[0].decoded().is_some());
+        let Lenient::Undecodable(u) = &list.items[1] else {
+            panic!("decoded")
+        };
+        assert_eq!(u.metadata.name.as_deref(), Some("podinfo"));
+        assert_eq!(
+            u.error.to_string(),
+            "spec.service.trafficPolicy.policy.policy.policy.policy.policy...: nests deeper than the 128 levels flaggerd reads"
+        );
     }
 }
