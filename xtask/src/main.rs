@@ -13,6 +13,7 @@
 mod cluster;
 mod demo;
 mod e2e;
+mod isolation;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,8 @@ tasks:
   test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity, e2e
   crds [--check] write (or check) deploy/crds/*.yaml from crates/canary-api
   bench         criterion benchmarks of canary-core, and flaggerd's detection latency on kube-sim
+  bench isolation  seed 004's release time alone and beside two canaries blocked on 45 s
+                webhooks, on the local cluster (fails above +10 %)
   fuzz [CASES]  the fuzz property test (stored canaries through decoding, validation, the engine
                 and every builder) with CASES cases (100000 by default; cargo test runs 256)
   e2e [NAME]... play the seeds' scenarios on a local cluster (kube-sim, mesh-sim, Prometheus,
@@ -49,7 +52,11 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("crds") => crds(args.get(1).map(String::as_str) == Some("--check")),
-        Some("bench") => bench(),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            None => bench(),
+            Some("isolation") => isolation::run(),
+            Some(other) => bail!("unknown benchmark {other:?}; benchmarks: isolation\n\n{USAGE}"),
+        },
         Some("e2e") => e2e::run(&args[1..]),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("demo") => demo::run(&args[1..]),

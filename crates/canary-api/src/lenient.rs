@@ -88,12 +88,47 @@ impl<K: Resource<DynamicType = ()>> Resource for Lenient<K> {
     }
 }
 
+/// serde_json's name for a raw JSON value: asked for a newtype struct of this name, its
+/// deserializer hands over the object's text unparsed (how `RawValue` works).
+const RAW_VALUE: &str = "$serde_json::private::RawValue";
+
 impl<'de, K: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<K> {
+    /// From serde_json's deserializer (a LIST), the object's text unparsed: an object nested
+    /// deeper than serde_json reads (the API server accepts far deeper) then fails alone
+    /// instead of the whole list. From any other (the buffered object of a watch event), the
+    /// object's value.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // The object's text, unparsed: an object nested deeper than serde_json reads (the API
-        // server accepts far deeper) would otherwise fail the whole list or watch event.
-        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
-        Ok(decode_str(raw.get()))
+        d.deserialize_newtype_struct(RAW_VALUE, LenientVisitor(std::marker::PhantomData))
+    }
+}
+
+struct LenientVisitor<K>(std::marker::PhantomData<K>);
+
+impl<'de, K: serde::de::DeserializeOwned> serde::de::Visitor<'de> for LenientVisitor<K> {
+    type Value = Lenient<K>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Ok(decode(Value::deserialize(d)?))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Ok(decode(Value::Object(serde_json::Map::new())));
+        };
+        if first == RAW_VALUE {
+            let text: String = map.next_value()?;
+            return Ok(decode_str(&text));
+        }
+        let mut object = serde_json::Map::new();
+        object.insert(first, map.next_value()?);
+        while let Some((key, value)) = map.next_entry::<String, Value>()? {
+            object.insert(key, value);
+        }
+        Ok(decode(Value::Object(object)))
     }
 }
 
@@ -325,6 +360,31 @@ mod tests {
             serde_json::from_str(&text).expect("list");
         assert!(list.items[0].decoded().is_some());
         assert!(list.items[1].decoded().is_none());
+    }
+
+    #[test]
+    fn a_watch_event_with_an_undecodable_object_decodes() {
+        let bad = canary(json!({"interval": "1m", "threshold": 1, "stepWeight": 1e30}));
+        let text = json!({"type": "MODIFIED", "object": bad}).to_string();
+        let event: kube::core::WatchEvent<Lenient<Canary>> =
+            serde_json::from_str(&text).expect("event");
+        let kube::core::WatchEvent::Modified(Lenient::Undecodable(u)) = event else {
+            panic!("decoded")
+        };
+        assert_eq!(u.metadata.name.as_deref(), Some("podinfo"));
+        assert!(
+            u.error
+                .to_string()
+                .starts_with("spec.analysis.stepWeight: expected a whole number")
+        );
+        let good = canary(json!({"interval": "1m", "threshold": 1, "stepWeight": 5}));
+        let text = json!({"type": "ADDED", "object": good}).to_string();
+        let event: kube::core::WatchEvent<Lenient<Canary>> =
+            serde_json::from_str(&text).expect("event");
+        assert!(matches!(
+            event,
+            kube::core::WatchEvent::Added(Lenient::Decoded(_))
+        ));
     }
 
     #[test]
