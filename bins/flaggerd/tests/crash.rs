@@ -22,11 +22,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use canary_api::Canary;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event, Namespace};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
+
+#[path = "support/cluster.rs"]
+mod support;
+use support::{deployment, kube_sim};
 
 /// One request a receiver got.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,30 +142,8 @@ fn canary(base: &str) -> Value {
 
 /// A kube-sim cluster with the CRDs, podinfo, the canary and the Slack AlertProvider.
 async fn cluster(base: &str) -> (kube_sim::KubeSim, kube::Client) {
-    let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
-    let client = sim.client().await.expect("client");
-    for crd in canary_api::crd_objects() {
-        Api::<CustomResourceDefinition>::all(client.clone())
-            .create(&PostParams::default(), &crd)
-            .await
-            .expect("crd");
-    }
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("ns");
-    let deploy: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "podinfo", "labels": {"app": "podinfo"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "podinfo"}},
-            "template": {"metadata": {"labels": {"app": "podinfo"}},
-                "spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.0"}]}}}
-    }))
-    .expect("deploy");
-    Api::<Deployment>::namespaced(client.clone(), "test")
-        .create(&PostParams::default(), &deploy)
-        .await
-        .expect("deploy");
+    let (sim, client) = kube_sim().await;
+    deployment(&client, "podinfo", 1).await;
     let provider: canary_api::AlertProvider = serde_json::from_value(json!({
         "apiVersion": "flagger.app/v1beta1", "kind": "AlertProvider",
         "metadata": {"name": "slack", "namespace": "test"},

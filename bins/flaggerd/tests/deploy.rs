@@ -2,15 +2,14 @@
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kustomize_manifests_apply() {
-    if std::process::Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("\n!!! SKIPPED: kubectl is not on PATH; install it to run this test !!!\n");
-        return;
-    }
+    assert!(
+        std::process::Command::new("kubectl")
+            .arg("version")
+            .arg("--client")
+            .output()
+            .is_ok(),
+        "kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/) to run this test"
+    );
     let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
     let kubeconfig = sim.kubeconfig_path().display().to_string();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/flaggerd");

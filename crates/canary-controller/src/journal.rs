@@ -44,8 +44,8 @@ pub enum Recorded {
     Gone,
 }
 
-/// Writes `status` (holding the step record) in place of the canary's status, only if the
-/// canary is still the version that was read.
+/// Writes `status` (holding the step record, or a report's condition) in place of the
+/// canary's status, only if the canary is still the version that was read.
 pub async fn record(
     ctx: &Context,
     canary: &Canary,

@@ -13,12 +13,13 @@ use canary_api::{Canary, Undecodable};
 use canary_core::Level;
 use canary_core::messages::CONDITION_VALID;
 use chrono::{DateTime, Utc};
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use crate::events::Mark;
+use crate::journal::Recorded;
 use crate::observe::Problem;
 use crate::{Context, Error, MANAGER};
 
@@ -53,27 +54,8 @@ pub async fn blocked(ctx: &Context, canary: &Canary, problem: &Problem) -> Resul
                 reason: problem.reason.into(),
                 message: problem.message.clone(),
             });
-            let mut updated = canary.clone();
-            updated.status = Some(status);
-            let ns = canary.metadata.namespace.clone().unwrap_or_default();
-            let name = canary.metadata.name.clone().unwrap_or_default();
-            let api: Api<Canary> = Api::namespaced(ctx.client.clone(), &ns);
-            let pp = PostParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            };
-            match api.replace_status(&name, &pp, &updated).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => {
-                    return Ok(Action::requeue(std::time::Duration::from_millis(200)));
-                }
-                Err(e) => {
-                    return Err(Error::kube(
-                        "write the status of",
-                        format!("canary {ns}/{name}"),
-                        e,
-                    ));
-                }
+            if crate::journal::record(ctx, canary, &status).await? != Recorded::Written {
+                return Ok(Action::requeue(std::time::Duration::from_millis(200)));
             }
             now
         }

@@ -49,11 +49,9 @@ async fn exporter() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_001_is_promoted_on_metrics_from_a_real_prometheus() {
     let target = exporter().await;
-    let Some(prom) =
-        mesh_sim::prometheus::Prometheus::start(&[format!("127.0.0.1:{target}")]).await
-    else {
-        return;
-    };
+    let prom = mesh_sim::prometheus::Prometheus::start(&[format!("127.0.0.1:{target}")])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let address = prom.address.clone();
 
     let c = cluster(FaultConfig::default()).await;

@@ -86,11 +86,9 @@ fn canary_for(provider: &str, interval: &str, target: &str) -> Canary {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtin_istio_queries_against_a_real_prometheus() {
     let target = exporter().await;
-    let Some(mut prom) =
-        mesh_sim::prometheus::Prometheus::start(&[format!("127.0.0.1:{target}")]).await
-    else {
-        return;
-    };
+    let mut prom = mesh_sim::prometheus::Prometheus::start(&[format!("127.0.0.1:{target}")])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let address = prom.address.clone();
     let provider = PrometheusProvider::new(&address, canary_core::Settings::new("istio"), None)
         .expect("provider");

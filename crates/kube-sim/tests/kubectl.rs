@@ -42,15 +42,14 @@ fn root() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_kubectl_commands_work() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("\n!!! SKIPPED: kubectl is not on PATH; install it to run this test !!!\n");
-        return;
-    }
+    assert!(
+        Command::new("kubectl")
+            .arg("version")
+            .arg("--client")
+            .output()
+            .is_ok(),
+        "kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/) to run this test"
+    );
     let sim = KubeSim::start().await.expect("kube-sim");
     let k = Kubectl {
         kubeconfig: sim.kubeconfig_path().display().to_string(),

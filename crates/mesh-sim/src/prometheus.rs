@@ -14,25 +14,23 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// Starts `prometheus` scraping `targets` (`127.0.0.1:PORT`, path `/metrics`) every second.
-    /// When the program is not installed it prints a SKIPPED banner and returns `None`, so a
-    /// test can return early (CI installs it: `.ci/run`).
-    pub async fn start(targets: &[String]) -> Option<Prometheus> {
+    /// Fails, saying how to install it, when the program is missing: a test that needs the
+    /// real Prometheus never passes without it (CI installs it: `.ci/run`).
+    pub async fn start(targets: &[String]) -> Result<Prometheus, String> {
         if std::process::Command::new("prometheus")
             .arg("--version")
             .output()
             .is_err()
         {
-            eprintln!(
-                "\n!!! SKIPPED: Debian's prometheus is not installed (apt-get install -y prometheus; .ci/run does it) !!!\n"
-            );
-            return None;
+            return Err("Debian's prometheus is not installed: sudo apt-get install -y prometheus (.ci/run does it)".into());
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
-            .ok()?;
+            .map_err(|e| format!("no free port for prometheus: {e}"))?;
         let dir = std::env::temp_dir().join(format!("flaggerd-prom-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let config = dir.join("prometheus.yml");
         let list = targets
             .iter()
@@ -43,7 +41,7 @@ impl Prometheus {
             &config,
             format!("global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: test\n  static_configs:\n  - targets: [{list}]\n"),
         )
-        .ok()?;
+        .map_err(|e| format!("cannot write the prometheus config: {e}"))?;
         let child = tokio::process::Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -55,8 +53,8 @@ impl Prometheus {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .ok()?;
-        Some(Prometheus {
+            .map_err(|e| format!("cannot start prometheus: {e}"))?;
+        Ok(Prometheus {
             address: format!("http://127.0.0.1:{port}"),
             dir,
             child,
