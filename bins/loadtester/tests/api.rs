@@ -42,7 +42,10 @@ async fn start(extra: &[&str]) -> Tester {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(listening, "the loadtester did not listen on {port} within 10 s");
+    assert!(
+        listening,
+        "the loadtester did not listen on {port} within 10 s"
+    );
     Tester {
         base,
         _child: child,

@@ -3,11 +3,13 @@
 //! twice counts once) and the outside calls (webhooks, alerts), whose progress the journal
 //! records.
 
+mod calls;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use canary_api::Canary;
-use canary_core::{Action, HookType, Level, Phase, Scale};
+use canary_core::{Action, Level, Scale};
 use chrono::{DateTime, Utc};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -17,8 +19,11 @@ use crate::events::{Mark, Published, stamp};
 use crate::observe::Scene;
 use crate::{Context, Error, configs, journal, services, workload};
 
+pub use calls::calls_outside;
+
 /// Carries out the effects of one step of one canary.
 pub struct Effects {
+    /// The controller's context.
     pub ctx: Arc<Context>,
     /// The canary with the status the step decided.
     pub canary: Arc<Canary>,
@@ -28,37 +33,6 @@ pub struct Effects {
     pub decided_at: DateTime<Utc>,
     /// The step is recorded in status: outside calls record their progress there.
     pub recorded: bool,
-}
-
-/// True for the effects that make outside calls (webhooks, alerts): their progress is
-/// recorded, since they cannot be undone or deduplicated by flaggerd.
-pub fn calls_outside(ctx: &Context, canary: &Canary, effect: &Action) -> bool {
-    match effect {
-        Action::Alert(_) | Action::RunPostRolloutHooks { .. } => true,
-        Action::Emit(_) => !event_hooks(ctx, canary).is_empty(),
-        _ => false,
-    }
-}
-
-/// The `event` webhooks of the canary, or `-event-webhook` when it has none.
-fn event_hooks(ctx: &Context, canary: &Canary) -> Vec<canary_core::spec::Webhook> {
-    let own: Vec<_> = canary
-        .spec
-        .analysis()
-        .map(|a| a.hooks(HookType::Event).cloned().collect())
-        .unwrap_or_default();
-    if !own.is_empty() {
-        return own;
-    }
-    ctx.settings
-        .event_webhook
-        .iter()
-        .map(|url| canary_core::spec::Webhook {
-            name: "event-webhook".into(),
-            url: url.clone(),
-            ..Default::default()
-        })
-        .collect()
 }
 
 impl Effects {
@@ -78,19 +52,17 @@ impl Effects {
         )
     }
 
-    fn mark(&self, place: impl Into<String>) -> Mark {
-        Mark::new(self.decided_at, place)
+    /// Notes in memory how far the effects got, so a retry in this process (after a failed
+    /// progress write, say) does not make a call again.
+    fn note(&self, progress: crate::tasks::Progress) {
+        let key = self.id();
+        self.ctx
+            .tasks
+            .set_progress(&key, &journal::work(self.decided_at), progress);
     }
 
-    /// The idempotency key of a call made by effect `index`: the same on every attempt,
-    /// before and after a restart.
-    fn call_key(&self, index: u32, kind: HookType, call: u32) -> String {
-        format!(
-            "{}:{}:{}:{index}.{call}",
-            self.canary.metadata.uid.as_deref().unwrap_or_default(),
-            stamp(self.decided_at),
-            kind.as_str()
-        )
+    fn mark(&self, place: impl Into<String>) -> Mark {
+        Mark::new(self.decided_at, place)
     }
 
     /// Carries out effect `index`, skipping its first `calls_done` calls.
@@ -197,83 +169,6 @@ impl Effects {
             canary: self.id(),
             source,
         }
-    }
-
-    /// Calls the post-rollout webhooks in order, each result an event, until one fails.
-    async fn post_rollout(&self, index: u32, phase: Phase, calls_done: u32) -> Result<(), Error> {
-        let hooks: Vec<_> = self
-            .canary
-            .spec
-            .analysis()
-            .map(|a| a.hooks(HookType::PostRollout).cloned().collect())
-            .unwrap_or_default();
-        for (j, hook) in hooks.iter().enumerate().skip(calls_done as usize) {
-            let j = j as u32;
-            let payload = canary_webhooks::Payload::new(&self.canary, phase, hook)
-                .with_key(self.call_key(index, HookType::PostRollout, j));
-            let outcome = self.ctx.webhooks.call(hook, &payload).await;
-            let point = format!("{} {}#{index}.{j}", self.id(), stamp(self.decided_at));
-            crashpoints::reached(Class::Window, &format!("sent {point}")).await;
-            let (warning, text) = canary_core::messages::post_rollout_result(&hook.name, &outcome);
-            let level = if warning { Level::Warn } else { Level::Info };
-            self.publish(level, &text, self.mark(format!("{index}.{j}")))
-                .await?;
-            // After a failure the remaining hooks are skipped, as in Flagger: the effect is done.
-            let next = if outcome.is_err() {
-                (index + 1, 0)
-            } else {
-                (index, j + 1)
-            };
-            if self.recorded {
-                journal::progress(&self.ctx, &self.canary, self.decided_at, next).await?;
-                crashpoints::reached(Class::Durable, &format!("call {point}")).await;
-            }
-            if outcome.is_err() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends an event to the canary's `event` webhooks, or to `-event-webhook`.
-    async fn forward_event(
-        &self,
-        index: u32,
-        e: &canary_core::Event,
-        calls_done: u32,
-    ) -> Result<(), Error> {
-        let phase = self
-            .canary
-            .status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .unwrap_or(Phase::Initializing);
-        let hooks = event_hooks(&self.ctx, &self.canary);
-        for (j, hook) in hooks.iter().enumerate().skip(calls_done as usize) {
-            let j = j as u32;
-            let mut payload = canary_webhooks::Payload::new(&self.canary, phase, hook)
-                .with_key(self.call_key(index, HookType::Event, j));
-            payload
-                .metadata
-                .insert("eventMessage".into(), e.message.clone());
-            payload
-                .metadata
-                .insert("eventType".into(), e.level.event_type().into());
-            payload.metadata.insert(
-                "timestamp".into(),
-                self.decided_at.timestamp_millis().to_string(),
-            );
-            if let Err(err) = self.ctx.webhooks.call(hook, &payload).await {
-                tracing::debug!(canary = %self.id(), "event webhook {} failed: {err}", hook.name);
-            }
-            let point = format!("{} {}#{index}.{j}", self.id(), stamp(self.decided_at));
-            crashpoints::reached(Class::Window, &format!("sent {point}")).await;
-            if self.recorded {
-                journal::progress(&self.ctx, &self.canary, self.decided_at, (index, j + 1)).await?;
-                crashpoints::reached(Class::Durable, &format!("call {point}")).await;
-            }
-        }
-        Ok(())
     }
 
     /// The primary workload, its autoscaler, the config copies and the `-primary` and

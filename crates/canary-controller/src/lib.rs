@@ -92,6 +92,17 @@ impl Error {
             source,
         }
     }
+
+    /// True when trying again may succeed without anyone changing anything: a conflict, a
+    /// throttled or failed API request, a broken connection. (A router's error does not say
+    /// which it is, so it counts as lasting.)
+    pub fn transient(&self) -> bool {
+        match self {
+            Error::Kube { source, .. } => retriable(source),
+            Error::Conflict(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// An error and its sources on one line: `cannot patch deployment test/x: ApiError: ...`.

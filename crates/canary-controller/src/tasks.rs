@@ -14,9 +14,7 @@
 //! (with the same idempotency keys), and effects resume from the step record in status.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use canary_api::{Canary, Lenient};
 use canary_core::Observation;
@@ -125,14 +123,14 @@ impl Tasks {
     }
 
     /// The effects of the recorded step `work` already carried out in this process.
-    pub fn progress(&self, key: &str, work: &str) -> Option<(u32, u32)> {
+    pub fn progress(&self, key: &str, work: &str) -> Option<Progress> {
         let progress = self.progress.lock().ok()?;
         let (w, p) = progress.get(key)?;
         (w == work).then_some(*p)
     }
 
     /// Records effects of the recorded step `work` carried out.
-    pub fn set_progress(&self, key: &str, work: &str, done: (u32, u32)) {
+    pub fn set_progress(&self, key: &str, work: &str, done: Progress) {
         if let Ok(mut progress) = self.progress.lock() {
             progress.insert(key.to_string(), (work.to_string(), done));
         }
@@ -203,7 +201,9 @@ impl Tasks {
 /// served the same work (whose gathered results and progress are kept).
 ///
 /// When the job ends, the canary is reconciled again if `wake` is set or a reconcile came
-/// meanwhile; when it fails (or panics, a flaggerd bug), after the canary's backoff delay.
+/// meanwhile; when it fails (or panics, a flaggerd bug), after the canary's backoff delay,
+/// and a failure that retrying will not cure (the API server refused a write) is also a
+/// Warning event on the canary.
 pub fn spawn<F>(
     ctx: &Arc<Context>,
     canary: &ObjectRef<Lenient<Canary>>,
@@ -229,7 +229,7 @@ pub fn spawn<F>(
             ..Slot::default()
         };
     }
-    let (ctx2, canary) = (ctx.clone(), canary.clone());
+    let (ctx2, canary, uid) = (ctx.clone(), canary.clone(), uid.to_string());
     let task = tokio::spawn(async move {
         let result = match std::panic::AssertUnwindSafe(job).catch_unwind().await {
             Ok(r) => r,
@@ -245,17 +245,37 @@ pub fn spawn<F>(
             }
             Err(e) => {
                 let delay = ctx2.backoff.failed(&key);
-                tracing::warn!(
-                    canary = %key,
-                    "{}; retrying in {:.1}s",
-                    crate::error_chain(&e),
-                    delay.as_secs_f64()
-                );
+                let text = crate::error_chain(&e);
+                tracing::warn!(canary = %key, "{text}; retrying in {:.1}s", delay.as_secs_f64());
+                if !e.transient() {
+                    report_failure(&ctx2, &canary, &uid, &text).await;
+                }
                 ctx2.tasks.wake_later(canary, delay);
             }
         }
     });
     slot.running = Some(task.abort_handle());
+}
+
+/// A failure of a canary's task, as a Warning event on the canary (one per failure: a
+/// repeat raises the event's count).
+async fn report_failure(ctx: &Context, canary: &ObjectRef<Lenient<Canary>>, uid: &str, text: &str) {
+    let meta = kube::api::ObjectMeta {
+        name: Some(canary.name.clone()),
+        namespace: canary.namespace.clone(),
+        uid: Some(uid.to_string()),
+        ..Default::default()
+    };
+    let object = crate::effects::object_reference(&meta, "Canary");
+    let message = format!("cannot carry out the step, will retry: {text}");
+    let mark = crate::events::Mark::new((ctx.clock)(), "failed");
+    if let Err(e) = ctx
+        .events
+        .publish(&object, canary_core::Level::Warn, &message, &mark)
+        .await
+    {
+        tracing::warn!(canary = %key_of(canary), "cannot record the failure: {}", crate::error_chain(&e));
+    }
 }
 
 /// The registry key of a canary.
