@@ -40,6 +40,8 @@ async fn a_daemonset_is_initialized_and_promoted() {
         .expect("canary");
     let running = start(context(c.client.clone(), healthy()));
     wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    // The status is recorded before the step's effects (scaling the target) are carried out.
+    running.settle().await;
     let primary = ds.get("agent-primary").await.expect("primary daemonset");
     assert_eq!(
         primary

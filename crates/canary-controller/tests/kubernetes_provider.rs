@@ -218,6 +218,7 @@ async fn a_config_map_change_starts_an_analysis_and_is_promoted_to_the_primary_c
         .expect("canary");
     let running = start(context(c.client.clone(), healthy()));
     let init = wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    running.settle().await;
     assert!(
         init.status
             .and_then(|s| s.tracked_configs)
