@@ -35,6 +35,9 @@ pub struct Undecodable {
     pub error: DecodeError,
     /// The object's `status`, undecoded.
     pub status: Option<Value>,
+    /// False when even the raw status could not be read (nested too deep): then `status`
+    /// is `None` whatever the object holds, and must not be overwritten on that basis.
+    pub status_readable: bool,
 }
 
 /// A field that could not be decoded: its path from the object's root and what was expected.
@@ -157,19 +160,21 @@ pub fn decode_str<K: serde::de::DeserializeOwned>(text: &str) -> Lenient<K> {
         #[serde(default)]
         metadata: ObjectMeta,
     }
-    let (metadata, status) = match serde_json::from_str::<Parts>(text) {
-        Ok(p) => (p.metadata, p.status),
+    let (metadata, status, status_readable) = match serde_json::from_str::<Parts>(text) {
+        Ok(p) => (p.metadata, p.status, true),
         Err(_) => (
             serde_json::from_str::<Meta>(text)
                 .map(|m| m.metadata)
                 .unwrap_or_default(),
             None,
+            false,
         ),
     };
     Lenient::Undecodable(Undecodable {
         metadata,
         error,
         status,
+        status_readable,
     })
 }
 

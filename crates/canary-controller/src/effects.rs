@@ -19,7 +19,7 @@ use crate::events::{Mark, Published, stamp};
 use crate::observe::Scene;
 use crate::{Context, Error, configs, journal, services, workload};
 
-pub use calls::calls_outside;
+pub use calls::needs_record;
 
 /// Carries out the effects of one step of one canary.
 pub struct Effects {
@@ -133,7 +133,11 @@ impl Effects {
                 self.forward_event(index, e, calls_done).await?;
             }
             Action::Alert(a) => {
-                if let Err(e) = self.ctx.notifier.send(&self.canary, a).await {
+                let key = self.call_key(index, "alert", 0);
+                let sent = self
+                    .call_once(&key, || self.ctx.notifier.send(&self.canary, a))
+                    .await;
+                if let Err(e) = sent {
                     tracing::warn!(canary = %self.id(), "alert not sent: {e}");
                 }
                 if self.recorded {

@@ -137,7 +137,7 @@ impl Events {
                             "resourceVersion": s.resource_version,
                             "annotations": {MARKS_ANNOTATION: marks},
                         },
-                        "count": s.count + 1,
+                        "count": s.count.saturating_add(1),
                         "lastTimestamp": stamp_seconds(now),
                     });
                     let pp = PatchParams {

@@ -28,7 +28,7 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use crate::crashpoints::{self, Class};
-use crate::effects::{self, Effects};
+use crate::effects::Effects;
 use crate::events::stamp;
 use crate::observe::Scene;
 use crate::{Context, Error, MANAGER, tasks};
@@ -163,7 +163,9 @@ pub fn carry_out(
                     continue;
                 }
                 ctx.tasks.set_progress(&key, &work, (i + 1, 0));
-                if single_call(&ctx, &effects.canary, effect) {
+                // An alert's one call is recorded when the effect is done; effects with
+                // several calls (webhooks) record each call.
+                if matches!(effect, Action::Alert(_)) {
                     progress(&ctx, &effects.canary, step.decided_at, (i + 1, 0)).await?;
                 }
                 let point = format!("effect {key} {}#{i}", stamp(step.decided_at));
@@ -173,12 +175,6 @@ pub fn carry_out(
         }
     };
     tasks::spawn(ctx, &object, &uid, work, wake, job);
-}
-
-/// Effects whose one outside call is recorded when the effect is done (an alert); effects
-/// with several calls record each call instead.
-fn single_call(ctx: &Context, canary: &Canary, effect: &Action) -> bool {
-    matches!(effect, Action::Alert(_)) && effects::calls_outside(ctx, canary, effect)
 }
 
 /// The step record of a decision taken at `now`: its effects, without requests and delays.

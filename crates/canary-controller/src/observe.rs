@@ -111,7 +111,13 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
     let deleting = canary.metadata.deletion_timestamp.is_some();
     let kind = spec.target_ref.kind.to_lowercase();
     let target_name = format!("{}.{ns}", spec.target_ref.name);
-    let mut problem = target_taken_by(ctx, canary).map(|owner| {
+    let primary = world
+        .get(
+            &spec.target_ref.kind,
+            &format!("{}-primary", spec.target_ref.name),
+        )
+        .await?;
+    let mut problem = target_taken_by(ctx, canary, primary.as_ref()).map(|owner| {
         Problem::new(
             "TargetConflict",
             format!(
@@ -177,12 +183,6 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             configs::Tracked::new()
         }
     };
-    let primary = world
-        .get(
-            &spec.target_ref.kind,
-            &format!("{}-primary", spec.target_ref.name),
-        )
-        .await?;
     if let Some(a) = &spec.autoscaler_ref
         && !deleting
         && world
@@ -234,11 +234,46 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
     })
 }
 
-/// The canary that holds the same workload before this one, if any, from the controller's
-/// cache of canaries: one that already runs (has a phase) holds it against one that does
-/// not; then the older holds it (by creation second, then name).
-fn target_taken_by(ctx: &Context, canary: &Canary) -> Option<String> {
+/// The canary that holds the same workload, if another does, from the controller's cache of
+/// canaries: the one that owns `<target>-primary`; when none of them does, one that already
+/// runs (has a phase) before one that does not, then the older (by creation second, then
+/// name).
+fn target_taken_by(ctx: &Context, canary: &Canary, primary: Option<&Value>) -> Option<String> {
     let store = ctx.canaries.get()?;
+    let all = store.state();
+    let rivals: Vec<&Canary> = all
+        .iter()
+        .filter_map(|c| c.decoded())
+        .filter(|c| {
+            c.metadata.namespace == canary.metadata.namespace
+                && c.metadata.name != canary.metadata.name
+                && c.metadata.deletion_timestamp.is_none()
+                && c.spec.target_ref.kind == canary.spec.target_ref.kind
+                && c.spec.target_ref.name == canary.spec.target_ref.name
+        })
+        .collect();
+    if rivals.is_empty() {
+        return None;
+    }
+    let owner = primary.and_then(|p| {
+        p["metadata"]["ownerReferences"]
+            .as_array()?
+            .iter()
+            .find(|r| r["kind"] == "Canary")?["uid"]
+            .as_str()
+            .map(String::from)
+    });
+    if let Some(owner) = owner {
+        if canary.metadata.uid.as_deref() == Some(owner.as_str()) {
+            return None;
+        }
+        if let Some(holder) = rivals
+            .iter()
+            .find(|c| c.metadata.uid.as_deref() == Some(owner.as_str()))
+        {
+            return holder.metadata.name.clone();
+        }
+    }
     let key = |c: &Canary| {
         (
             c.status.as_ref().and_then(|s| s.phase).is_none(),
@@ -250,17 +285,8 @@ fn target_taken_by(ctx: &Context, canary: &Canary) -> Option<String> {
         )
     };
     let me = key(canary);
-    store
-        .state()
-        .iter()
-        .filter_map(|c| c.decoded())
-        .filter(|c| c.metadata.namespace == canary.metadata.namespace)
-        .filter(|c| c.metadata.name != canary.metadata.name)
-        .filter(|c| c.metadata.deletion_timestamp.is_none())
-        .filter(|c| {
-            c.spec.target_ref.kind == canary.spec.target_ref.kind
-                && c.spec.target_ref.name == canary.spec.target_ref.name
-        })
+    rivals
+        .into_iter()
         .filter(|c| key(c) < me)
         .map(|c| c.metadata.name.clone().unwrap_or_default())
         .min()

@@ -60,11 +60,11 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
         .map_err(|e| Error::kube("get", format!("canary {ns}/{name}"), e))?;
     let canary = match fresh {
         None => {
-            ctx.tasks.forget(&key);
+            ctx.tasks.forget(&key, None);
             return Ok(Action::await_change());
         }
         Some(Lenient::Undecodable(u)) => {
-            ctx.tasks.forget(&key);
+            ctx.tasks.forget(&key, None);
             return report::undecodable(&ctx, "Canary", &u).await;
         }
         Some(Lenient::Decoded(c)) => Arc::new(c),
@@ -87,7 +87,7 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
     if canary.metadata.deletion_timestamp.is_none()
         && let Some(problem) = &scene.problem
     {
-        ctx.tasks.forget(&key);
+        ctx.tasks.forget(&key, None);
         return report::blocked(&ctx, &canary, problem).await;
     }
     let mut obs = scene.observation(&canary);
@@ -112,12 +112,12 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     }
     let record = journal::new_record(&step.actions, now);
-    let outside = record
-        .effects
-        .iter()
-        .any(|e| effects::calls_outside(&ctx, &canary, e));
+    // A step that changes nothing in the status (a wait) is not recorded: its effects are a
+    // tick's (a wait event), done again at the next tick, and writing it would wake the
+    // canary at once through its own watch.
+    let must_record = record.effects.iter().any(effects::needs_record);
     let mut decided = (*canary).clone();
-    if step.status != status || outside {
+    if step.status != status || must_record {
         let mut next = step.status.clone();
         next.step = Some(record.clone());
         match journal::record(&ctx, &canary, &next).await? {

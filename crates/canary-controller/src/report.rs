@@ -96,13 +96,27 @@ pub async fn undecodable(ctx: &Context, kind: &str, u: &Undecodable) -> Result<A
         .and_then(|s| s["conditions"].as_array().cloned())
         .unwrap_or_default();
     let current = conditions.iter().find(|c| c["type"] == CONDITION_VALID);
+    let reported = current.is_some_and(|c| {
+        c["status"] == "False" && c["reason"] == reason && c["message"] == message.as_str()
+    });
     let since = current
-        .filter(|c| {
-            c["status"] == "False" && c["reason"] == reason && c["message"] == message.as_str()
-        })
+        .filter(|_| reported)
         .and_then(|c| c["lastTransitionTime"].as_str())
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.to_utc());
+    // A status flaggerd cannot read at all (nested too deep) is not overwritten, and a
+    // condition whose time cannot be read is not written again: the event is then marked
+    // with the object's generation, once per spec.
+    if since.is_none() && (reported || !u.status_readable) {
+        let mark = Mark {
+            step: format!("generation {}", meta.generation.unwrap_or_default()),
+            place: CONDITION_VALID.into(),
+        };
+        ctx.events
+            .publish(&object, Level::Error, &message, &mark)
+            .await?;
+        return Ok(Action::await_change());
+    }
     let since = match since {
         Some(t) => t,
         None => {
@@ -214,21 +228,71 @@ fn dynamic(ctx: &Context, kind: &str, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(ctx.client.clone(), ns, &ar)
 }
 
+/// A MetricTemplate or AlertProvider that does not decode, for [`objects`].
+pub type Broken = (&'static str, Undecodable);
+
 /// The reporter of MetricTemplates and AlertProviders that do not decode: the watches send
-/// them here, and each is reported on its own object.
+/// them here, and each is reported on its own object. A report that failed, or met a newer
+/// version of the object, is tried again after the object's backoff, on the object as it is
+/// then (fixed meanwhile, it is left alone).
 pub async fn objects(
     ctx: Arc<Context>,
-    mut broken: futures::channel::mpsc::UnboundedReceiver<(&'static str, Undecodable)>,
+    mut broken: futures::channel::mpsc::UnboundedReceiver<Broken>,
+    again: futures::channel::mpsc::UnboundedSender<Broken>,
 ) {
     use futures::StreamExt;
     while let Some((kind, u)) = broken.next().await {
-        if let Err(e) = undecodable(&ctx, kind, &u).await {
-            tracing::warn!(
-                "cannot report {} {}: {}",
-                kind.to_lowercase(),
-                crate::display_name(&u.metadata),
-                crate::error_chain(&e)
-            );
+        let id = format!(
+            "{} {}",
+            kind.to_lowercase(),
+            crate::display_name(&u.metadata)
+        );
+        let done = match undecodable(&ctx, kind, &u).await {
+            Ok(action) => action == Action::await_change(),
+            Err(e) => {
+                tracing::warn!("cannot report {id}: {}", crate::error_chain(&e));
+                false
+            }
+        };
+        if done {
+            ctx.backoff.succeeded(&id);
+            continue;
         }
+        let delay = ctx.backoff.failed(&id);
+        let (ctx, again) = (ctx.clone(), again.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(current) = current(&ctx, kind, &u.metadata).await {
+                let _ = again.unbounded_send((kind, current));
+            }
+        });
+    }
+}
+
+/// The object as it is now, if it still does not decode.
+async fn current(
+    ctx: &Context,
+    kind: &'static str,
+    meta: &kube::api::ObjectMeta,
+) -> Option<Undecodable> {
+    match kind {
+        "MetricTemplate" => still_undecodable::<canary_api::MetricTemplate>(ctx, meta).await,
+        _ => still_undecodable::<canary_api::AlertProvider>(ctx, meta).await,
+    }
+}
+
+async fn still_undecodable<K>(ctx: &Context, meta: &kube::api::ObjectMeta) -> Option<Undecodable>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let api: Api<canary_api::Lenient<K>> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.get_opt(&name).await.ok()?? {
+        canary_api::Lenient::Undecodable(u) => Some(u),
+        canary_api::Lenient::Decoded(_) => None,
     }
 }

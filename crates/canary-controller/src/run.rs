@@ -47,7 +47,8 @@ pub async fn run(
         .default_backoff()
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(c) = event {
-                forget.tasks.forget(&tasks::key_of(&ObjectRef::from_obj(c)));
+                let key = tasks::key_of(&ObjectRef::from_obj(c));
+                forget.tasks.forget(&key, c.meta().uid.as_deref());
             }
         })
         .applied_objects();
@@ -56,6 +57,7 @@ pub async fn run(
     // MetricTemplates (cached: a new analysis needs its templates) and AlertProviders; one
     // that does not decode is reported on its own object.
     let (broken, broken_rx) = futures::channel::mpsc::unbounded();
+    let again = broken.clone();
     let (templates, writer) = reflector::store::<Lenient<MetricTemplate>>();
     let _ = ctx.templates.set(templates);
     let report_to = broken.clone();
@@ -75,7 +77,7 @@ pub async fn run(
                 let _ = broken.unbounded_send(("AlertProvider", u.clone()));
             }
         });
-    let reporter = tokio::spawn(report::objects(ctx.clone(), broken_rx));
+    let reporter = tokio::spawn(report::objects(ctx.clone(), broken_rx, again));
 
     let totals = {
         let (store, stats) = (canaries.clone(), ctx.stats.clone());

@@ -33,10 +33,9 @@ pub type Progress = (u32, u32);
 /// The registry of running tasks and gathered results.
 pub struct Tasks {
     slots: Mutex<HashMap<Key, Slot>>,
-    /// For each canary, the last recorded step this process carried out effects of, and
-    /// how far: (effects done, calls done). Kept apart from the slot, which later work
-    /// replaces.
-    progress: Mutex<HashMap<Key, (String, Progress)>>,
+    /// For each canary, what this process did of the last recorded step it carried out
+    /// effects of. Kept apart from the slot, which later work replaces.
+    done: Mutex<HashMap<Key, Done>>,
     wake: UnboundedSender<ObjectRef<Lenient<Canary>>>,
     woken: Mutex<Option<UnboundedReceiver<ObjectRef<Lenient<Canary>>>>>,
 }
@@ -46,11 +45,23 @@ impl Default for Tasks {
         let (wake, woken) = unbounded();
         Tasks {
             slots: Mutex::new(HashMap::new()),
-            progress: Mutex::new(HashMap::new()),
+            done: Mutex::new(HashMap::new()),
             wake,
             woken: Mutex::new(Some(woken)),
         }
     }
+}
+
+/// What this process did of a recorded step's effects.
+#[derive(Default)]
+struct Done {
+    /// The step's work name.
+    work: String,
+    /// How far its effects got.
+    progress: Progress,
+    /// The outside calls made, by idempotency key, with their outcome: a retry in this
+    /// process (after a failed write) does not call again.
+    calls: HashMap<String, Result<(), String>>,
 }
 
 /// What a canary's slot holds.
@@ -124,15 +135,42 @@ impl Tasks {
 
     /// The effects of the recorded step `work` already carried out in this process.
     pub fn progress(&self, key: &str, work: &str) -> Option<Progress> {
-        let progress = self.progress.lock().ok()?;
-        let (w, p) = progress.get(key)?;
-        (w == work).then_some(*p)
+        let done = self.done.lock().ok()?;
+        let d = done.get(key)?;
+        (d.work == work).then_some(d.progress)
     }
 
     /// Records effects of the recorded step `work` carried out.
-    pub fn set_progress(&self, key: &str, work: &str, done: Progress) {
-        if let Ok(mut progress) = self.progress.lock() {
-            progress.insert(key.to_string(), (work.to_string(), done));
+    pub fn set_progress(&self, key: &str, work: &str, progress: Progress) {
+        self.with_done(key, work, |d| d.progress = progress.max(d.progress));
+    }
+
+    /// The outcome of the outside call `call` of step `work`, if this process made it.
+    pub fn recall(&self, key: &str, work: &str, call: &str) -> Option<Result<(), String>> {
+        let done = self.done.lock().ok()?;
+        let d = done.get(key)?;
+        (d.work == work)
+            .then(|| d.calls.get(call).cloned())
+            .flatten()
+    }
+
+    /// Remembers that the outside call `call` of step `work` was made.
+    pub fn remember(&self, key: &str, work: &str, call: &str, outcome: Result<(), String>) {
+        self.with_done(key, work, |d| {
+            d.calls.insert(call.to_string(), outcome);
+        });
+    }
+
+    fn with_done(&self, key: &str, work: &str, change: impl FnOnce(&mut Done)) {
+        if let Ok(mut done) = self.done.lock() {
+            let d = done.entry(key.to_string()).or_default();
+            if d.work != work {
+                *d = Done {
+                    work: work.to_string(),
+                    ..Done::default()
+                };
+            }
+            change(d);
         }
     }
 
@@ -183,16 +221,20 @@ impl Tasks {
         })
     }
 
-    /// Cancels the canary's task and forgets it (the canary was deleted).
-    pub fn forget(&self, key: &str) {
-        if let Ok(mut slots) = self.slots.lock()
-            && let Some(slot) = slots.remove(key)
-            && let Some(task) = slot.running
-        {
-            task.abort();
+    /// Cancels the canary's task and forgets it (the canary was deleted). With `uid`, only
+    /// if the slot belongs to that canary: a late deletion of an old canary must not stop the
+    /// work of a new one of the same name.
+    pub fn forget(&self, key: &str, uid: Option<&str>) {
+        if let Ok(mut slots) = self.slots.lock() {
+            if uid.is_some_and(|u| slots.get(key).is_some_and(|s| s.uid != u)) {
+                return;
+            }
+            if let Some(task) = slots.remove(key).and_then(|s| s.running) {
+                task.abort();
+            }
         }
-        if let Ok(mut progress) = self.progress.lock() {
-            progress.remove(key);
+        if let Ok(mut done) = self.done.lock() {
+            done.remove(key);
         }
     }
 }
@@ -236,15 +278,18 @@ pub fn spawn<F>(
             Err(panic) => Err(Error::Panic(crate::run::panic_message(panic.as_ref()))),
         };
         let wanted = ctx2.tasks.ended(&key, &work);
+        // A task's failures back off on their own count: the reconcile that resumes the
+        // task succeeds, and must not reset it.
+        let backoff = format!("{key} task");
         match result {
             Ok(()) => {
-                ctx2.backoff.succeeded(&key);
+                ctx2.backoff.succeeded(&backoff);
                 if wake || wanted {
                     ctx2.tasks.wake(&canary);
                 }
             }
             Err(e) => {
-                let delay = ctx2.backoff.failed(&key);
+                let delay = ctx2.backoff.failed(&backoff);
                 let text = crate::error_chain(&e);
                 tracing::warn!(canary = %key, "{text}; retrying in {:.1}s", delay.as_secs_f64());
                 if !e.transient() {

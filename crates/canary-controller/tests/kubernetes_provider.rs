@@ -509,3 +509,74 @@ async fn a_second_canary_on_the_same_target_is_reported_and_left_alone() {
         Some(Phase::Initialized)
     );
 }
+
+/// An older canary that already runs on another workload, retargeted at one a newer canary
+/// holds, does not take it over: the canary that owns `<target>-primary` keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_canary_retargeted_at_a_held_workload_is_reported() {
+    let c = cluster(FaultConfig::default()).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
+    let other: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "other", "labels": {"app": "other"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "other"}},
+            "template": {"metadata": {"labels": {"app": "other"}},
+                "spec": {"containers": [{"name": "app", "image": "ghcr.io/stefanprodan/podinfo:6.0.0"}]}}}
+    }))
+    .expect("deployment");
+    let pp = PostParams::default();
+    persist(|| deploys.create(&pp, &other)).await;
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    let mut older = seed_canary(Some(3));
+    older.metadata.name = Some("aaa-older".into());
+    older.spec.target_ref.name = "other".into();
+    older.spec.autoscaler_ref = None;
+    canaries.create(&pp, &older).await.expect("older canary");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    canaries
+        .create(&pp, &seed_canary(Some(3)))
+        .await
+        .expect("podinfo");
+    let running = start(context(c.client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    let older_api = canaries.clone();
+    let phase_of = |name: &'static str| {
+        let api = older_api.clone();
+        async move { api.get(name).await.ok().and_then(|c| c.status?.phase) }
+    };
+    for _ in 0..200 {
+        if phase_of("aaa-older").await == Some(Phase::Initialized) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let patch = json!({"spec": {"targetRef": {"name": "podinfo"}}});
+    canaries
+        .patch("aaa-older", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("retarget");
+    let mut valid = None;
+    for _ in 0..200 {
+        valid = canaries
+            .get("aaa-older")
+            .await
+            .ok()
+            .and_then(|c| c.status?.condition("Valid").cloned())
+            .filter(|v| v.status == "False");
+        if valid.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let valid = valid.expect("the retargeted canary reports the conflict");
+    assert_eq!(valid.reason, "TargetConflict");
+    assert!(
+        valid
+            .message
+            .contains("is already the target of canary podinfo.test"),
+        "{}",
+        valid.message
+    );
+    set_image(&c.client, NEW_IMAGE).await;
+    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
+    running.stop().await;
+}

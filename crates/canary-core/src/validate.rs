@@ -156,7 +156,7 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
         }
         _ => {}
     }
-    v.0
+    v.found
 }
 
 /// True for the provider names Flagger accepts, including `smi:<version>:<mesh>`.
@@ -231,11 +231,31 @@ pub(crate) fn http_match(v: &mut Problems, path: &str, m: &HttpMatch) {
     }
 }
 
+/// The largest compiled program a match's regular expression may have: far beyond what the
+/// meshes accept (Envoy's RE2 limits programs to 100 instructions by default), small enough
+/// that validating a spec full of them stays cheap.
+pub const MAX_REGEX_SIZE: usize = 256 * 1024;
+/// The most regular expressions a spec may hold.
+pub const MAX_REGEXES: usize = 100;
+
 fn string_match(v: &mut Problems, path: &str, m: &StringMatch) {
     let Some(pattern) = m.regex.as_deref() else {
         return;
     };
-    if let Err(e) = regex::Regex::new(pattern) {
+    v.regexes += 1;
+    if v.regexes > MAX_REGEXES {
+        if v.regexes == MAX_REGEXES + 1 {
+            v.push(
+                format!("{path}.regex"),
+                format!("too many regular expressions; a spec may hold at most {MAX_REGEXES}"),
+            );
+        }
+        return;
+    }
+    let built = regex::RegexBuilder::new(pattern)
+        .size_limit(MAX_REGEX_SIZE)
+        .build();
+    if let Err(e) = built {
         let reason = match e {
             regex::Error::CompiledTooBig(limit) => {
                 format!("compiles to more than {limit} bytes")
@@ -259,11 +279,15 @@ fn string_match(v: &mut Problems, path: &str, m: &StringMatch) {
 }
 
 #[derive(Default)]
-pub(crate) struct Problems(Vec<ValidationError>);
+pub(crate) struct Problems {
+    found: Vec<ValidationError>,
+    /// Regular expressions met so far.
+    regexes: usize,
+}
 
 impl Problems {
     pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ValidationError {
+        self.found.push(ValidationError {
             path: path.into(),
             message: message.into(),
         });
@@ -407,6 +431,29 @@ mod tests {
         assert!(
             text.contains("68 characters long; Service names have at most 63"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_spec_holds_a_bounded_number_of_regular_expressions() {
+        let mut spec = valid();
+        let a = spec.analysis.as_mut().expect("analysis");
+        a.r#match = (0..150)
+            .map(|i| crate::spec::HttpMatch {
+                uri: Some(crate::spec::StringMatch {
+                    regex: Some(format!("^/v{i}/.*$")),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let errors = validate(&spec);
+        assert_eq!(
+            errors,
+            vec![ValidationError {
+                path: "spec.analysis.match[100].uri.regex".into(),
+                message: "too many regular expressions; a spec may hold at most 100".into(),
+            }]
         );
     }
 

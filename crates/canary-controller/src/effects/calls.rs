@@ -9,14 +9,15 @@ use crate::crashpoints::{self, Class};
 use crate::events::stamp;
 use crate::{Context, Error, journal};
 
-/// True for the effects that make outside calls (webhooks, alerts): their progress is
-/// recorded, since they cannot be undone or deduplicated by flaggerd.
-pub fn calls_outside(ctx: &Context, canary: &Canary, effect: &Action) -> bool {
-    match effect {
-        Action::Alert(_) | Action::RunPostRolloutHooks { .. } => true,
-        Action::Emit(_) => !event_hooks(ctx, canary).is_empty(),
-        _ => false,
-    }
+/// True for the effects that must be recorded before they are carried out: an alert and
+/// the post-rollout webhooks only come with a status change, and cannot be undone. (Event
+/// webhooks follow their event: recorded with a step that changes the status, sent once per
+/// tick with one that does not.)
+pub fn needs_record(effect: &Action) -> bool {
+    matches!(
+        effect,
+        Action::Alert(_) | Action::RunPostRolloutHooks { .. }
+    )
 }
 
 /// The `event` webhooks of the canary, or `-event-webhook` when it has none.
@@ -43,13 +44,34 @@ fn event_hooks(ctx: &Context, canary: &Canary) -> Vec<canary_core::spec::Webhook
 impl Effects {
     /// The idempotency key of a call made by effect `index`: the same on every attempt,
     /// before and after a restart.
-    pub(super) fn call_key(&self, index: u32, kind: HookType, call: u32) -> String {
+    pub(super) fn call_key(&self, index: u32, kind: &str, call: u32) -> String {
         format!(
-            "{}:{}:{}:{index}.{call}",
+            "{}:{}:{kind}:{index}.{call}",
             self.canary.metadata.uid.as_deref().unwrap_or_default(),
             stamp(self.decided_at),
-            kind.as_str()
         )
+    }
+
+    /// Makes the outside call `key` once in this process: a retry of the effect (after a
+    /// failed event or progress write) gets the first outcome instead of calling again.
+    pub(super) async fn call_once<F, Fut>(&self, key: &str, call: F) -> Result<(), String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let (canary, work) = (self.id(), journal::work(self.decided_at));
+        if self.recorded
+            && let Some(outcome) = self.ctx.tasks.recall(&canary, &work, key)
+        {
+            return outcome;
+        }
+        let outcome = call().await;
+        if self.recorded {
+            self.ctx
+                .tasks
+                .remember(&canary, &work, key, outcome.clone());
+        }
+        outcome
     }
 
     /// Calls the post-rollout webhooks in order, each result an event, until one fails.
@@ -67,9 +89,12 @@ impl Effects {
             .unwrap_or_default();
         for (j, hook) in hooks.iter().enumerate().skip(calls_done as usize) {
             let j = j as u32;
-            let payload = canary_webhooks::Payload::new(&self.canary, phase, hook)
-                .with_key(self.call_key(index, HookType::PostRollout, j));
-            let outcome = self.ctx.webhooks.call(hook, &payload).await;
+            let key = self.call_key(index, HookType::PostRollout.as_str(), j);
+            let payload =
+                canary_webhooks::Payload::new(&self.canary, phase, hook).with_key(key.clone());
+            let outcome = self
+                .call_once(&key, || self.ctx.webhooks.call(hook, &payload))
+                .await;
             let point = format!("{} {}#{index}.{j}", self.id(), stamp(self.decided_at));
             crashpoints::reached(Class::Window, &format!("sent {point}")).await;
             let (warning, text) = canary_core::messages::post_rollout_result(&hook.name, &outcome);
@@ -110,8 +135,9 @@ impl Effects {
         let hooks = event_hooks(&self.ctx, &self.canary);
         for (j, hook) in hooks.iter().enumerate().skip(calls_done as usize) {
             let j = j as u32;
-            let mut payload = canary_webhooks::Payload::new(&self.canary, phase, hook)
-                .with_key(self.call_key(index, HookType::Event, j));
+            let key = self.call_key(index, HookType::Event.as_str(), j);
+            let mut payload =
+                canary_webhooks::Payload::new(&self.canary, phase, hook).with_key(key.clone());
             payload
                 .metadata
                 .insert("eventMessage".into(), e.message.clone());
@@ -122,7 +148,10 @@ impl Effects {
                 "timestamp".into(),
                 self.decided_at.timestamp_millis().to_string(),
             );
-            if let Err(err) = self.ctx.webhooks.call(hook, &payload).await {
+            let sent = self
+                .call_once(&key, || self.ctx.webhooks.call(hook, &payload))
+                .await;
+            if let Err(err) = sent {
                 tracing::debug!(canary = %self.id(), "event webhook {} failed: {err}", hook.name);
             }
             let point = format!("{} {}#{index}.{j}", self.id(), stamp(self.decided_at));
