@@ -1,7 +1,8 @@
-//! `cargo xtask bench isolation`: how long seed 004's release takes alone, and beside two
-//! canaries whose rollout webhook blocks for 45 s at every step (a `bash` task of the real
-//! loadtester). flaggerd runs with Flagger's two reconcile workers; the slow webhooks must
-//! not hold them, so the release stays within 10 % of its time alone.
+//! `cargo xtask bench isolation`: how long seed 004's release takes alone, and (for an
+//! identical canary in another namespace) beside two canaries whose rollout webhook blocks
+//! for 45 s at every step (a `bash` task of the real loadtester). flaggerd runs with
+//! Flagger's two reconcile workers; the slow webhooks must not hold them, so the release
+//! stays within 10 % of its time alone.
 
 use std::time::{Duration, Instant};
 
@@ -59,34 +60,51 @@ pub(crate) fn run() -> Result<()> {
     result
 }
 
+/// The two copies of seed 004's canary: the first released alone, the second beside the
+/// slow canaries. Each release is its workload's first, so both start the same way (with no
+/// traffic in Prometheus yet for the new revision).
+const MEASURED: [&str; 2] = ["test", "demo"];
+
 fn measure(cluster: &mut Cluster) -> Result<()> {
     let podinfo = include_str!("../e2e/podinfo.yaml");
-    for ns in ["test", SLOW_NAMESPACES[0], SLOW_NAMESPACES[1]] {
+    let all = [
+        MEASURED[0],
+        MEASURED[1],
+        SLOW_NAMESPACES[0],
+        SLOW_NAMESPACES[1],
+    ];
+    for ns in all {
         cluster.kubectl(&["create", "namespace", ns])?;
         cluster.apply(&podinfo.replace("namespace: test", &format!("namespace: {ns}")))?;
     }
     let seed = std::fs::read_to_string("crates/canary-core/tests/fixtures/004-istio.yaml")
         .context("seed 004's canary")?;
-    cluster.apply(&seed.replace(
+    let seed = seed.replace(
         "interval: 10s",
         &format!("interval: {}", crate::e2e::INTERVAL),
-    ))?;
+    );
+    for ns in MEASURED {
+        cluster.apply(
+            &seed
+                .replace(".test", &format!(".{ns}"))
+                .replace("namespace: test", &format!("namespace: {ns}")),
+        )?;
+    }
     for ns in SLOW_NAMESPACES {
         cluster.apply(&SLOW.replace("namespace: NS", &format!("namespace: {ns}")))?;
     }
-    for ns in ["test", SLOW_NAMESPACES[0], SLOW_NAMESPACES[1]] {
+    for ns in all {
         wait_for(cluster, ns, &["Initialized"], RELEASE_TIMEOUT)?;
     }
     println!(
-        "three canaries initialized: test/podinfo (seed 004, Istio), slow-a/podinfo and slow-b/podinfo (a 45 s webhook at each step)"
+        "four canaries initialized: test/podinfo and demo/podinfo (seed 004, Istio), slow-a/podinfo and slow-b/podinfo (a 45 s webhook at each step)"
     );
 
-    let alone = release(cluster, "6.0.1")?;
+    let alone = release(cluster, MEASURED[0])?;
     println!(
         "test/podinfo alone: promoted in {:.1}s",
         alone.as_secs_f64()
     );
-
     for ns in SLOW_NAMESPACES {
         set_image(cluster, ns, "6.0.1")?;
     }
@@ -95,9 +113,9 @@ fn measure(cluster: &mut Cluster) -> Result<()> {
     }
     // Let both slow canaries reach their first webhook call.
     std::thread::sleep(Duration::from_secs(5));
-    let beside = release(cluster, "6.0.2")?;
+    let beside = release(cluster, MEASURED[1])?;
     println!(
-        "test/podinfo beside two canaries blocked on 45 s webhooks: promoted in {:.1}s",
+        "demo/podinfo beside two canaries blocked on 45 s webhooks: promoted in {:.1}s",
         beside.as_secs_f64()
     );
     for ns in SLOW_NAMESPACES {
@@ -119,13 +137,13 @@ fn measure(cluster: &mut Cluster) -> Result<()> {
     Ok(())
 }
 
-/// Sets the image of test/podinfo and returns the time until it is promoted.
-fn release(cluster: &mut Cluster, tag: &str) -> Result<Duration> {
+/// Releases podinfo 6.0.1 in `ns` and returns the time until it is promoted.
+fn release(cluster: &mut Cluster, ns: &str) -> Result<Duration> {
     let started = Instant::now();
-    set_image(cluster, "test", tag)?;
-    let phase = wait_for(cluster, "test", &["Succeeded", "Failed"], RELEASE_TIMEOUT)?;
+    set_image(cluster, ns, "6.0.1")?;
+    let phase = wait_for(cluster, ns, &["Succeeded", "Failed"], RELEASE_TIMEOUT)?;
     if phase != "Succeeded" {
-        bail!("the release of {tag} ended {phase}");
+        bail!("the release in {ns} ended {phase}");
     }
     Ok(started.elapsed())
 }
