@@ -23,13 +23,13 @@ use axum::routing::post;
 use canary_api::Canary;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
 #[path = "support/cluster.rs"]
 mod support;
-use support::{deployment, kube_sim};
+use support::{deployment, kube_sim, set_image};
 
 /// One request a receiver got.
 #[derive(Clone, Debug, PartialEq)]
@@ -382,15 +382,7 @@ async fn release(rollback_after: Option<usize>, kills: Kills) -> (Outcome, Vec<C
     flaggerd
         .run_until(Duration::from_secs(120), phase("Initialized"))
         .await;
-    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
-    Api::<Deployment>::namespaced(client.clone(), "test")
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Strategic(&image),
-        )
-        .await
-        .expect("set image");
+    set_image(&client, "podinfo", "ghcr.io/stefanprodan/podinfo:6.0.1").await;
     let end = if rollback_after.is_some() {
         "Failed"
     } else {

@@ -5,14 +5,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use canary_api::Canary;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
 #[path = "support/cluster.rs"]
 mod support;
-use support::{deployment, free_port, kube_sim};
+use support::{deployment, free_port, kube_sim, reaches, set_image};
 
 const CANARY: &str = r#"
 apiVersion: flagger.app/v1beta1
@@ -58,7 +57,6 @@ fn kubectl(kubeconfig: &str, args: &[&str]) -> String {
 async fn the_binary_runs_a_release_against_kube_sim() {
     let (sim, client) = kube_sim().await;
     deployment(&client, "podinfo", 2).await;
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
     let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
     canaries
         .create(
@@ -96,34 +94,15 @@ async fn the_binary_runs_a_release_against_kube_sim() {
         out
     });
 
-    let phase = |c: &Canary| c.status.as_ref().and_then(|s| s.phase);
-    let wait = |want: canary_core::Phase| {
-        let canaries = canaries.clone();
-        async move {
-            for _ in 0..400 {
-                if canaries.get("podinfo").await.ok().as_ref().and_then(phase) == Some(want) {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            false
-        }
-    };
+    let wait =
+        |want: canary_core::Phase| reaches(&client, "podinfo", want, Duration::from_secs(20));
     assert!(wait(canary_core::Phase::Initialized).await, "initialized");
     let kc = kubeconfig.clone();
     let table = tokio::task::spawn_blocking(move || kubectl(&kc, &["get", "canaries", "-A"]))
         .await
         .expect("kubectl");
     assert!(table.contains("Initialized"), "{table}");
-    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Strategic(&image),
-        )
-        .await
-        .expect("set image");
+    set_image(&client, "podinfo", "ghcr.io/stefanprodan/podinfo:6.0.1").await;
     assert!(wait(canary_core::Phase::Succeeded).await, "promoted");
     let kc = kubeconfig.clone();
     let table = tokio::task::spawn_blocking(move || kubectl(&kc, &["get", "canaries", "-A"]))
@@ -194,7 +173,6 @@ async fn the_binary_starts_through_api_errors_and_among_canaries_it_cannot_run()
     for name in ["podinfo", "overflow", "forever"] {
         deployment(&client, name, 1).await;
     }
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "test");
     let gvk = kube::core::GroupVersionKind::gvk("flagger.app", "v1beta1", "Canary");
     let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -288,29 +266,10 @@ async fn the_binary_starts_through_api_errors_and_among_canaries_it_cannot_run()
     );
     sim.faults().set(kube_sim::FaultConfig::default());
 
-    let phase = |c: &Canary| c.status.as_ref().and_then(|s| s.phase);
-    let wait = |want: canary_core::Phase| {
-        let canaries = canaries.clone();
-        async move {
-            for _ in 0..600 {
-                if canaries.get("podinfo").await.ok().as_ref().and_then(phase) == Some(want) {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            false
-        }
-    };
+    let wait =
+        |want: canary_core::Phase| reaches(&client, "podinfo", want, Duration::from_secs(30));
     assert!(wait(canary_core::Phase::Initialized).await, "initialized");
-    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
-    deploys
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Strategic(&image),
-        )
-        .await
-        .expect("set image");
+    set_image(&client, "podinfo", "ghcr.io/stefanprodan/podinfo:6.0.1").await;
     assert!(wait(canary_core::Phase::Succeeded).await, "promoted");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = child.kill().await;

@@ -48,3 +48,35 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Waits up to `limit` for the canary `name` in `test` to reach `want`; false if it does not.
+pub async fn reaches(
+    client: &kube::Client,
+    name: &str,
+    want: canary_core::Phase,
+    limit: std::time::Duration,
+) -> bool {
+    let canaries: Api<canary_api::Canary> = Api::namespaced(client.clone(), "test");
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        let phase = canaries.get(name).await.ok().and_then(|c| c.status?.phase);
+        if phase == Some(want) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// `kubectl -n test set image deployment/<name> podinfod=<image>`.
+pub async fn set_image(client: &kube::Client, name: &str, image: &str) {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}});
+    Api::<Deployment>::namespaced(client.clone(), "test")
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(&patch),
+        )
+        .await
+        .expect("set image");
+}
