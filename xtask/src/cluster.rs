@@ -89,8 +89,24 @@ fn wait_for_port(name: &str, port: u16, child: &mut Child, log: &Path) -> Result
 
 impl Cluster {
     /// Starts every process. `flaggerd_args` are added to flaggerd's flags (the mesh
-    /// provider, say).
+    /// provider, say). Ports are picked free and then bound by the process; when another
+    /// program takes one in between, the whole cluster is started again on new ports.
     pub(crate) fn start(bin: &Path, name: &str, flaggerd_args: &[&str]) -> Result<Cluster> {
+        let mut attempt = 1;
+        loop {
+            match Cluster::start_once(bin, name, flaggerd_args) {
+                Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                    println!(
+                        "  a port was taken while the cluster started; starting it again: {e:#}"
+                    );
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(bin: &Path, name: &str, flaggerd_args: &[&str]) -> Result<Cluster> {
         let dir = std::env::temp_dir().join(format!("flaggerd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -179,7 +195,24 @@ impl Cluster {
             .args(flaggerd_args);
         cluster.proxied(&mut flaggerd);
         cluster.spawn("flaggerd", flaggerd_port, &mut flaggerd)?;
+        // A port answering may be another program's that took it first: a process that
+        // lost its port exits at once, with the reason in its log.
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.check_started()?;
         Ok(cluster)
+    }
+
+    /// Fails, with the process's log, when one of them has exited.
+    fn check_started(&mut self) -> Result<()> {
+        for (name, child) in &mut self.processes {
+            if let Some(status) = child.try_wait()? {
+                let log = self.dir.join(format!("{name}.log"));
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: String = tail.lines().take(5).collect::<Vec<_>>().join("\n");
+                bail!("{name} exited ({status}) while the cluster started: {tail}");
+            }
+        }
+        Ok(())
     }
 
     /// In a mesh, a sidecar captures a pod's outgoing connections whatever the program. Here
