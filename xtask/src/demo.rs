@@ -10,23 +10,38 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cluster::{self, Cluster};
+use crate::cluster::{self, Cluster, Flagger, Kind};
 use crate::e2e::{self, Play};
 
 const CANARY: &str = "crates/canary-core/tests/fixtures/004-istio.yaml";
 
+/// The demo's cluster when `--cluster` is not given (see the README for why).
+pub(crate) const DEFAULT_CLUSTER: Kind = Kind::Sim;
+
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let keep = match args {
+    let (kind, rest) = Kind::from_args(args, DEFAULT_CLUSTER)?;
+    let keep = match rest.as_slice() {
         [] => false,
         [k] if k == "--keep" => true,
-        other => bail!("usage: cargo xtask demo [--keep] (got {other:?})"),
+        other => bail!("usage: cargo xtask demo [--cluster real|sim] [--keep] (got {other:?})"),
     };
-    install_programs()?;
-    let bin = cluster::build()?;
+    install_programs(kind)?;
+    let bin = cluster::build(kind)?;
     println!("\nflaggerd demo: seed 004's podinfo canary on a local cluster");
-    println!("  starting kube-sim (the API server), mesh-sim (the Istio data plane), Prometheus,");
+    match kind {
+        Kind::Sim => println!(
+            "  starting kube-sim (the API server), mesh-sim (the Istio data plane), Prometheus,"
+        ),
+        Kind::Real => println!(
+            "  starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK (the node),\n  mesh-sim (the Istio data plane), Prometheus,"
+        ),
+    }
     println!("  the loadtester and flaggerd, each a process on 127.0.0.1 ...");
-    let mut c = Cluster::start(&bin, "demo", &[])?;
+    let flagger = Flagger {
+        namespace: "istio-system",
+        args: &[],
+    };
+    let mut c = Cluster::start(kind, &bin, "demo", &flagger)?;
     println!("  kubeconfig: {}", c.kubeconfig.display());
     println!(
         "  Prometheus: {}   mesh-sim proxy: {}",
@@ -119,6 +134,12 @@ fn secs(d: Duration) -> u64 {
 fn keep_up(c: &Cluster) {
     println!("\nThe cluster stays up (--keep). In another terminal:");
     println!("  export KUBECONFIG={}", c.kubeconfig.display());
+    if let Some(dir) = c.kubectl_dir() {
+        println!(
+            "  export PATH={}:$PATH   # kubectl of the API server's version",
+            dir.display()
+        );
+    }
     println!("  kubectl -n test get canaries");
     println!("  kubectl -n test describe canary/podinfo");
     println!(
@@ -126,14 +147,23 @@ fn keep_up(c: &Cluster) {
     );
     println!("  kubectl -n test wait canary/podinfo --for=condition=promoted --timeout=2m");
     println!("  http_proxy={} curl http://podinfo.test:9898/", c.proxy);
+    if c.kind == Kind::Real {
+        println!("  kubectl get pods -n test");
+        println!("  kubectl -n istio-system logs deploy/flagger -f | jq .msg");
+        println!(
+            "  kubectl -n test exec -it deploy/flagger-loadtester -- sh -c 'curl http://podinfo-canary.test:9898/status/500'"
+        );
+        println!("  kubectl -n istio-system port-forward svc/istio-ingressgateway 8080:80 &");
+        println!("  curl -H 'Host: podinfo.test' http://localhost:8080/");
+    }
     println!("Press Enter here to stop it.");
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
 }
 
 /// Installs Debian's prometheus and hey when root; otherwise names the command to run.
-fn install_programs() -> Result<()> {
-    let missing = cluster::missing_programs();
+fn install_programs(kind: Kind) -> Result<()> {
+    let missing = cluster::missing_programs(kind);
     if missing.is_empty() {
         return Ok(());
     }
@@ -143,7 +173,7 @@ fn install_programs() -> Result<()> {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !is_root {
-        return e2e::require_programs();
+        return e2e::require_programs(kind);
     }
     println!("installing {} from Debian", packages.join(" "));
     // Only the binaries are needed: keep Debian from starting the prometheus service.
@@ -161,5 +191,5 @@ fn install_programs() -> Result<()> {
     if !update.is_ok_and(|s| s.success()) || !install.is_ok_and(|s| s.success()) {
         bail!("apt-get install -y {} failed", packages.join(" "));
     }
-    e2e::require_programs()
+    e2e::require_programs(kind)
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Binaries, Cluster, Flagger, Kind};
 
 /// The analysis interval of every scenario (the seeds use 10 s to 1 m).
 pub(crate) const INTERVAL: &str = "2s";
@@ -26,65 +26,80 @@ pub(crate) const INTERVAL: &str = "2s";
 const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
 
 const PODINFO: &str = include_str!("../e2e/podinfo.yaml");
+const LOADTESTER: &str = include_str!("../e2e/loadtester.yaml");
 const FIXTURES: &str = "crates/canary-core/tests/fixtures";
 
-/// One scenario: its name, the seed it plays, and its steps.
+/// One scenario: its name, the seed it plays, flaggerd's namespace in that seed's install
+/// guide, and its steps.
 struct Scenario {
     name: &'static str,
     what: &'static str,
+    flagger: &'static str,
     run: fn(&mut Play<'_>) -> Result<()>,
 }
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "appmesh-000",
+        flagger: "appmesh-system",
         what: "seed 000: App Mesh workshop, the mis-indented spec rejected, then a promotion and a failed release",
         run: appmesh_workshop,
     },
     Scenario {
         name: "appmesh-002",
+        flagger: "appmesh-system",
         what: "seed 002: App Mesh v1beta2 automated promotion",
         run: appmesh_promotion,
     },
     Scenario {
         name: "appmesh-ab-header",
+        flagger: "appmesh-system",
         what: "seed 002: App Mesh A/B testing, X-Canary header",
         run: |p| ab_testing(p, "002-appmesh-ab-header.yaml"),
     },
     Scenario {
         name: "appmesh-ab-cookie",
+        flagger: "appmesh-system",
         what: "seed 002: App Mesh A/B testing, canary=insider cookie",
         run: |p| ab_testing(p, "002-appmesh-ab-cookie.yaml"),
     },
     Scenario {
         name: "linkerd-001",
+        flagger: "linkerd",
         what: "seed 001: Linkerd (SMI TrafficSplit) promotion",
         run: linkerd,
     },
     Scenario {
         name: "istio-004",
+        flagger: "istio-system",
         what: "seed 004: Istio promotion, then a rollback on HTTP 500s",
         run: istio_errors,
     },
     Scenario {
         name: "istio-latency",
+        flagger: "istio-system",
         what: "seeds 004 and 002: Istio rollback on latency (curl /delay/1)",
         run: istio_latency,
     },
     Scenario {
         name: "kubernetes-bluegreen",
+        flagger: "flagger-system",
         what: "blue/green with the kubernetes provider (no mesh), iterations",
         run: blue_green,
     },
     Scenario {
         name: "configmap-trigger",
+        flagger: "flagger-system",
         what: "a ConfigMap change triggers the analysis; the primary gets its own copy",
         run: configmap_trigger,
     },
 ];
 
-/// Runs the named scenarios (all when none is named).
-pub(crate) fn run(names: &[String]) -> Result<()> {
+/// Runs the named scenarios (all when none is named) on the cluster kind of `--cluster`
+/// (`sim` by default).
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let (kind, names) = Kind::from_args(args, Kind::Sim)?;
+    let names = names.as_slice();
     let unknown: Vec<&String> = names
         .iter()
         .filter(|n| !SCENARIOS.iter().any(|s| s.name == n.as_str()))
@@ -96,17 +111,17 @@ pub(crate) fn run(names: &[String]) -> Result<()> {
             all.join(", ")
         );
     }
-    require_programs()?;
-    let bin = crate::cluster::build()?;
+    require_programs(kind)?;
+    let bin = crate::cluster::build(kind)?;
     let started = Instant::now();
     let mut results = Vec::new();
     for s in SCENARIOS
         .iter()
         .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
     {
-        println!("\n=== {}: {}", s.name, s.what);
+        println!("\n=== {} ({} cluster): {}", s.name, kind.name(), s.what);
         let t = Instant::now();
-        let outcome = play(&bin, s);
+        let outcome = play(kind, &bin, s);
         let secs = t.elapsed().as_secs_f64();
         match &outcome {
             Ok(()) => println!("PASS {} ({secs:.1}s)", s.name),
@@ -114,7 +129,11 @@ pub(crate) fn run(names: &[String]) -> Result<()> {
         }
         results.push((s.name, outcome.is_ok(), secs));
     }
-    println!("\ne2e summary ({:.0}s):", started.elapsed().as_secs_f64());
+    println!(
+        "\ne2e summary, {} cluster ({:.0}s):",
+        kind.name(),
+        started.elapsed().as_secs_f64()
+    );
     for (name, ok, secs) in &results {
         println!(
             "  {} {name} ({secs:.1}s)",
@@ -129,8 +148,8 @@ pub(crate) fn run(names: &[String]) -> Result<()> {
 }
 
 /// Fails, naming the Debian packages to install, when a program the cluster runs is missing.
-pub(crate) fn require_programs() -> Result<()> {
-    let missing = crate::cluster::missing_programs();
+pub(crate) fn require_programs(kind: Kind) -> Result<()> {
+    let missing = crate::cluster::missing_programs(kind);
     if missing.is_empty() {
         return Ok(());
     }
@@ -146,8 +165,12 @@ pub(crate) fn require_programs() -> Result<()> {
     )
 }
 
-fn play(bin: &Path, s: &Scenario) -> Result<()> {
-    let mut cluster = Cluster::start(bin, s.name, &[])?;
+fn play(kind: Kind, bin: &Binaries, s: &Scenario) -> Result<()> {
+    let flagger = Flagger {
+        namespace: s.flagger,
+        args: &[],
+    };
+    let mut cluster = Cluster::start(kind, bin, s.name, &flagger)?;
     let result = {
         let mut p = Play::new(&mut cluster);
         let result = (s.run)(&mut p);
@@ -233,14 +256,25 @@ impl<'c> Play<'c> {
         Ok(out)
     }
 
-    /// Creates the namespace and applies podinfo (Deployment and HPA) into it.
+    /// Creates the namespace, installs the load tester in it and applies podinfo (Deployment
+    /// and HPA) into it, as the seeds do.
     pub(crate) fn podinfo(&mut self, ns: &str) -> Result<()> {
         self.kubectl(&["create", "namespace", ns])?;
+        self.loadtester(ns)?;
         println!(
             "$ kubectl apply -f podinfo.yaml   # Deployment and HPA, as Flagger's kustomize/podinfo"
         );
         self.cluster
             .apply(&PODINFO.replace("namespace: test", &format!("namespace: {ns}")))?;
+        Ok(())
+    }
+
+    /// Installs the load tester in `ns`, as `kubectl apply -k .../kustomize/tester` does.
+    pub(crate) fn loadtester(&mut self, ns: &str) -> Result<()> {
+        println!(
+            "$ kubectl apply -k https://github.com/fluxcd/flagger//kustomize/tester?ref=main   # as xtask/e2e/loadtester.yaml"
+        );
+        self.cluster.apply_in(ns, LOADTESTER)?;
         Ok(())
     }
 
@@ -748,6 +782,7 @@ fn blue_green(p: &mut Play<'_>) -> Result<()> {
 
 fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
     p.kubectl(&["create", "namespace", "test"])?;
+    p.loadtester("test")?;
     println!(
         "$ kubectl apply -f podinfo-configmap.yaml   # podinfo reading PODINFO_UI_MESSAGE from a ConfigMap"
     );

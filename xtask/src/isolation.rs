@@ -48,9 +48,14 @@ spec:
 const SLOW_NAMESPACES: [&str; 2] = ["slow-a", "slow-b"];
 
 pub(crate) fn run() -> Result<()> {
-    crate::e2e::require_programs()?;
-    let bin = crate::cluster::build()?;
-    let mut cluster = Cluster::start(&bin, "bench-isolation", &[])?;
+    let kind = crate::cluster::Kind::Sim;
+    crate::e2e::require_programs(kind)?;
+    let bin = crate::cluster::build(kind)?;
+    let flagger = crate::cluster::Flagger {
+        namespace: "istio-system",
+        args: &[],
+    };
+    let mut cluster = Cluster::start(kind, &bin, "bench-isolation", &flagger)?;
     let result = measure(&mut cluster);
     let dir = cluster.dir.clone();
     cluster.stop(result.is_err());

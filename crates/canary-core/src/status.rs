@@ -153,7 +153,7 @@ pub struct StepRecord {
     /// idempotency keys.
     pub decided_at: DateTime<Utc>,
     /// The effects, in order.
-    #[schemars(schema_with = "crate::spec::free_object_list")]
+    #[schemars(schema_with = "effect_list")]
     pub effects: Vec<crate::Action>,
     /// Effects carried out and recorded as done. Effects with outside calls (webhooks,
     /// alerts) record their progress; the others are safe to carry out again.
@@ -169,6 +169,16 @@ impl StepRecord {
     pub fn finished(&self) -> bool {
         self.done as usize >= self.effects.len()
     }
+}
+
+/// Schema of `status.step.effects`: an effect with fields is an object (`{"setRoutes": ...}`),
+/// one without is its name (`"initialize"`), so each item is any JSON value the API server
+/// keeps as it is (no `type`, which a structural schema allows with preserve-unknown-fields).
+fn effect_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": { "x-kubernetes-preserve-unknown-fields": true }
+    })
 }
 
 fn is_zero(n: &u32) -> bool {

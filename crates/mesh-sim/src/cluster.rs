@@ -1,9 +1,16 @@
-//! What mesh-sim knows of the cluster: the objects that decide where a request goes, read
-//! from the API server (kube-sim) by listing them, and kept as plain JSON so the routing
-//! rules ([`crate::routing`]) stay pure functions of a [`Snapshot`].
+//! What mesh-sim knows of the cluster: the objects that decide where a request goes, kept
+//! fresh by one watch per kind (as a mesh's control plane watches the API server), and kept
+//! as plain JSON so the routing rules ([`crate::routing`]) stay pure functions of a
+//! [`Snapshot`].
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 
 /// One list of objects per kind mesh-sim routes by. A kind whose CRD is not installed is
@@ -12,8 +19,16 @@ use serde_json::Value;
 pub struct Snapshot {
     /// core/v1 Services.
     pub services: Vec<Value>,
-    /// apps/v1 Deployments (their pod template labels and ready replicas are the endpoints).
+    /// apps/v1 Deployments (their pod template labels and ready replicas are the endpoints
+    /// where the API server has no EndpointSlices, as kube-sim).
     pub deployments: Vec<Value>,
+    /// core/v1 Pods (the endpoints' images and owners).
+    pub pods: Vec<Value>,
+    /// discovery.k8s.io/v1 EndpointSlices: a Service's ready endpoints, as kube-proxy and the
+    /// meshes take them.
+    pub endpoint_slices: Vec<Value>,
+    /// Whether the API server serves EndpointSlices; if so they alone decide the endpoints.
+    pub has_endpoint_slices: bool,
     /// networking.istio.io VirtualServices.
     pub istio: Vec<Value>,
     /// split.smi-spec.io TrafficSplits (Linkerd, OSM).
@@ -28,93 +43,217 @@ pub struct Snapshot {
     pub appmesh_nodes: Vec<Value>,
 }
 
-/// The kinds read, as (group, versions to try in order, kind, plural).
-const KINDS: [(&str, &[&str], &str, &str); 8] = [
-    ("", &["v1"], "Service", "services"),
-    ("apps", &["v1"], "Deployment", "deployments"),
-    (
-        "networking.istio.io",
-        &["v1", "v1beta1"],
-        "VirtualService",
-        "virtualservices",
-    ),
-    (
-        "split.smi-spec.io",
-        &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"],
-        "TrafficSplit",
-        "trafficsplits",
-    ),
-    (
-        "gateway.networking.k8s.io",
-        &["v1", "v1beta1"],
-        "HTTPRoute",
-        "httproutes",
-    ),
-    (
-        "appmesh.k8s.aws",
-        &["v1beta2"],
-        "VirtualService",
-        "virtualservices",
-    ),
-    (
-        "appmesh.k8s.aws",
-        &["v1beta2"],
-        "VirtualRouter",
-        "virtualrouters",
-    ),
-    (
-        "appmesh.k8s.aws",
-        &["v1beta2"],
-        "VirtualNode",
-        "virtualnodes",
-    ),
+/// One kind mesh-sim reads: group, versions to try in order, kind, plural, and where its
+/// objects go in the [`Snapshot`].
+struct KindSpec {
+    group: &'static str,
+    versions: &'static [&'static str],
+    kind: &'static str,
+    plural: &'static str,
+    slot: fn(&mut Snapshot) -> &mut Vec<Value>,
+}
+
+const KINDS: [KindSpec; 10] = [
+    KindSpec {
+        group: "",
+        versions: &["v1"],
+        kind: "Service",
+        plural: "services",
+        slot: |s| &mut s.services,
+    },
+    KindSpec {
+        group: "apps",
+        versions: &["v1"],
+        kind: "Deployment",
+        plural: "deployments",
+        slot: |s| &mut s.deployments,
+    },
+    KindSpec {
+        group: "",
+        versions: &["v1"],
+        kind: "Pod",
+        plural: "pods",
+        slot: |s| &mut s.pods,
+    },
+    KindSpec {
+        group: "discovery.k8s.io",
+        versions: &["v1"],
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        slot: |s| &mut s.endpoint_slices,
+    },
+    KindSpec {
+        group: "networking.istio.io",
+        versions: &["v1", "v1beta1"],
+        kind: "VirtualService",
+        plural: "virtualservices",
+        slot: |s| &mut s.istio,
+    },
+    KindSpec {
+        group: "split.smi-spec.io",
+        versions: &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"],
+        kind: "TrafficSplit",
+        plural: "trafficsplits",
+        slot: |s| &mut s.splits,
+    },
+    KindSpec {
+        group: "gateway.networking.k8s.io",
+        versions: &["v1", "v1beta1"],
+        kind: "HTTPRoute",
+        plural: "httproutes",
+        slot: |s| &mut s.httproutes,
+    },
+    KindSpec {
+        group: "appmesh.k8s.aws",
+        versions: &["v1beta2"],
+        kind: "VirtualService",
+        plural: "virtualservices",
+        slot: |s| &mut s.appmesh_services,
+    },
+    KindSpec {
+        group: "appmesh.k8s.aws",
+        versions: &["v1beta2"],
+        kind: "VirtualRouter",
+        plural: "virtualrouters",
+        slot: |s| &mut s.appmesh_routers,
+    },
+    KindSpec {
+        group: "appmesh.k8s.aws",
+        versions: &["v1beta2"],
+        kind: "VirtualNode",
+        plural: "virtualnodes",
+        slot: |s| &mut s.appmesh_nodes,
+    },
 ];
 
+/// How often a kind the API server does not serve (a mesh's CRD not installed yet) is
+/// looked for again.
+const NOT_SERVED_RETRY: Duration = Duration::from_secs(2);
+
 impl Snapshot {
-    /// Lists every kind in all namespaces. A kind the server does not serve (404) is empty;
-    /// any other error is returned, so a caller keeps its previous snapshot.
+    /// Lists every kind in all namespaces once. A kind the server does not serve (404) is
+    /// empty; any other error is returned.
     pub async fn load(client: &Client) -> Result<Snapshot, kube::Error> {
-        let mut lists = Vec::with_capacity(KINDS.len());
-        for (group, versions, kind, plural) in KINDS {
-            lists.push(list_first_served(client, group, versions, kind, plural).await?);
+        let mut snapshot = Snapshot::default();
+        for spec in &KINDS {
+            if let Some((resource, items)) = list_first_served(client, spec).await? {
+                if resource.plural == "endpointslices" {
+                    snapshot.has_endpoint_slices = true;
+                }
+                *(spec.slot)(&mut snapshot) = items;
+            }
         }
-        let mut it = lists.into_iter();
-        let mut next = || it.next().unwrap_or_default();
-        Ok(Snapshot {
-            services: next(),
-            deployments: next(),
-            istio: next(),
-            splits: next(),
-            httproutes: next(),
-            appmesh_services: next(),
-            appmesh_routers: next(),
-            appmesh_nodes: next(),
-        })
+        Ok(snapshot)
     }
+}
+
+/// Keeps `shared` fresh: one task per kind lists it, then follows its watch (relisting
+/// after an error or an expired watch), and writes the kind's list into the snapshot on
+/// every change, so a route or an endpoint is seen within milliseconds of its change.
+pub(crate) fn watch_all(
+    client: Client,
+    shared: Arc<RwLock<Snapshot>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    KINDS
+        .iter()
+        .map(|spec| tokio::spawn(watch_kind(client.clone(), spec, shared.clone())))
+        .collect()
+}
+
+async fn watch_kind(client: Client, spec: &'static KindSpec, shared: Arc<RwLock<Snapshot>>) {
+    let resource = loop {
+        match served_resource(&client, spec).await {
+            Ok(Some(r)) => break r,
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot look up {}: {e}", spec.plural),
+        }
+        tokio::time::sleep(NOT_SERVED_RETRY).await;
+    };
+    if resource.plural == "endpointslices" {
+        write(&shared).has_endpoint_slices = true;
+    }
+    let api: Api<DynamicObject> = Api::all_with(client, &resource);
+    let mut objects: BTreeMap<(String, String), Value> = BTreeMap::new();
+    let mut next: BTreeMap<(String, String), Value> = BTreeMap::new();
+    let stream = watcher::watcher(api, watcher::Config::default());
+    futures::pin_mut!(stream);
+    let mut failing = false;
+    while let Some(event) = stream.next().await {
+        let changed = match event {
+            Ok(Event::Apply(o)) => {
+                objects.insert(key(&o), to_value(o));
+                true
+            }
+            Ok(Event::Delete(o)) => objects.remove(&key(&o)).is_some(),
+            Ok(Event::Init) => {
+                next.clear();
+                false
+            }
+            Ok(Event::InitApply(o)) => {
+                next.insert(key(&o), to_value(o));
+                false
+            }
+            Ok(Event::InitDone) => {
+                objects = std::mem::take(&mut next);
+                true
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(
+                        "watch of {} failed (routing on the last view): {e}",
+                        spec.plural
+                    );
+                }
+                failing = true;
+                continue;
+            }
+        };
+        failing = false;
+        if changed {
+            *(spec.slot)(&mut write(&shared)) = objects.values().cloned().collect();
+        }
+    }
+}
+
+fn write(shared: &RwLock<Snapshot>) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
+    shared.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn key(o: &DynamicObject) -> (String, String) {
+    (
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn to_value(o: DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+/// The first of the kind's versions the server serves, or None.
+async fn served_resource(
+    client: &Client,
+    spec: &KindSpec,
+) -> Result<Option<ApiResource>, kube::Error> {
+    Ok(list_first_served(client, spec).await?.map(|(r, _)| r))
 }
 
 async fn list_first_served(
     client: &Client,
-    group: &str,
-    versions: &[&str],
-    kind: &str,
-    plural: &str,
-) -> Result<Vec<Value>, kube::Error> {
-    for version in versions {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    spec: &KindSpec,
+) -> Result<Option<(ApiResource, Vec<Value>)>, kube::Error> {
+    for version in spec.versions {
+        let gvk = GroupVersionKind::gvk(spec.group, version, spec.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, spec.plural);
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         match api.list(&ListParams::default()).await {
             Ok(list) => {
-                return Ok(list
-                    .items
-                    .into_iter()
-                    .filter_map(|o| serde_json::to_value(o).ok())
-                    .collect());
+                let items = list.items.into_iter().map(to_value).collect();
+                return Ok(Some((resource, items)));
             }
             Err(kube::Error::Api(e)) if e.code == 404 => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(Vec::new())
+    Ok(None)
 }

@@ -19,31 +19,19 @@ pub mod routing;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cluster::Snapshot;
 
 /// How mesh-sim runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// The loopback port of the proxy (0 picks a free one).
     pub port: u16,
     /// Hosts served by processes outside the cluster's workloads, as `host -> ip:port`
     /// (`flagger-loadtester.test -> 127.0.0.1:8080`).
     pub upstreams: BTreeMap<String, String>,
-    /// How often the cluster's objects are read again.
-    pub refresh: Duration,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            port: 0,
-            upstreams: BTreeMap::new(),
-            refresh: Duration::from_millis(200),
-        }
-    }
-}
 
 /// A running mesh-sim: the proxy, and the task that keeps its view of the cluster fresh.
 pub struct MeshSim {
@@ -52,40 +40,17 @@ pub struct MeshSim {
 }
 
 impl MeshSim {
-    /// Reads the cluster once (so the first request is routed), then serves.
+    /// Reads the cluster once (so the first request is routed), then serves while watching
+    /// it.
     pub async fn start(client: kube::Client, options: Options) -> anyhow::Result<MeshSim> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(proxy::Proxy::new(options.upstreams)?);
         *state.snapshot.write().unwrap_or_else(|e| e.into_inner()) =
             Snapshot::load(&client).await?;
-        let refresher = {
-            let state = state.clone();
-            tokio::spawn(async move {
-                let mut failing = false;
-                loop {
-                    tokio::time::sleep(options.refresh).await;
-                    match Snapshot::load(&client).await {
-                        Ok(s) => {
-                            failing = false;
-                            *state.snapshot.write().unwrap_or_else(|e| e.into_inner()) = s;
-                        }
-                        Err(e) if !failing => {
-                            failing = true;
-                            tracing::warn!(
-                                "cannot read the cluster (routing on the last view): {e}"
-                            );
-                        }
-                        Err(_) => {}
-                    }
-                }
-            })
-        };
-        let server = tokio::spawn(proxy::serve(listener, state));
-        Ok(MeshSim {
-            addr,
-            tasks: vec![refresher, server],
-        })
+        let mut tasks = cluster::watch_all(client, state.snapshot.clone());
+        tasks.push(tokio::spawn(proxy::serve(listener, state)));
+        Ok(MeshSim { addr, tasks })
     }
 
     /// The proxy's address: `http_proxy=http://<addr>`.

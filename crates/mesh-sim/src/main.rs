@@ -3,13 +3,10 @@
 //! `mesh-sim --kubeconfig /tmp/kube-sim.yaml --port 8899 --upstream flagger-loadtester.test=127.0.0.1:8080`
 //! then `http_proxy=http://127.0.0.1:8899 curl http://podinfo.test:9898/`.
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
 use mesh_sim::{MeshSim, Options};
 
-const USAGE: &str =
-    "usage: mesh-sim --kubeconfig FILE [--port N] [--upstream HOST=IP:PORT]... [--refresh-ms MS]";
+const USAGE: &str = "usage: mesh-sim --kubeconfig FILE [--port N] [--upstream HOST=IP:PORT]...";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -35,13 +32,6 @@ async fn main() -> anyhow::Result<()> {
             "--kubeconfig" => kubeconfig = Some(value),
             "--port" => {
                 options.port = value.parse().with_context(|| format!("--port {value:?}"))?
-            }
-            "--refresh-ms" => {
-                options.refresh = Duration::from_millis(
-                    value
-                        .parse()
-                        .with_context(|| format!("--refresh-ms {value:?}"))?,
-                )
             }
             "--upstream" => {
                 let (host, addr) = value

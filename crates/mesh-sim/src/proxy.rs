@@ -29,7 +29,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The proxy's shared state.
 pub(crate) struct Proxy {
-    pub(crate) snapshot: RwLock<Snapshot>,
+    pub(crate) snapshot: Arc<RwLock<Snapshot>>,
     upstreams: BTreeMap<String, String>,
     pub(crate) metrics: Metrics,
     backends: Mutex<BTreeMap<Workload, Router>>,
@@ -42,7 +42,7 @@ type Shared = Arc<Proxy>;
 impl Proxy {
     pub(crate) fn new(upstreams: BTreeMap<String, String>) -> Result<Proxy, reqwest::Error> {
         Ok(Proxy {
-            snapshot: RwLock::new(Snapshot::default()),
+            snapshot: Arc::new(RwLock::new(Snapshot::default())),
             upstreams,
             metrics: Metrics::default(),
             backends: Mutex::new(BTreeMap::new()),

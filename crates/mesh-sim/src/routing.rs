@@ -60,7 +60,7 @@ impl Request {
 pub struct Workload {
     /// Its namespace.
     pub namespace: String,
-    /// The Deployment's name (`podinfo`, `podinfo-primary`).
+    /// The workload's name: the Deployment (`podinfo`, `podinfo-primary`) or DaemonSet.
     pub deployment: String,
     /// The first container's image (its tag is the version podinfo reports).
     pub image: String,
@@ -635,9 +635,22 @@ fn gateway_match(m: &Value, req: &Request) -> Option<(bool, usize, usize)> {
     (path_ok && method_ok && headers_ok).then_some((kind == "Exact", value.len(), headers.len()))
 }
 
-/// A ready Deployment selected by the Service.
+/// A ready endpoint of the Service: from its EndpointSlices where the API server has them
+/// (a real one), else a ready Deployment its selector picks (kube-sim serves no Pods).
 fn endpoint(s: &Snapshot, svc: &ServiceRef, pick: &mut dyn Pick) -> Result<Workload, String> {
     let service = service(s, svc).ok_or_else(|| format!("no Service {}/{}", svc.0, svc.1))?;
+    let no_upstream = || {
+        format!(
+            "no healthy upstream: no ready pod matches the selector of Service {}/{}",
+            svc.0, svc.1
+        )
+    };
+    if s.has_endpoint_slices {
+        let ready = ready_pods(s, svc);
+        let pod = weighted(&ready.into_iter().map(|p| (p, 1)).collect::<Vec<_>>(), pick)
+            .ok_or_else(no_upstream)?;
+        return Ok(pod_workload(&svc.0, pod));
+    }
     let selector = service["spec"]["selector"]
         .as_object()
         .filter(|m| !m.is_empty())
@@ -653,12 +666,7 @@ fn endpoint(s: &Snapshot, svc: &ServiceRef, pick: &mut dyn Pick) -> Result<Workl
         .map(|d| (d, d["status"]["availableReplicas"].as_u64().unwrap_or(0)))
         .filter(|(_, n)| *n > 0)
         .collect();
-    let d = weighted(&ready, pick).ok_or_else(|| {
-        format!(
-            "no healthy upstream: no ready pod matches the selector of Service {}/{}",
-            svc.0, svc.1
-        )
-    })?;
+    let d = weighted(&ready, pick).ok_or_else(no_upstream)?;
     let deployment = name_of(d).to_string();
     let template = &d["spec"]["template"];
     let image = template["spec"]["containers"][0]["image"]
@@ -676,6 +684,57 @@ fn endpoint(s: &Snapshot, svc: &ServiceRef, pick: &mut dyn Pick) -> Result<Workl
         deployment,
         image,
     })
+}
+
+/// The pods behind a Service's ready endpoints (EndpointSlices labelled with its name).
+fn ready_pods<'s>(s: &'s Snapshot, svc: &ServiceRef) -> Vec<&'s Value> {
+    let mut names: Vec<&str> = s
+        .endpoint_slices
+        .iter()
+        .filter(|e| ns_of(e) == svc.0)
+        .filter(|e| e["metadata"]["labels"]["kubernetes.io/service-name"] == svc.1.as_str())
+        .flat_map(|e| e["endpoints"].as_array().into_iter().flatten())
+        .filter(|ep| ep["conditions"]["ready"].as_bool().unwrap_or(true))
+        .filter(|ep| ep["targetRef"]["kind"] == "Pod")
+        .filter_map(|ep| ep["targetRef"]["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|n| s.pods.iter().find(|p| ns_of(p) == svc.0 && name_of(p) == n))
+        .collect()
+}
+
+/// A pod as the workload that answers: its workload is its owner (a ReplicaSet's
+/// Deployment, a DaemonSet), its image the first container's.
+fn pod_workload(namespace: &str, pod: &Value) -> Workload {
+    let owner = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|o| o.first())
+        .map(|o| {
+            let name = o["name"].as_str().unwrap_or_default();
+            let hash = pod["metadata"]["labels"]["pod-template-hash"]
+                .as_str()
+                .unwrap_or_default();
+            match o["kind"].as_str() {
+                Some("ReplicaSet") if !hash.is_empty() => name
+                    .strip_suffix(&format!("-{hash}"))
+                    .unwrap_or(name)
+                    .to_string(),
+                _ => name.to_string(),
+            }
+        })
+        .unwrap_or_else(|| name_of(pod).to_string());
+    Workload {
+        namespace: namespace.to_string(),
+        deployment: owner,
+        image: pod["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        pod: name_of(pod).to_string(),
+    }
 }
 
 fn fnv(s: &str) -> u64 {

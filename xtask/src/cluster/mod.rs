@@ -1,8 +1,16 @@
-//! The local cluster of `cargo xtask e2e` and `cargo xtask demo`: kube-sim, mesh-sim, Debian's
-//! Prometheus scraping mesh-sim, the loadtester and the `flaggerd` binary, each a process on
-//! loopback, and the real `kubectl` pointed at kube-sim. Everything lives in one temporary
-//! directory (kubeconfig, Prometheus config and data, each process's log) and every process
-//! is killed when the [`Cluster`] is dropped.
+//! The local cluster of `cargo xtask e2e` and `cargo xtask demo`, of one of two kinds:
+//!
+//! - `sim`: kube-sim, our API emulator (fast, no Pods);
+//! - `real`: etcd, kube-apiserver, kube-controller-manager and kube-scheduler built from
+//!   their Go modules, with KWOK as the node's kubelet ([`real`]).
+//!
+//! Beside it run mesh-sim, Debian's Prometheus scraping mesh-sim, the loadtester and the
+//! `flaggerd` binary, each a process on loopback, and the real `kubectl`. Everything lives in
+//! one temporary directory (kubeconfigs, certificates, Prometheus config and data, each
+//! process's log) and every process is killed when the [`Cluster`] is dropped.
+
+mod pki;
+pub(crate) mod real;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -14,24 +22,91 @@ use anyhow::{Context, Result, bail};
 /// The binaries the cluster runs, built by [`build`].
 const BINARIES: [&str; 4] = ["kube-sim", "mesh-sim", "loadtester", "flaggerd"];
 
+/// The processes that are a pod's container too: besides `<name>.log`, their output is kept
+/// in the CRI log format in `<name>.cri.log`, which KWOK serves as the pod's `kubectl logs`.
+const CONTAINER_LOGS: [&str; 2] = ["flaggerd", "loadtester"];
+
+/// flaggerd's Deployment as Flagger's install has it (`flagger`, container `flagger`); the
+/// process itself runs on this machine.
+const FLAGGER_DEPLOYMENT: &str = include_str!("../../e2e/flagger.yaml");
+
 /// The namespaces whose `flagger-loadtester.<ns>` host reaches the loadtester.
 const LOADTESTER_NAMESPACES: [&str; 2] = ["test", "demo"];
 
-/// Builds the cluster's binaries (debug) and returns the directory they are in.
-pub(crate) fn build() -> Result<PathBuf> {
+/// The two kinds of local cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// kube-sim: our API emulator.
+    Sim,
+    /// Kubernetes' own control plane, with KWOK for the node.
+    Real,
+}
+
+impl Kind {
+    /// Reads `--cluster real|sim` out of `args`, leaving the other arguments.
+    pub(crate) fn from_args(args: &[String], default: Kind) -> Result<(Kind, Vec<String>)> {
+        let mut kind = default;
+        let mut rest = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let value = match a.strip_prefix("--cluster") {
+                Some("") => it.next().map(String::as_str),
+                Some(v) if v.starts_with('=') => Some(&v[1..]),
+                _ => {
+                    rest.push(a.clone());
+                    continue;
+                }
+            };
+            kind = match value {
+                Some("real") => Kind::Real,
+                Some("sim") => Kind::Sim,
+                other => bail!("--cluster takes real or sim, not {other:?}"),
+            };
+        }
+        Ok((kind, rest))
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Sim => "sim",
+            Kind::Real => "real",
+        }
+    }
+}
+
+/// The binaries a cluster runs: ours (debug), and the control plane's for `real`.
+pub(crate) struct Binaries {
+    rust: PathBuf,
+    controlplane: Option<PathBuf>,
+}
+
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// Builds the cluster's binaries: ours with cargo (debug) and, for `real`, the control plane
+/// with Go (once; see [`real::build`]).
+pub(crate) fn build(kind: Kind) -> Result<Binaries> {
     let mut args = vec!["build", "--quiet"];
     for b in BINARIES {
         args.extend(["-p", b]);
     }
     crate::cargo(&args)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    Ok(target.join("debug"))
+    let controlplane = match kind {
+        Kind::Sim => None,
+        Kind::Real => Some(real::build()?),
+    };
+    Ok(Binaries {
+        rust: target_dir().join("debug"),
+        controlplane,
+    })
 }
 
 /// The system programs the cluster needs, with the Debian package of each.
-pub(crate) fn missing_programs() -> Vec<(&'static str, &'static str)> {
+/// On `real`, kubectl is built with the control plane.
+pub(crate) fn missing_programs(kind: Kind) -> Vec<(&'static str, &'static str)> {
     [
         ("prometheus", "prometheus"),
         ("hey", "hey"),
@@ -39,6 +114,7 @@ pub(crate) fn missing_programs() -> Vec<(&'static str, &'static str)> {
         ("curl", "curl"),
     ]
     .into_iter()
+    .filter(|(program, _)| kind == Kind::Sim || *program != "kubectl")
     .filter(|(program, _)| {
         Command::new(program)
             .arg("--help")
@@ -52,18 +128,23 @@ pub(crate) fn missing_programs() -> Vec<(&'static str, &'static str)> {
 
 /// A running local cluster.
 pub(crate) struct Cluster {
+    /// Which kind it is.
+    pub(crate) kind: Kind,
     /// The temporary directory of this cluster.
     pub(crate) dir: PathBuf,
-    /// kube-sim's kubeconfig, for `kubectl` and the user.
+    /// The administrator's kubeconfig, for `kubectl` and the user.
     pub(crate) kubeconfig: PathBuf,
     /// mesh-sim's proxy: `http_proxy` for clients of cluster names.
     pub(crate) proxy: String,
     /// Prometheus' address.
     pub(crate) prometheus: String,
+    /// The kubectl to run: the one built with the control plane on `real` (its version
+    /// matches the API server's), the one on PATH on `sim`.
+    kubectl: PathBuf,
     processes: Vec<(&'static str, Child)>,
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -87,14 +168,25 @@ fn wait_for_port(name: &str, port: u16, child: &mut Child, log: &Path) -> Result
     )
 }
 
+/// Where flaggerd runs and how: its namespace (the Deployment `flagger` of Flagger's
+/// install guides) and extra flags.
+pub(crate) struct Flagger<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) args: &'a [&'a str],
+}
+
 impl Cluster {
-    /// Starts every process. `flaggerd_args` are added to flaggerd's flags (the mesh
-    /// provider, say). Ports are picked free and then bound by the process; when another
-    /// program takes one in between, the whole cluster is started again on new ports.
-    pub(crate) fn start(bin: &Path, name: &str, flaggerd_args: &[&str]) -> Result<Cluster> {
+    /// Starts every process. Ports are picked free and then bound by the process; when
+    /// another program takes one in between, the whole cluster is started again on new ports.
+    pub(crate) fn start(
+        kind: Kind,
+        bin: &Binaries,
+        name: &str,
+        flagger: &Flagger<'_>,
+    ) -> Result<Cluster> {
         let mut attempt = 1;
         loop {
-            match Cluster::start_once(bin, name, flaggerd_args) {
+            match Cluster::start_once(kind, bin, name, flagger) {
                 Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
                     println!(
                         "  a port was taken while the cluster started; starting it again: {e:#}"
@@ -106,33 +198,64 @@ impl Cluster {
         }
     }
 
-    fn start_once(bin: &Path, name: &str, flaggerd_args: &[&str]) -> Result<Cluster> {
+    fn start_once(
+        kind: Kind,
+        bins: &Binaries,
+        name: &str,
+        flagger: &Flagger<'_>,
+    ) -> Result<Cluster> {
+        let bin = bins.rust.as_path();
         let dir = std::env::temp_dir().join(format!("flaggerd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        let dir = std::path::absolute(&dir)?;
         let kubeconfig = dir.join("kubeconfig");
+        let controlplane = match (kind, &bins.controlplane) {
+            (Kind::Real, Some(cp)) => Some(std::path::absolute(cp)?),
+            (Kind::Real, None) => bail!("the real cluster's binaries were not built"),
+            (Kind::Sim, _) => None,
+        };
         let mut cluster = Cluster {
+            kind,
             kubeconfig: kubeconfig.clone(),
             proxy: String::new(),
             prometheus: String::new(),
+            kubectl: controlplane
+                .as_ref()
+                .map_or_else(|| PathBuf::from("kubectl"), |cp| cp.join("kubectl")),
             dir: dir.clone(),
             processes: Vec::new(),
         };
 
         cluster.capture_hey()?;
-        let kube_port = free_port()?;
-        cluster.spawn(
-            "kube-sim",
-            kube_port,
-            Command::new(bin.join("kube-sim")).args([
-                "--port",
-                &kube_port.to_string(),
-                "--write-kubeconfig",
-                &kubeconfig.display().to_string(),
-            ]),
-        )?;
+        let pki = match &controlplane {
+            Some(cp) => Some(real::start(&mut cluster, cp)?),
+            None => {
+                let kube_port = free_port()?;
+                cluster.spawn(
+                    "kube-sim",
+                    kube_port,
+                    Command::new(bin.join("kube-sim")).args([
+                        "--port",
+                        &kube_port.to_string(),
+                        "--write-kubeconfig",
+                        &kubeconfig.display().to_string(),
+                    ]),
+                )?;
+                None
+            }
+        };
         cluster.kubectl(&["apply", "-k", "deploy/crds"])?;
         cluster.kubectl(&["apply", "-f", "crates/mesh-sim/crds/meshes.yaml"])?;
+        if kind == Kind::Real {
+            cluster.kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ])?;
+        }
 
         let (mesh_port, loadtester_port) = (free_port()?, free_port()?);
         let mut mesh = Command::new(bin.join("mesh-sim"));
@@ -150,6 +273,9 @@ impl Cluster {
         }
         cluster.spawn("mesh-sim", mesh_port, &mut mesh)?;
         cluster.proxy = format!("http://127.0.0.1:{mesh_port}");
+        if let (Some(cp), Some(pki)) = (&controlplane, &pki) {
+            real::start_kwok(&mut cluster, cp, pki, mesh_port)?;
+        }
 
         let mut loadtester = Command::new(bin.join("loadtester"));
         loadtester
@@ -185,14 +311,15 @@ impl Cluster {
         )?;
         cluster.prometheus = format!("http://127.0.0.1:{prom_port}");
 
+        let flaggerd_kubeconfig = cluster.install_flagger(flagger.namespace)?;
         let flaggerd_port = free_port()?;
         let mut flaggerd = Command::new(bin.join("flaggerd"));
         flaggerd
-            .arg(format!("-kubeconfig={}", kubeconfig.display()))
+            .arg(format!("-kubeconfig={}", flaggerd_kubeconfig.display()))
             .arg(format!("-metrics-server={}", cluster.prometheus))
             .arg(format!("-port={flaggerd_port}"))
             .arg("-min-analysis-interval=1s")
-            .args(flaggerd_args);
+            .args(flagger.args);
         cluster.proxied(&mut flaggerd);
         cluster.spawn("flaggerd", flaggerd_port, &mut flaggerd)?;
         // A port answering may be another program's that took it first: a process that
@@ -200,6 +327,30 @@ impl Cluster {
         std::thread::sleep(Duration::from_millis(300));
         cluster.check_started()?;
         Ok(cluster)
+    }
+
+    /// Installs flaggerd as Flagger's guides do: its namespace, the ServiceAccount and RBAC
+    /// of `deploy/flaggerd/rbac.yaml`, and a Deployment `flagger` (on `real` its pod runs on
+    /// KWOK's node, and `kubectl logs` of it shows the flaggerd process's log). Returns the
+    /// kubeconfig flaggerd uses: on `real` its ServiceAccount's token, so the real authorizer
+    /// checks the shipped RBAC; on `sim` the administrator's.
+    fn install_flagger(&self, namespace: &str) -> Result<PathBuf> {
+        self.kubectl(&["create", "namespace", namespace])?;
+        let rbac = std::fs::read_to_string("deploy/flaggerd/rbac.yaml")
+            .context("deploy/flaggerd/rbac.yaml")?
+            .replace(
+                "namespace: flagger-system",
+                &format!("namespace: {namespace}"),
+            );
+        self.apply_in(namespace, &rbac)?;
+        self.apply_in(
+            namespace,
+            &FLAGGER_DEPLOYMENT.replace("@NAMESPACE@", namespace),
+        )?;
+        match self.kind {
+            Kind::Real => real::service_account_kubeconfig(self, namespace, "flaggerd"),
+            Kind::Sim => Ok(self.kubeconfig.clone()),
+        }
     }
 
     /// Fails, with the process's log, when one of them has exited.
@@ -246,7 +397,10 @@ impl Cluster {
     /// Sends a program's requests for cluster names through mesh-sim (loopback goes direct).
     pub(crate) fn proxied<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let dirs = std::iter::once(self.dir.join("bin")).chain(std::env::split_paths(&path));
+        let kubectl_dir = self.kubectl.parent().map(Path::to_path_buf);
+        let dirs = std::iter::once(self.dir.join("bin"))
+            .chain(kubectl_dir.filter(|d| !d.as_os_str().is_empty()))
+            .chain(std::env::split_paths(&path));
         if let Ok(joined) = std::env::join_paths(dirs) {
             cmd.env("PATH", joined);
         }
@@ -259,15 +413,36 @@ impl Cluster {
     fn spawn(&mut self, name: &'static str, port: u16, cmd: &mut Command) -> Result<()> {
         let log = self.log(name);
         let file = std::fs::File::create(&log)?;
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
+        cmd.stdin(Stdio::null());
+        let mut child = if CONTAINER_LOGS.contains(&name) {
+            let cri = std::fs::File::create(self.dir.join(format!("{name}.cri.log")))?;
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("cannot start {name}"))?;
+            let sinks = std::sync::Arc::new(std::sync::Mutex::new((file, cri)));
+            if let Some(out) = child.stdout.take() {
+                container_log(out, "stdout", sinks.clone());
+            }
+            if let Some(err) = child.stderr.take() {
+                container_log(err, "stderr", sinks);
+            }
+            child
+        } else {
+            cmd.stdout(file.try_clone()?)
+                .stderr(file)
+                .spawn()
+                .with_context(|| format!("cannot start {name}"))?
+        };
         let ready = wait_for_port(name, port, &mut child, &log);
         self.processes.push((name, child));
         ready
+    }
+
+    /// The directory of the kubectl built with the control plane (`real` only).
+    pub(crate) fn kubectl_dir(&self) -> Option<&Path> {
+        self.kubectl.parent().filter(|d| !d.as_os_str().is_empty())
     }
 
     /// The log file of one process.
@@ -275,9 +450,9 @@ impl Cluster {
         self.dir.join(format!("{name}.log"))
     }
 
-    /// Runs the real kubectl against kube-sim; fails with its stderr.
+    /// Runs the real kubectl as the administrator; fails with its stderr.
     pub(crate) fn kubectl(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("kubectl")
+        let out = Command::new(&self.kubectl)
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .output()
@@ -294,8 +469,18 @@ impl Cluster {
 
     /// `kubectl apply -f -` of a manifest.
     pub(crate) fn apply(&self, manifest: &str) -> Result<String> {
+        self.apply_args(&[], manifest)
+    }
+
+    /// `kubectl -n NAMESPACE apply -f -` of a manifest.
+    pub(crate) fn apply_in(&self, namespace: &str, manifest: &str) -> Result<String> {
+        self.apply_args(&["-n", namespace], manifest)
+    }
+
+    fn apply_args(&self, args: &[&str], manifest: &str) -> Result<String> {
         use std::io::Write;
-        let mut child = Command::new("kubectl")
+        let mut child = Command::new(&self.kubectl)
+            .args(args)
             .args(["apply", "-f", "-"])
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(Stdio::piped())
@@ -331,9 +516,21 @@ impl Cluster {
         Ok(())
     }
 
-    /// Stops every process; with `keep_files` the directory (logs, kubeconfig) stays.
+    /// Stops every process, the last started first: SIGTERM, then SIGKILL after 10 s. With
+    /// `keep_files` the directory (logs, kubeconfig) stays.
     pub(crate) fn stop(&mut self, keep_files: bool) {
         for (_, child) in self.processes.iter_mut().rev() {
+            let terminated = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while terminated && Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -342,6 +539,30 @@ impl Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Copies a process's output, line by line, to its log and, in the CRI format
+/// (`<RFC 3339 time> <stream> F <line>`), to its container log.
+fn container_log(
+    from: impl std::io::Read + Send + 'static,
+    stream: &'static str,
+    sinks: std::sync::Arc<std::sync::Mutex<(std::fs::File, std::fs::File)>>,
+) {
+    use std::io::{BufRead, Write};
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(from);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let text = line.trim_end_matches('\n');
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            if let Ok(mut files) = sinks.lock() {
+                let (plain, cri) = &mut *files;
+                let _ = writeln!(plain, "{text}");
+                let _ = writeln!(cri, "{now} {stream} F {text}");
+            }
+            line.clear();
+        }
+    });
 }
 
 impl Drop for Cluster {
