@@ -35,6 +35,8 @@ struct Scenario {
     name: &'static str,
     what: &'static str,
     flagger: &'static str,
+    /// Needs Pods, image pulls and the kubelet API: only the `real` cluster has them.
+    real_only: bool,
     run: fn(&mut Play<'_>) -> Result<()>,
 }
 
@@ -42,56 +44,79 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "appmesh-000",
         flagger: "appmesh-system",
+        real_only: false,
         what: "seed 000: App Mesh workshop, the mis-indented spec rejected, then a promotion and a failed release",
         run: appmesh_workshop,
     },
     Scenario {
         name: "appmesh-002",
         flagger: "appmesh-system",
+        real_only: false,
         what: "seed 002: App Mesh v1beta2 automated promotion",
         run: appmesh_promotion,
     },
     Scenario {
         name: "appmesh-ab-header",
         flagger: "appmesh-system",
+        real_only: false,
         what: "seed 002: App Mesh A/B testing, X-Canary header",
         run: |p| ab_testing(p, "002-appmesh-ab-header.yaml"),
     },
     Scenario {
         name: "appmesh-ab-cookie",
         flagger: "appmesh-system",
+        real_only: false,
         what: "seed 002: App Mesh A/B testing, canary=insider cookie",
         run: |p| ab_testing(p, "002-appmesh-ab-cookie.yaml"),
     },
     Scenario {
         name: "linkerd-001",
         flagger: "linkerd",
+        real_only: false,
         what: "seed 001: Linkerd (SMI TrafficSplit) promotion",
         run: linkerd,
     },
     Scenario {
         name: "istio-004",
         flagger: "istio-system",
+        real_only: false,
         what: "seed 004: Istio promotion, then a rollback on HTTP 500s",
         run: istio_errors,
     },
     Scenario {
         name: "istio-latency",
         flagger: "istio-system",
+        real_only: false,
         what: "seeds 004 and 002: Istio rollback on latency (curl /delay/1)",
         run: istio_latency,
     },
     Scenario {
         name: "kubernetes-bluegreen",
         flagger: "flagger-system",
+        real_only: false,
         what: "blue/green with the kubernetes provider (no mesh), iterations",
         run: blue_green,
     },
     Scenario {
         name: "configmap-trigger",
         flagger: "flagger-system",
+        real_only: false,
         what: "a ConfigMap change triggers the analysis; the primary gets its own copy",
         run: configmap_trigger,
+    },
+    Scenario {
+        name: "missing-image",
+        flagger: "istio-system",
+        real_only: true,
+        what: "a release whose image does not exist: ImagePullBackOff, the progress deadline, a rollback",
+        run: missing_image,
+    },
+    Scenario {
+        name: "seed-commands",
+        flagger: "istio-system",
+        real_only: true,
+        what: "the seeds' kubectl commands verbatim: get pods, logs deploy/flagger | jq, exec into the loadtester, port-forward to the gateway",
+        run: seed_commands,
     },
 ];
 
@@ -120,6 +145,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
     {
         println!("\n=== {} ({} cluster): {}", s.name, kind.name(), s.what);
+        if s.real_only && kind != Kind::Real {
+            println!(
+                "SKIP {}: it needs Pods and image pulls (--cluster real)",
+                s.name
+            );
+            continue;
+        }
         let t = Instant::now();
         let outcome = play(kind, &bin, s);
         let secs = t.elapsed().as_secs_f64();
@@ -294,6 +326,7 @@ impl<'c> Play<'c> {
         let mut cmd = Command::new("timeout");
         cmd.arg(limit.as_secs().to_string())
             .args(["sh", "-c", script])
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -301,6 +334,67 @@ impl<'c> Play<'c> {
         self.background
             .push(cmd.spawn().context("cannot start a background command")?);
         Ok(())
+    }
+
+    /// Prints `shown` and runs `script` with `sh -c` as the user's shell would (the
+    /// administrator's kubeconfig, the cluster's kubectl first on PATH, through mesh-sim);
+    /// fails with its output unless it exits 0 or is stopped by its own `timeout`.
+    pub(crate) fn shell(&mut self, shown: &str, script: &str) -> Result<String> {
+        println!("$ {shown}");
+        let out = self
+            .shell_command(script)
+            .output()
+            .context("cannot run sh")?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        for line in stdout.lines() {
+            println!("  {line}");
+        }
+        // 124: `timeout` stopped a command that follows a log (-f), as a user's Ctrl-C.
+        if !out.status.success() && out.status.code() != Some(124) {
+            bail!(
+                "`{shown}` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(stdout)
+    }
+
+    /// Runs `script` without printing; its output if it succeeded.
+    fn shell_quiet(&self, script: &str) -> Option<String> {
+        let out = self.shell_command(script).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn shell_command(&self, script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script])
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .stdin(Stdio::null());
+        self.cluster.proxied(&mut cmd);
+        cmd
+    }
+
+    /// Polls `check` every 500 ms until it gives a value, for at most `limit`.
+    pub(crate) fn wait_for<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut(&mut Self) -> Result<Option<T>>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.cluster.check_alive()?;
+            if let Some(v) = check(self)? {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("waited {}s for {what}", limit.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     pub(crate) fn stop_background(&mut self) {
@@ -829,6 +923,126 @@ fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
     if copied != "hello from the new config" {
         bail!("podinfo-config-primary holds {copied:?} after the promotion");
     }
+    Ok(())
+}
+
+/// A release whose image no node can pull: the canary's pods stay in ImagePullBackOff, the
+/// Deployment passes its progress deadline (60 s in podinfo.yaml), and flaggerd rolls back
+/// without ever routing traffic to it.
+fn missing_image(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    p.canary(&fixture("004-istio.yaml")?, "podinfo-canary.yaml")?;
+    let mark = p.events.len();
+    set_image(p, "test", "6.0.99-does-not-exist")?;
+    let pulled = p.wait_for(
+        "a canary pod in ImagePullBackOff",
+        Duration::from_secs(60),
+        |p| {
+            let pods = p.cluster.kubectl(&["-n", "test", "get", "pods"])?;
+            Ok(pods.contains("ImagePullBackOff").then_some(pods))
+        },
+    )?;
+    println!("$ kubectl -n test get pods");
+    for line in pulled.lines() {
+        println!("  {line}");
+    }
+    finish(p, "the release of a missing image", "Failed")?;
+    // As Flagger: the readiness error is the event, then the rollback (no threshold event).
+    let events = &p.events[mark..];
+    let deadline = events
+        .iter()
+        .position(|m| m.starts_with("podinfo.test") && m.contains("progress deadline"))
+        .context("no event said the canary passed its progress deadline")?;
+    in_order(
+        &events[deadline..],
+        &["podinfo.test", "Canary failed! Scaling down podinfo.test"],
+    )?;
+    if p.events[mark..]
+        .iter()
+        .any(|m| m.starts_with("Advance podinfo.test canary weight"))
+    {
+        bail!("traffic was shifted to a canary whose image cannot be pulled");
+    }
+    let primary = primary_image(p, "test")?;
+    if primary.contains("6.0.99") {
+        bail!("the missing image reached podinfo-primary: {primary}");
+    }
+    println!("  podinfo-primary still runs {primary}");
+    Ok(())
+}
+
+/// The seeds' commands, typed as they are: pods, flaggerd's log through jq, a command in the
+/// load tester's pod, and a port-forward to the ingress gateway.
+fn seed_commands(p: &mut Play<'_>) -> Result<()> {
+    println!("$ kubectl apply -f istio-ingressgateway.yaml   # as Istio's install creates it");
+    p.cluster.apply(include_str!("../e2e/istio-gateway.yaml"))?;
+    p.podinfo("test")?;
+    p.canary(&fixture("004-istio.yaml")?, "podinfo-canary.yaml")?;
+    let pods = p.wait_for(
+        "podinfo-primary and the load tester Running",
+        Duration::from_secs(60),
+        |p| {
+            let pods = p.cluster.kubectl(&["get", "pods", "-n", "test"])?;
+            let running = |prefix: &str| {
+                pods.lines()
+                    .any(|l| l.starts_with(prefix) && l.contains("Running"))
+            };
+            Ok((running("podinfo-primary-") && running("flagger-loadtester-")).then_some(pods))
+        },
+    )?;
+    println!("$ kubectl get pods -n test");
+    for line in pods.lines() {
+        println!("  {line}");
+    }
+    // The seed injects failures while a release is in progress, when the canary has pods.
+    set_image(p, "test", "6.0.1")?;
+    p.wait_for("the canary at weight 5", PHASE_TIMEOUT, |p| {
+        let row = p.row("test")?;
+        Ok((row.phase == "Progressing" && row.weight >= 5).then_some(()))
+    })?;
+    p.kubectl(&["get", "pods", "-n", "test"])?;
+
+    let messages = p.shell(
+        "kubectl -n istio-system logs deploy/flagger -f | jq .msg",
+        "timeout 5 kubectl -n istio-system logs deploy/flagger -f | jq .msg",
+    )?;
+    if !messages.contains("\"Initialization done! podinfo.test\"") {
+        bail!("flaggerd's log through jq lacks \"Initialization done! podinfo.test\"");
+    }
+
+    let code = p.shell(
+        "kubectl -n test exec -it deploy/flagger-loadtester -- sh -c 'curl http://podinfo-canary.test:9898/status/500'",
+        "kubectl -n test exec deploy/flagger-loadtester -- sh -c 'curl -s -o /dev/null -w %{http_code} http://podinfo-canary.test:9898/status/500'",
+    )?;
+    if code.trim() != "500" {
+        bail!("curl in the load tester's pod got {code:?}, expected 500 from podinfo");
+    }
+    let answer = p.shell(
+        "kubectl -n test exec -it deploy/flagger-loadtester bash   # then: curl podinfo-canary.test:9898",
+        // As the user types it, then `exit`; bounded, so a stream that never ends fails.
+        "printf 'curl -s http://podinfo-canary.test:9898/\\nexit\\n' | timeout 30 kubectl -n test exec -i deploy/flagger-loadtester -- bash",
+    )?;
+    if !answer.contains("greetings from podinfo") {
+        bail!("bash in the load tester's pod did not reach podinfo: {answer:?}");
+    }
+
+    let port = crate::cluster::free_port()?;
+    p.background(
+        &format!("kubectl -n istio-system port-forward svc/istio-ingressgateway {port}:80"),
+        &format!("kubectl -n istio-system port-forward svc/istio-ingressgateway {port}:80"),
+        Duration::from_secs(60),
+    )?;
+    let url = format!("http://127.0.0.1:{port}/");
+    // app.example.com: the host seed 004's VirtualService binds to the public gateway.
+    let through_gateway = p.wait_for("the port-forward", Duration::from_secs(20), |p| {
+        let out = p.shell_quiet(&format!(
+            "curl -s --noproxy '*' -H 'Host: app.example.com' {url}"
+        ));
+        Ok(out.filter(|o| o.contains("greetings from podinfo")))
+    })?;
+    println!("$ curl -H 'Host: app.example.com' {url}");
+    println!("  {}", through_gateway.trim());
+    p.stop_background();
     Ok(())
 }
 

@@ -32,7 +32,6 @@ pub struct Options {
     pub upstreams: BTreeMap<String, String>,
 }
 
-
 /// A running mesh-sim: the proxy, and the task that keeps its view of the cluster fresh.
 pub struct MeshSim {
     addr: SocketAddr,
