@@ -23,17 +23,24 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity, e2e
+  test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity,
+                kube-sim's conformance on a real API server, e2e on the real cluster
   crds [--check] write (or check) deploy/crds/*.yaml from crates/canary-api
   bench         criterion benchmarks of canary-core, and flaggerd's detection latency on kube-sim
   bench isolation  seed 004's release time alone and beside two canaries blocked on 45 s
                 webhooks, on the local cluster (fails above +10 %)
   fuzz [CASES]  the fuzz property test (stored canaries through decoding, validation, the engine
                 and every builder) with CASES cases (100000 by default; cargo test runs 256)
-  e2e [NAME]... play the seeds' scenarios on a local cluster (kube-sim, mesh-sim, Prometheus,
-                the loadtester, flaggerd), each printing PASS or FAIL
-  demo [--keep] play seed 004's podinfo canary on a local cluster: a promotion, then a failed
-                release; --keep leaves the cluster up for your own kubectl commands";
+  conformance   kube-sim's conformance tests against a real API server (etcd, kube-apiserver,
+                the garbage collector), built from xtask/controlplane with Go
+  e2e [--cluster real|sim] [NAME]...
+                play the seeds' scenarios on a local cluster (mesh-sim, Prometheus, the
+                loadtester, flaggerd on kube-sim or on a real control plane with KWOK),
+                each printing PASS or FAIL
+  demo [--cluster sim|real] [--keep]
+                play seed 004's podinfo canary on a local cluster (sim by default): a
+                promotion, then a failed release; --keep leaves the cluster up for your own
+                kubectl commands";
 
 /// Crates that must never appear in canary-core's normal dependency tree.
 const FORBIDDEN_IN_CORE: &[&str] = &[
@@ -58,6 +65,7 @@ fn main() -> Result<()> {
             Some(other) => bail!("unknown benchmark {other:?}; benchmarks: isolation\n\n{USAGE}"),
         },
         Some("e2e") => e2e::run(&args[1..]),
+        Some("conformance") => conformance(&cluster::real::build()?),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("demo") => demo::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
@@ -76,9 +84,15 @@ fn workspace_root() -> PathBuf {
 }
 
 pub(crate) fn cargo(args: &[&str]) -> Result<()> {
+    cargo_with(args, &[])
+}
+
+/// Runs cargo with `args` and the environment variables `env` set.
+fn cargo_with(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     println!("\n$ cargo {}", args.join(" "));
     let status = Command::new(env!("CARGO"))
         .args(args)
+        .envs(env.iter().copied())
         .status()
         .context("cannot run cargo")?;
     if !status.success() {
@@ -87,23 +101,81 @@ pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Runs `f`, then prints how long it took (CI's log shows each part's time).
+fn timed(what: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let result = f();
+    println!(
+        "xtask test: {what} took {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
 fn test() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    cargo(&["test", "--workspace"])?;
+    timed("cargo clippy", || {
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
+    // The real cluster's control plane (built once from xtask/controlplane), whose kubectl
+    // comes first on PATH for the tests that run kubectl: one pinned version everywhere.
+    let mut controlplane = PathBuf::new();
+    timed("the control plane's Go build", || {
+        controlplane = cluster::real::build()?;
+        Ok(())
+    })?;
+    let path = std::env::join_paths(std::iter::once(std::path::absolute(&controlplane)?).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
+    timed("cargo test --workspace", || {
+        cargo_with(&["test", "--workspace"], &[("PATH", path.as_os_str())])
+    })?;
     crds(true)?;
     core_is_pure()?;
-    println!("\n$ cargo xtask e2e");
-    e2e::run(&[])?;
+    timed(
+        "kube-sim's conformance tests on the real API server",
+        || conformance(&controlplane),
+    )?;
+    println!("\n$ cargo xtask e2e --cluster real");
+    timed("e2e on the real cluster", || {
+        e2e::run(&["--cluster".to_string(), "real".to_string()])
+    })?;
     println!("\nxtask test: all checks passed");
     Ok(())
+}
+
+/// Runs kube-sim's conformance tests against a real API server (etcd, kube-apiserver and
+/// the garbage collector built from xtask/controlplane): the tests kube-sim passes must
+/// pass there too. Tests named `sim_only_*` exercise kube-sim's own controls (compaction,
+/// fault injection, its workload simulator) and are skipped.
+fn conformance(controlplane: &Path) -> Result<()> {
+    println!("\n$ cargo xtask conformance   # kube-sim's conformance tests, on a real API server");
+    let cluster = cluster::Cluster::start_bare(controlplane, "conformance")?;
+    let result = cargo_with(
+        &[
+            "test",
+            "-p",
+            "kube-sim",
+            "--test",
+            "conformance",
+            "--",
+            "--skip",
+            "sim_only_",
+        ],
+        &[("CONFORMANCE_KUBECONFIG", cluster.kubeconfig.as_os_str())],
+    );
+    if result.is_err() {
+        println!("  the API server's logs: {}", cluster.dir.display());
+    }
+    drop(cluster);
+    result
 }
 
 /// Runs the fuzz property test with many cases, in release mode with overflow checks on.

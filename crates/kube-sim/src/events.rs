@@ -3,30 +3,13 @@
 
 use serde_json::{Value, json};
 
-/// events.k8s.io/v1 to core/v1.
+/// events.k8s.io/v1 to core/v1, as Kubernetes converts: the `deprecated*` fields become
+/// `count`, `firstTimestamp`, `lastTimestamp` and `source` (absent when they are), and a
+/// series stays a series (core/v1 has one too) rather than becoming a count.
 pub fn from_events_v1(e: &Value) -> Value {
     if e.get("involvedObject").is_some() || e["apiVersion"] == "v1" {
         return e.clone();
     }
-    let series = &e["series"];
-    let count = series["count"]
-        .as_i64()
-        .or_else(|| e["deprecatedCount"].as_i64())
-        .unwrap_or(1);
-    let first = e["deprecatedFirstTimestamp"].clone();
-    let last = if series["lastObservedTime"].is_string() {
-        series["lastObservedTime"].clone()
-    } else {
-        e["deprecatedLastTimestamp"].clone()
-    };
-    let event_time = e["eventTime"].clone();
-    let ts = |v: &Value| {
-        if v.is_string() {
-            v.clone()
-        } else {
-            event_time.clone()
-        }
-    };
     let mut out = json!({
         "apiVersion": "v1",
         "kind": "Event",
@@ -35,13 +18,14 @@ pub fn from_events_v1(e: &Value) -> Value {
         "reason": e["reason"],
         "message": e["note"],
         "type": e["type"],
-        "count": count,
-        "firstTimestamp": ts(&first),
-        "lastTimestamp": ts(&last),
-        "eventTime": event_time,
+        "count": e["deprecatedCount"],
+        "firstTimestamp": e["deprecatedFirstTimestamp"],
+        "lastTimestamp": e["deprecatedLastTimestamp"],
+        "series": e["series"],
+        "eventTime": e["eventTime"],
         "reportingComponent": e["reportingController"],
         "reportingInstance": e["reportingInstance"],
-        "source": {"component": e["reportingController"]},
+        "source": e["deprecatedSource"],
         "action": e["action"],
         "related": e["related"],
     });
@@ -66,13 +50,12 @@ pub fn to_events_v1(e: &Value) -> Value {
         "reportingInstance": e["reportingInstance"],
         "action": e["action"],
         "related": e["related"],
+        "series": e["series"],
+        "deprecatedSource": e["source"],
         "deprecatedCount": e["count"],
         "deprecatedFirstTimestamp": e["firstTimestamp"],
         "deprecatedLastTimestamp": e["lastTimestamp"],
     });
-    if e["count"].as_i64().unwrap_or(1) > 1 {
-        out["series"] = json!({"count": e["count"], "lastObservedTime": e["lastTimestamp"]});
-    }
     if let Some(m) = out.as_object_mut() {
         m.retain(|_, v| !v.is_null());
     }

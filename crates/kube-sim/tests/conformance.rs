@@ -1,4 +1,11 @@
 //! kube-sim against the real kube-rs client: each API convention clients rely on.
+//!
+//! The same tests run against a real API server: `cargo xtask conformance` starts etcd,
+//! kube-apiserver and the garbage collector (built from xtask/controlplane) and runs them
+//! with `CONFORMANCE_KUBECONFIG` set, skipping the `sim_only_*` tests, which drive
+//! kube-sim's own controls (compaction, fault injection, its workload simulator). Each test
+//! works in a namespace of its own, so they can share one server. Where kube-sim and the
+//! real server differ, docs/kube-sim.md says so.
 
 use std::time::Duration;
 
@@ -25,6 +32,61 @@ fn deployment(name: &str, image: &str) -> Deployment {
     .expect("deployment")
 }
 
+/// Where a test runs: an in-process kube-sim or, with `CONFORMANCE_KUBECONFIG` set, the real
+/// API server it names; `ns` is the test's own namespace, created for it.
+struct Target {
+    _sim: Option<KubeSim>,
+    client: kube::Client,
+    ns: String,
+}
+
+async fn target(test: &str) -> Target {
+    let (sim, client) = match std::env::var_os("CONFORMANCE_KUBECONFIG") {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .expect("config");
+            (None, kube::Client::try_from(config).expect("client"))
+        }
+        None => {
+            let (sim, client) = sim().await;
+            (Some(sim), client)
+        }
+    };
+    let ns: String = test.replace('_', "-").chars().take(63).collect();
+    let ns = ns.trim_end_matches('-').to_string();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns"),
+        )
+        .await
+        .expect("the test's namespace");
+    Target {
+        _sim: sim,
+        client,
+        ns,
+    }
+}
+
+/// Polls `check` every 50 ms for at most 10 s; whether it became true. Real controllers
+/// (the garbage collector) act after the request that triggers them returns.
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn sim() -> (KubeSim, kube::Client) {
     let sim = KubeSim::start().await.expect("kube-sim");
     let client = sim.client().await.expect("client");
@@ -40,8 +102,9 @@ fn api_error(e: kube::Error) -> kube::core::Status {
 
 #[tokio::test]
 async fn a_stale_update_gives_409_conflict() {
-    let (_sim, client) = sim().await;
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let t = target("a_stale_update_gives_409_conflict").await;
+    let client = t.client.clone();
+    let api: Api<ConfigMap> = Api::namespaced(client, &t.ns);
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"k": "1"}})).expect("cm");
     let created = api
@@ -70,8 +133,9 @@ async fn a_stale_update_gives_409_conflict() {
 
 #[tokio::test]
 async fn not_found_and_already_exists_are_status_errors() {
-    let (_sim, client) = sim().await;
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let t = target("not_found_and_already_exists_are_status_errors").await;
+    let client = t.client.clone();
+    let api: Api<Deployment> = Api::namespaced(client, &t.ns);
     let err = api_error(api.get("missing").await.expect_err("missing"));
     assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
     assert_eq!(err.message, "deployments.apps \"missing\" not found");
@@ -97,8 +161,9 @@ async fn not_found_and_already_exists_are_status_errors() {
 
 #[tokio::test]
 async fn status_writes_keep_spec_and_generation_and_spec_writes_bump_it() {
-    let (_sim, client) = sim().await;
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let t = target("status_writes_keep_spec_and_generation_and_spec_writes_bump_it").await;
+    let client = t.client.clone();
+    let api: Api<Deployment> = Api::namespaced(client, &t.ns);
     api.create(&PostParams::default(), &deployment("d", "x:1"))
         .await
         .expect("create");
@@ -145,8 +210,10 @@ async fn status_writes_keep_spec_and_generation_and_spec_writes_bump_it() {
 
 #[tokio::test]
 async fn a_watch_resumes_from_a_resource_version_without_losing_or_repeating_events() {
-    let (_sim, client) = sim().await;
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let t =
+        target("a_watch_resumes_from_a_resource_version_without_losing_or_repeating_events").await;
+    let client = t.client.clone();
+    let api: Api<ConfigMap> = Api::namespaced(client, &t.ns);
     let mk = |n: &str| {
         serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": n}})).expect("cm")
     };
@@ -194,7 +261,7 @@ async fn a_watch_resumes_from_a_resource_version_without_losing_or_repeating_eve
 }
 
 #[tokio::test]
-async fn an_expired_resource_version_answers_410_and_the_watcher_relists() {
+async fn sim_only_an_expired_resource_version_answers_410_and_the_watcher_relists() {
     let (sim, client) = sim().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let mk = |n: &str| {
@@ -270,9 +337,10 @@ async fn an_expired_resource_version_answers_410_and_the_watcher_relists() {
 
 #[tokio::test]
 async fn garbage_collection_deletes_owned_objects_and_orphan_keeps_them() {
-    let (_sim, client) = sim().await;
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let t = target("garbage_collection_deletes_owned_objects_and_orphan_keeps_them").await;
+    let client = t.client.clone();
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &t.ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client, &t.ns);
     for owner in ["o1", "o2"] {
         let d = deploys
             .create(&PostParams::default(), &deployment(owner, "x:1"))
@@ -296,24 +364,33 @@ async fn garbage_collection_deletes_owned_objects_and_orphan_keeps_them() {
         .delete("o2", &DeleteParams::orphan())
         .await
         .expect("delete");
+    // The garbage collector works after the deletion returns (kube-sim at once, a real one
+    // within moments): wait for the owned object to go and the orphan to lose its owner.
     assert!(
-        cms.get_opt("o1-child").await.expect("get").is_none(),
+        eventually(|| async { cms.get_opt("o1-child").await.expect("get").is_none() }).await,
         "owned object collected"
     );
-    let orphan = cms.get("o2-child").await.expect("orphan kept");
-    assert!(
+    let orphaned = eventually(|| async {
+        let orphan = cms.get("o2-child").await.expect("orphan kept");
         orphan
             .metadata
             .owner_references
             .unwrap_or_default()
             .is_empty()
+    })
+    .await;
+    assert!(orphaned, "the orphan keeps no owner reference");
+    assert!(
+        eventually(|| async { deploys.get_opt("o2").await.expect("get").is_none() }).await,
+        "the orphaning owner is deleted"
     );
 }
 
 #[tokio::test]
 async fn finalizers_hold_a_deletion_until_removed() {
-    let (_sim, client) = sim().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let t = target("finalizers_hold_a_deletion_until_removed").await;
+    let client = t.client.clone();
+    let cms: Api<ConfigMap> = Api::namespaced(client, &t.ns);
     let cm = json!({"metadata": {"name": "f", "finalizers": ["example.com/hold"]}});
     cms.create(
         &PostParams::default(),
@@ -342,8 +419,9 @@ async fn finalizers_hold_a_deletion_until_removed() {
 
 #[tokio::test]
 async fn server_side_apply_reports_conflicts_between_managers() {
-    let (_sim, client) = sim().await;
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let t = target("server_side_apply_reports_conflicts_between_managers").await;
+    let client = t.client.clone();
+    let api: Api<Deployment> = Api::namespaced(client, &t.ns);
     let mut d = serde_json::to_value(deployment("s", "x:1")).expect("json");
     d["apiVersion"] = json!("apps/v1");
     d["kind"] = json!("Deployment");
@@ -372,8 +450,9 @@ async fn server_side_apply_reports_conflicts_between_managers() {
 
 #[tokio::test]
 async fn selectors_filter_lists() {
-    let (_sim, client) = sim().await;
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let t = target("selectors_filter_lists").await;
+    let client = t.client.clone();
+    let api: Api<ConfigMap> = Api::namespaced(client, &t.ns);
     for (n, tier) in [("a", "web"), ("b", "db"), ("c", "web")] {
         let cm = json!({"metadata": {"name": n, "labels": {"tier": tier}}});
         api.create(
@@ -419,26 +498,36 @@ async fn selectors_filter_lists() {
 async fn a_crd_is_served_with_its_status_subresource() {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::CustomResourceExt;
-    let (_sim, client) = sim().await;
+    let t = target("a_crd_is_served_with_its_status_subresource").await;
+    let client = t.client.clone();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(&PostParams::default(), &canary_api::Canary::crd())
         .await
         .expect("crd");
+    // A real server serves a new CRD once it is Established, moments after its creation.
+    let established = eventually(|| async {
+        let crd = crds.get("canaries.flagger.app").await.expect("crd");
+        crd.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    })
+    .await;
+    assert!(established, "the CRD became Established");
     let yaml = include_str!("fixtures/canary-001.yaml");
-    let canary = canary_api::Canary::from_yaml(yaml).expect("seed");
-    let api: Api<canary_api::Canary> = Api::namespaced(client.clone(), "default");
-    let ns: Api<Namespace> = Api::all(client);
-    ns.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns"),
-    )
-    .await
-    .expect("ns");
-    let api_test: Api<canary_api::Canary> = Api::namespaced(api.clone().into_client(), "test");
-    let created = api_test
-        .create(&PostParams::default(), &canary)
-        .await
-        .expect("canary");
+    let mut canary = canary_api::Canary::from_yaml(yaml).expect("seed");
+    canary.metadata.namespace = Some(t.ns.clone());
+    let api_test: Api<canary_api::Canary> = Api::namespaced(client, &t.ns);
+    let created = eventually(|| async {
+        api_test
+            .create(&PostParams::default(), &canary)
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(created, "the Canary is created");
+    let created = api_test.get("podinfo").await.expect("canary");
     assert_eq!(created.metadata.generation, Some(1));
     let status = json!({"status": {"phase": "Progressing", "canaryWeight": 10}});
     let after = api_test
@@ -454,7 +543,7 @@ async fn a_crd_is_served_with_its_status_subresource() {
 }
 
 #[tokio::test]
-async fn workloads_roll_out_and_the_hpa_keeps_replicas_in_bounds() {
+async fn sim_only_workloads_roll_out_and_the_hpa_keeps_replicas_in_bounds() {
     let sim = KubeSim::start_with(Options {
         workloads: WorkloadConfig {
             startup: Duration::from_millis(200),
@@ -518,7 +607,7 @@ async fn workloads_roll_out_and_the_hpa_keeps_replicas_in_bounds() {
 }
 
 #[tokio::test]
-async fn a_never_ready_revision_reports_progress_deadline_exceeded() {
+async fn sim_only_a_never_ready_revision_reports_progress_deadline_exceeded() {
     let (_sim, client) = sim().await;
     let deploys: Api<Deployment> = Api::namespaced(client, "default");
     let mut d = serde_json::to_value(deployment("n", "x:1")).expect("json");
@@ -551,7 +640,7 @@ async fn a_never_ready_revision_reports_progress_deadline_exceeded() {
 /// 10% of requests failing (409, 500) and every watch dropped after 3 events, it still ends
 /// with every final image, and the faults are counted.
 #[tokio::test]
-async fn a_controller_survives_injected_errors_and_watch_drops() {
+async fn sim_only_a_controller_survives_injected_errors_and_watch_drops() {
     use kube::runtime::controller::{Action, Controller};
     use std::sync::Arc;
     let sim = KubeSim::start_with(Options {
@@ -678,8 +767,10 @@ async fn events_from_the_kube_rs_recorder_are_listed_as_core_events_of_the_objec
     use k8s_openapi::api::core::v1::Event as CoreEvent;
     use kube::Resource;
     use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-    let (_sim, client) = sim().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let t =
+        target("events_from_the_kube_rs_recorder_are_listed_as_core_events_of_the_object").await;
+    let client = t.client.clone();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &t.ns);
     let cm = json!({"metadata": {"name": "target"}});
     let cm = cms
         .create(
@@ -711,22 +802,31 @@ async fn events_from_the_kube_rs_recorder_are_listed_as_core_events_of_the_objec
         };
         recorder.publish(&event, &reference).await.expect("publish");
     }
-    let events: Api<CoreEvent> = Api::namespaced(client, "default");
+    let events: Api<CoreEvent> = Api::namespaced(client, &t.ns);
     let uid = cm.metadata.uid.clone().unwrap_or_default();
     let selector = format!(
-        "involvedObject.name=target,involvedObject.namespace=default,involvedObject.kind=ConfigMap,involvedObject.uid={uid}"
+        "involvedObject.name=target,involvedObject.namespace={},involvedObject.kind=ConfigMap,involvedObject.uid={uid}",
+        t.ns
     );
     let listed = events
         .list(&ListParams::default().fields(&selector))
         .await
         .expect("events");
-    let mut seen: Vec<(String, i32)> = listed
+    // The core/v1 form of an events.k8s.io Event keeps its series as a series: `count` is
+    // the deprecated count kube-rs does not set, as on a real server.
+    let mut seen: Vec<(String, Option<i32>, Option<i32>)> = listed
         .items
         .iter()
-        .map(|e| (e.message.clone().unwrap_or_default(), e.count.unwrap_or(0)))
+        .map(|e| {
+            (
+                e.message.clone().unwrap_or_default(),
+                e.series.as_ref().and_then(|s| s.count),
+                e.count,
+            )
+        })
         .collect();
     seen.sort();
-    assert_eq!(seen, [(weight(10), 2), (weight(5), 1)]);
+    assert_eq!(seen, [(weight(10), Some(2), None), (weight(5), None, None)]);
     assert!(
         listed
             .items
@@ -737,8 +837,9 @@ async fn events_from_the_kube_rs_recorder_are_listed_as_core_events_of_the_objec
 
 #[tokio::test]
 async fn the_streaming_list_watcher_gets_initial_events_then_changes() {
-    let (_sim, client) = sim().await;
-    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let t = target("the_streaming_list_watcher_gets_initial_events_then_changes").await;
+    let client = t.client.clone();
+    let api: Api<ConfigMap> = Api::namespaced(client, &t.ns);
     let mk = |n: &str| {
         serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": n}})).expect("cm")
     };
@@ -767,8 +868,9 @@ async fn the_streaming_list_watcher_gets_initial_events_then_changes() {
 
 #[tokio::test]
 async fn metadata_only_lists_and_watches_carry_no_data() {
-    let (_sim, client) = sim().await;
-    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let t = target("metadata_only_lists_and_watches_carry_no_data").await;
+    let client = t.client.clone();
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, &t.ns);
     let secret = json!({"metadata": {"name": "s", "labels": {"a": "b"}}, "stringData": {"password": "hunter2"}, "data": {"token": "c2VjcmV0"}});
     api.create(
         &PostParams::default(),
@@ -788,7 +890,7 @@ async fn metadata_only_lists_and_watches_carry_no_data() {
         ("PartialObjectMetadata", "meta.k8s.io/v1")
     );
     let meta: Api<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>> =
-        Api::namespaced(api.clone().into_client(), "default");
+        Api::namespaced(api.clone().into_client(), &t.ns);
     let stream = watcher(meta, watcher::Config::default()).applied_objects();
     let mut stream = std::pin::pin!(stream);
     let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
@@ -805,4 +907,72 @@ async fn metadata_only_lists_and_watches_carry_no_data() {
             .map(String::as_str),
         Some("b")
     );
+}
+
+#[tokio::test]
+async fn a_list_with_a_limit_is_served_in_pages_joined_by_continue_tokens() {
+    let t = target("a_list_with_a_limit_is_served_in_pages_joined_by_continue_tokens").await;
+    let api: Api<ConfigMap> = Api::namespaced(t.client.clone(), &t.ns);
+    for n in ["e", "a", "d", "b", "c"] {
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": n}})).expect("cm");
+        api.create(&PostParams::default(), &cm)
+            .await
+            .expect("create");
+    }
+    let names = |l: &kube::core::ObjectList<ConfigMap>| {
+        l.items
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let first = api
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("page 1");
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let second = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .expect("page 2");
+    assert_eq!(names(&second), ["c", "d"]);
+    assert_eq!(
+        second.metadata.resource_version, first.metadata.resource_version,
+        "every page reports the first page's resourceVersion"
+    );
+    let token = second.metadata.continue_.clone().expect("a continue token");
+    let last = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .expect("page 3");
+    assert_eq!(names(&last), ["e"]);
+    assert!(
+        last.metadata
+            .continue_
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty(),
+        "the last page has no continue token"
+    );
+    let all = api.list(&ListParams::default()).await.expect("no limit");
+    assert_eq!(names(&all), ["a", "b", "c", "d", "e"]);
+    // kube-rs's watcher pages its initial list with page_size.
+    let paged = watcher(api.clone(), watcher::Config::default().page_size(2)).applied_objects();
+    let seen: Vec<String> = tokio::time::timeout(
+        Duration::from_secs(5),
+        paged
+            .take(5)
+            .map(|c| c.expect("object").metadata.name.unwrap_or_default())
+            .collect(),
+    )
+    .await
+    .expect("the watcher's paged list");
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+    let err = api_error(
+        api.list(&ListParams::default().limit(2).continue_token("not-a-token"))
+            .await
+            .expect_err("a forged token"),
+    );
+    assert_eq!(err.code, 400);
 }

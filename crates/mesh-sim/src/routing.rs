@@ -24,8 +24,9 @@
 //! Simplifications, deliberate for a test data plane: Gateway API rule precedence ranks an
 //! exact path, then the longest path, then the most header matches (no method or query
 //! parameter rank); Istio matches read `uri`, `method`, `headers` and `withoutHeaders` only;
-//! only Deployments are endpoints (not DaemonSets); a bare name resolves only when one
-//! namespace has a Service of that name.
+//! on a cluster that serves EndpointSlices the endpoints are the ready Pods behind the
+//! Service (a Deployment's or a DaemonSet's), elsewhere (kube-sim) only Deployments are; a
+//! bare name resolves only when one namespace has a Service of that name.
 
 use std::collections::BTreeMap;
 

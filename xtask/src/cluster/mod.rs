@@ -112,9 +112,14 @@ pub(crate) fn missing_programs(kind: Kind) -> Vec<(&'static str, &'static str)> 
         ("hey", "hey"),
         ("kubectl", "kubectl"),
         ("curl", "curl"),
+        ("jq", "jq"),
     ]
     .into_iter()
-    .filter(|(program, _)| kind == Kind::Sim || *program != "kubectl")
+    // On `real`, kubectl is the control plane's; jq is for the seeds' `logs | jq .msg`.
+    .filter(|(program, _)| match kind {
+        Kind::Sim => *program != "jq",
+        Kind::Real => *program != "kubectl",
+    })
     .filter(|(program, _)| {
         Command::new(program)
             .arg("--help")
@@ -198,6 +203,27 @@ impl Cluster {
         }
     }
 
+    /// A bare real control plane (etcd, the API server, the garbage collector) in a fresh
+    /// directory, for kube-sim's conformance tests to run against.
+    pub(crate) fn start_bare(controlplane: &Path, name: &str) -> Result<Cluster> {
+        let dir = std::env::temp_dir().join(format!("flaggerd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let dir = std::path::absolute(&dir)?;
+        let controlplane = std::path::absolute(controlplane)?;
+        let mut cluster = Cluster {
+            kind: Kind::Real,
+            kubeconfig: dir.join("kubeconfig"),
+            proxy: String::new(),
+            prometheus: String::new(),
+            kubectl: controlplane.join("kubectl"),
+            dir,
+            processes: Vec::new(),
+        };
+        real::start(&mut cluster, &controlplane, real::Parts::Bare)?;
+        Ok(cluster)
+    }
+
     fn start_once(
         kind: Kind,
         bins: &Binaries,
@@ -229,7 +255,7 @@ impl Cluster {
 
         cluster.capture_hey()?;
         let pki = match &controlplane {
-            Some(cp) => Some(real::start(&mut cluster, cp)?),
+            Some(cp) => Some(real::start(&mut cluster, cp, real::Parts::Full)?),
             None => {
                 let kube_port = free_port()?;
                 cluster.spawn(

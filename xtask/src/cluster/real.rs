@@ -131,9 +131,18 @@ fn version_flags(go_mod: &str) -> Result<String> {
     Ok(flags.join(" "))
 }
 
-/// Starts etcd, the API server, the controller manager, the scheduler and KWOK with one node,
-/// and writes the administrator's kubeconfig to `cluster.kubeconfig`.
-pub(crate) fn start(cluster: &mut Cluster, bin: &Path) -> Result<Pki> {
+/// Which parts of the control plane run beside etcd and the API server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parts {
+    /// Every controller and the scheduler: a cluster whose workloads run (with KWOK).
+    Full,
+    /// Only the garbage collector: nothing writes a Deployment's status behind a test's back.
+    Bare,
+}
+
+/// Starts etcd, the API server and the controller manager (and, for [`Parts::Full`], the
+/// scheduler), and writes the administrator's kubeconfig to `cluster.kubeconfig`.
+pub(crate) fn start(cluster: &mut Cluster, bin: &Path, parts: Parts) -> Result<Pki> {
     let dir = cluster.dir.clone();
     let pki = Pki::create(&dir.join("pki"))?;
     let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
@@ -216,9 +225,16 @@ pub(crate) fn start(cluster: &mut Cluster, bin: &Path) -> Result<Pki> {
             format!("--root-ca-file={}", file(&pki.ca.cert)),
             format!("--cluster-signing-cert-file={}", file(&pki.ca.cert)),
             format!("--cluster-signing-key-file={}", file(&pki.ca.key)),
+            match parts {
+                Parts::Full => "--controllers=*".to_string(),
+                Parts::Bare => "--controllers=garbagecollector".to_string(),
+            },
             "--profiling=false".to_string(),
         ]),
     )?;
+    if parts == Parts::Bare {
+        return Ok(pki);
+    }
 
     let scheduler = write_kubeconfig("scheduler", User::Certificate(&pki.scheduler))?;
     let scheduler_port = free_port()?;
