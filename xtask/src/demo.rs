@@ -70,6 +70,9 @@ fn play(c: &mut Cluster) -> Result<()> {
         "\n1. Install podinfo and its canary: Istio, steps of 5% up to 50%, rollback after 10"
     );
     println!("   failed checks (success rate >= 99%, P99 latency <= 500ms, from Prometheus).");
+    if p.cluster.kind == Kind::Real {
+        p.istio_gateway()?;
+    }
     p.podinfo("test")?;
     let spec = std::fs::read_to_string(CANARY).context("seed 004's canary")?;
     p.canary(&spec, "podinfo-canary.yaml")?;
@@ -154,7 +157,9 @@ fn keep_up(c: &Cluster) {
             "  kubectl -n test exec -it deploy/flagger-loadtester -- sh -c 'curl http://podinfo-canary.test:9898/status/500'"
         );
         println!("  kubectl -n istio-system port-forward svc/istio-ingressgateway 8080:80 &");
-        println!("  curl -H 'Host: podinfo.test' http://localhost:8080/");
+        println!(
+            "  curl -H 'Host: app.example.com' http://localhost:8080/   # seed 004's public host"
+        );
     }
     println!("Press Enter here to stop it.");
     let mut line = String::new();

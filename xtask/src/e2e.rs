@@ -305,6 +305,15 @@ impl<'c> Play<'c> {
         Ok(())
     }
 
+    /// Installs Istio's ingress gateway (Deployment and Service in istio-system), which
+    /// `kubectl port-forward` reaches on the real cluster.
+    pub(crate) fn istio_gateway(&mut self) -> Result<()> {
+        println!("$ kubectl apply -f istio-ingressgateway.yaml   # as Istio's install creates it");
+        self.cluster
+            .apply(include_str!("../e2e/istio-gateway.yaml"))?;
+        Ok(())
+    }
+
     /// Installs the load tester in `ns`, as `kubectl apply -k .../kustomize/tester` does.
     pub(crate) fn loadtester(&mut self, ns: &str) -> Result<()> {
         println!(
@@ -577,9 +586,21 @@ impl<'c> Play<'c> {
         Ok(())
     }
 
-    /// Checks that `expected` appear in the event log in this order.
-    pub(crate) fn expect_events(&self, expected: &[&str]) -> Result<()> {
-        in_order(&self.events, expected)
+    /// Checks that `expected` appear in this order among the events, reading new events for
+    /// up to 10 s: flaggerd records a step (its phase included) before it carries out the
+    /// step's effects, so the last events may follow the phase by moments.
+    pub(crate) fn expect_events(&mut self, expected: &[&str]) -> Result<()> {
+        let ns = self.namespace()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match in_order(&self.events, expected) {
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(400));
+                    self.print_events(&ns)?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Prints the whole event log and the tail of flaggerd's log.
@@ -647,7 +668,7 @@ fn promotion_events(target: &str) -> Vec<String> {
     e
 }
 
-fn expect(p: &Play<'_>, events: &[String]) -> Result<()> {
+fn expect(p: &mut Play<'_>, events: &[String]) -> Result<()> {
     let refs: Vec<&str> = events.iter().map(String::as_str).collect();
     p.expect_events(&refs)
 }
@@ -1040,8 +1061,7 @@ fn missing_image(p: &mut Play<'_>) -> Result<()> {
 /// The seeds' commands, typed as they are: pods, flaggerd's log through jq, a command in the
 /// load tester's pod, and a port-forward to the ingress gateway.
 fn seed_commands(p: &mut Play<'_>) -> Result<()> {
-    println!("$ kubectl apply -f istio-ingressgateway.yaml   # as Istio's install creates it");
-    p.cluster.apply(include_str!("../e2e/istio-gateway.yaml"))?;
+    p.istio_gateway()?;
     p.podinfo("test")?;
     p.canary(&fixture("004-istio.yaml")?, "podinfo-canary.yaml")?;
     let pods = p.wait_for(
