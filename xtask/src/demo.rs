@@ -145,6 +145,11 @@ fn keep_up(c: &Cluster) {
     }
     println!("  kubectl -n test get canaries");
     println!("  kubectl -n test describe canary/podinfo");
+    // The checks read the last minute of traffic (the 500s injected into 6.0.2 included),
+    // and the loadtester skips the seed's one-minute `hey` while the last one still runs.
+    println!(
+        "  # a minute after the rollback, once the last release's traffic is out of the checks' 1m window:"
+    );
     println!(
         "  kubectl -n test set image deployment/podinfo podinfod=ghcr.io/stefanprodan/podinfo:6.0.3"
     );

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Seek};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -339,6 +340,8 @@ impl<'c> Play<'c> {
         let mut cmd = Command::new("timeout");
         cmd.arg(limit.as_secs().to_string())
             .args(["sh", "-c", script])
+            // A group of its own, so stop_background ends the loop with its `timeout`.
+            .process_group(0)
             .env("KUBECONFIG", &self.cluster.kubeconfig)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -412,6 +415,12 @@ impl<'c> Play<'c> {
 
     pub(crate) fn stop_background(&mut self) {
         for mut c in self.background.drain(..) {
+            // The whole process group: `timeout` and the shell loop under it (killing
+            // `timeout` alone leaves the loop running, sending its load into the cluster).
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .stderr(Stdio::null())
+                .status();
             let _ = c.kill();
             let _ = c.wait();
         }
