@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::Shared;
 use crate::api::{ApiError, PatchKind, Target};
 use crate::registry::ResourceType;
+use crate::requests::{self, RequestKey};
 use crate::select::{FieldSelector, LabelSelector};
 use crate::store::{Change, ChangeType};
 use crate::table;
@@ -22,8 +23,47 @@ use crate::table;
 /// The Kubernetes version kube-sim reports.
 pub const KUBE_VERSION: &str = "v1.32.0";
 
-/// Serves one request.
+/// Serves one request, counting resource requests in `apiserver_request_total`.
 pub async fn handle(
+    state: Arc<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_end_matches('/').to_string();
+    let key = parse_path(&state, &path).and_then(|req| {
+        let resource = req.plural?;
+        let query = parse_query(uri.query().unwrap_or(""));
+        let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+        let apply = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("apply-patch"));
+        let named = req.name.is_some() && !watch;
+        Some(RequestKey {
+            verb: requests::verb(method.as_str(), req.name.is_some(), watch, apply),
+            group: req.group,
+            version: req.version,
+            resource,
+            subresource: req.sub.unwrap_or_default(),
+            scope: match (named, req.namespace.is_some()) {
+                (true, _) => "resource",
+                (false, true) => "namespace",
+                (false, false) => "cluster",
+            },
+            code: 0,
+        })
+    });
+    let response = serve(state.clone(), method, uri, headers, body).await;
+    if let Some(mut key) = key {
+        key.code = response.status().as_u16();
+        state.requests.count(key);
+    }
+    response
+}
+
+async fn serve(
     state: Arc<Shared>,
     method: Method,
     uri: Uri,
@@ -51,6 +91,12 @@ pub async fn handle(
     }
     match path.as_str() {
         "" | "/healthz" | "/readyz" | "/livez" => return text(200, "ok"),
+        "/metrics" => {
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                .body(Body::from(state.requests.exposition()))
+                .unwrap_or_default();
+        }
         "/version" => {
             return ok(
                 json!({"major": "1", "minor": "32", "gitVersion": KUBE_VERSION, "gitCommit": "kube-sim",

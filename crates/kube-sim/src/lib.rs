@@ -17,6 +17,7 @@ mod openapi;
 pub mod patch;
 mod proto;
 pub mod registry;
+pub mod requests;
 pub mod select;
 pub mod ssa;
 pub mod store;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub addr: SocketAddr,
     /// Workload simulator settings.
     pub workloads: WorkloadConfig,
+    /// `apiserver_request_total`, served on `/metrics`.
+    pub requests: requests::Requests,
 }
 
 /// How to start kube-sim.
@@ -103,6 +106,7 @@ impl KubeSim {
             token: options.token.clone(),
             addr,
             workloads: options.workloads.clone(),
+            requests: requests::Requests::default(),
         });
         let app_state = shared.clone();
         let app = axum::Router::new().fallback(move |method, uri, headers, body| {

@@ -976,3 +976,48 @@ async fn a_list_with_a_limit_is_served_in_pages_joined_by_continue_tokens() {
     );
     assert_eq!(err.code, 400);
 }
+
+/// The API requests a client sent, read from `apiserver_request_total` on `/metrics`: how a
+/// benchmark counts them on either server.
+#[tokio::test]
+async fn requests_are_counted_by_verb_and_resource_on_metrics() {
+    let t = target("requests_are_counted_by_verb_and_resource_on_metrics").await;
+    let api: Api<ConfigMap> = Api::namespaced(t.client.clone(), &t.ns);
+    let count = |verb: &'static str, scope: &'static str| {
+        let client = t.client.clone();
+        async move {
+            let request = http::Request::get("/metrics")
+                .body(Vec::new())
+                .expect("request");
+            let text = client.request_text(request).await.expect("/metrics");
+            text.lines()
+                .filter(|l| l.starts_with("apiserver_request_total{"))
+                .filter(|l| {
+                    l.contains("code=\"200\"")
+                        && l.contains("group=\"\"")
+                        && l.contains("resource=\"configmaps\"")
+                        && l.contains(&format!("scope=\"{scope}\""))
+                        && l.contains("subresource=\"\"")
+                        && l.contains(&format!("verb=\"{verb}\""))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        }
+    };
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "counted"}})).expect("cm");
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("create");
+    let (gets, lists) = (
+        count("GET", "resource").await,
+        count("LIST", "namespace").await,
+    );
+    for _ in 0..3 {
+        api.get("counted").await.expect("get");
+    }
+    api.list(&ListParams::default()).await.expect("list");
+    // Counters are shared by every test on the server: at least ours were added.
+    assert!(count("GET", "resource").await >= gets + 3.0);
+    assert!(count("LIST", "namespace").await >= lists + 1.0);
+}
