@@ -27,7 +27,11 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("no kubeconfig: pass -kubeconfig or run in a cluster")?,
     };
-    let client = kube::Client::try_from(config)?;
+    let stats = Arc::new(canary_controller::Stats::new(
+        canary_controller::VERSION,
+        &settings.engine.default_provider,
+    ));
+    let client = canary_controller::client::counted(config, stats.clone())?;
     tracing::info!(version = canary_controller::VERSION, provider = %settings.engine.default_provider, "Starting flaggerd");
     let (election, identity, duration) = (
         settings.leader_election,
@@ -36,7 +40,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let leases: kube::Api<Lease> =
         kube::Api::namespaced(client.clone(), &settings.leader_election_namespace);
-    let ctx = Arc::new(Context::new(client, settings).map_err(anyhow::Error::msg)?);
+    let mut ctx = Context::new(client, settings).map_err(anyhow::Error::msg)?;
+    ctx.stats = stats;
+    let ctx = Arc::new(ctx);
     if election {
         leader::acquire(&leases, &identity, duration).await;
     }

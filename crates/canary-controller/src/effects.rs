@@ -410,7 +410,11 @@ impl Effects {
             .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(written) => {
+                let rv = written.metadata.resource_version.as_deref();
+                self.ctx.own_writes.wrote(&self.id(), rv);
+                Ok(())
+            }
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(Error::kube("patch", format!("canary {}", self.id()), e)),
         }

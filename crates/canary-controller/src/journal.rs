@@ -33,6 +33,60 @@ use crate::events::stamp;
 use crate::observe::Scene;
 use crate::{Context, Error, MANAGER, tasks};
 
+/// The canaries' versions flaggerd wrote and its watch has not shown yet. The controller
+/// decides on the watch cache of canaries; a cache that has not caught up with flaggerd's
+/// own last write would decide a step again, so the reconcile waits for it (shortly: a write
+/// not seen within [`CATCH_UP`] is taken as superseded, and the write of a decision is
+/// conditioned on the version it read anyway).
+#[derive(Default)]
+pub struct OwnWrites {
+    pending: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+}
+
+/// How long the watch may lag flaggerd's own write before the reconcile goes on without it.
+pub const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl OwnWrites {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (String, std::time::Instant)>>
+    {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// flaggerd wrote version `rv` of canary `key`.
+    pub fn wrote(&self, key: &str, rv: Option<&str>) {
+        if let Some(rv) = rv {
+            let now = std::time::Instant::now();
+            self.lock().insert(key.to_string(), (rv.to_string(), now));
+        }
+    }
+
+    /// The watch shows version `rv` of canary `key`.
+    pub fn seen(&self, key: &str, rv: Option<&str>) {
+        let mut pending = self.lock();
+        if pending
+            .get(key)
+            .is_some_and(|(w, _)| Some(w.as_str()) == rv)
+        {
+            pending.remove(key);
+        }
+    }
+
+    /// True while the watch has not shown flaggerd's last write of canary `key`.
+    pub fn behind(&self, key: &str) -> bool {
+        let mut pending = self.lock();
+        match pending.get(key) {
+            Some((_, at)) if at.elapsed() < CATCH_UP => true,
+            Some(_) => {
+                pending.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
 /// Outcome of recording a decided step.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Recorded {
@@ -61,7 +115,12 @@ pub async fn record(
     let mut updated = canary.clone();
     updated.status = Some(status.clone());
     match api.replace_status(&name, &params, &updated).await {
-        Ok(_) => Ok(Recorded::Written),
+        Ok(written) => {
+            let key = format!("{ns}/{name}");
+            ctx.own_writes
+                .wrote(&key, written.metadata.resource_version.as_deref());
+            Ok(Recorded::Written)
+        }
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Recorded::Stale),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Recorded::Gone),
         Err(e) => Err(Error::kube(
@@ -96,7 +155,12 @@ pub async fn progress(
     let patch = Patch::<()>::Json(patch);
     let sent = crate::observe::retry(|| api.patch_status(&name, &params, &patch)).await;
     match sent {
-        Ok(_) => Ok(()),
+        Ok(written) => {
+            let key = format!("{ns}/{name}");
+            ctx.own_writes
+                .wrote(&key, written.metadata.resource_version.as_deref());
+            Ok(())
+        }
         // Gone, or a newer step: its progress no longer matters.
         Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409 | 422) => Ok(()),
         Err(e) => Err(Error::kube(

@@ -9,6 +9,8 @@
 //! slow webhook, bad spec or panic delay or stop another.
 
 mod backoff;
+pub mod cache;
+pub mod client;
 mod configs;
 pub mod crashpoints;
 mod effects;
@@ -163,6 +165,12 @@ pub struct Context {
     pub(crate) tasks: tasks::Tasks,
     /// Each canary's failures in a row, for its retry delay.
     pub(crate) backoff: backoff::Backoff,
+    /// The canaries' versions flaggerd wrote and its watch has not shown yet.
+    pub(crate) own_writes: journal::OwnWrites,
+    /// Reconciles take turns at `-threadiness` permits, first come first served.
+    pub(crate) turns: tokio::sync::Semaphore,
+    /// The watch caches of targets, primaries, configs, Services and autoscalers.
+    pub caches: Arc<cache::Caches>,
     /// The watch cache of canaries, once the controller runs.
     pub(crate) canaries: std::sync::OnceLock<Store<Lenient<Canary>>>,
     /// The watch cache of MetricTemplates, once the controller runs.
@@ -203,6 +211,9 @@ impl Context {
             clock: wall_clock,
             tasks: tasks::Tasks::default(),
             backoff: backoff::Backoff::default(),
+            caches: Arc::default(),
+            own_writes: journal::OwnWrites::default(),
+            turns: tokio::sync::Semaphore::new(usize::from(settings.threadiness.max(1))),
             canaries: std::sync::OnceLock::new(),
             templates: std::sync::OnceLock::new(),
             settings,

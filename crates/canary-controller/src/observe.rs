@@ -11,6 +11,7 @@ use kube::core::ApiResource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
+use crate::cache::{self, Caches};
 use crate::{Context, Error, MANAGER, configs, workload};
 
 /// Why a canary cannot run, as its `Valid` condition shows it.
@@ -331,12 +332,15 @@ fn missing_template(ctx: &Context, canary: &Canary) -> Option<Problem> {
     })
 }
 
-/// Reads and writes of the objects around one canary.
+/// Reads and writes of the objects around one canary. Reads come from the watch caches
+/// (the first read of an object is a GET); writes are skipped when the cached object already
+/// holds what would be written, and what a write returns updates the cache.
 #[derive(Clone)]
 pub struct World {
     client: kube::Client,
     ns: String,
     config_tracking: bool,
+    caches: Arc<Caches>,
 }
 
 impl World {
@@ -345,6 +349,7 @@ impl World {
             client: ctx.client.clone(),
             ns: ns.into(),
             config_tracking: ctx.settings.config_tracking,
+            caches: ctx.caches.clone(),
         }
     }
 
@@ -366,17 +371,38 @@ impl World {
         format!("{} {}/{name}", kind.to_lowercase(), self.ns)
     }
 
+    fn encode(&self, kind: &str, name: &str, obj: DynamicObject) -> Result<Value, Error> {
+        serde_json::to_value(obj)
+            .map_err(|e| Error::Encode(format!("{}: {e}", self.object(kind, name))))
+    }
+
     /// The object as JSON, `None` when it does not exist.
     pub async fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, Error> {
+        let cache = self.caches.of(kind);
+        if let Some(known) = cache.and_then(|c| c.lookup(&self.ns, name)) {
+            return Ok(known.map(|v| (*v).clone()));
+        }
         let api = self.api(kind);
         let obj = retry(|| api.get_opt(name))
             .await
             .map_err(|e| Error::kube("get", self.object(kind, name), e))?;
-        obj.map(|o| {
-            serde_json::to_value(o)
-                .map_err(|e| Error::Encode(format!("{}: {e}", self.object(kind, name))))
-        })
-        .transpose()
+        let obj = obj.map(|o| self.encode(kind, name, o)).transpose()?;
+        if let Some(c) = cache {
+            c.fill(&self.ns, name, obj.as_ref());
+        }
+        Ok(obj)
+    }
+
+    /// True when the cached object already holds `desired` (an apply or a merge patch).
+    fn unchanged(&self, kind: &str, name: &str, desired: &Value) -> bool {
+        let cached = self.caches.of(kind).and_then(|c| c.lookup(&self.ns, name));
+        matches!(cached, Some(Some(current)) if cache::holds(&current, desired))
+    }
+
+    fn written(&self, kind: &str, name: &str, obj: DynamicObject) {
+        if let (Some(c), Ok(v)) = (self.caches.of(kind), serde_json::to_value(obj)) {
+            c.written(&self.ns, name, &v);
+        }
     }
 
     /// The tracked configs of the target; `Ok(Err(message))` when a required one is missing.
@@ -411,27 +437,36 @@ impl World {
         Ok(Ok(out))
     }
 
-    /// Server-side applies `obj` (field manager `flaggerd`).
+    /// Server-side applies `obj` (field manager `flaggerd`), unless the object already
+    /// holds it.
     pub async fn apply(&self, kind: &str, obj: &Value) -> Result<(), Error> {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        if self.unchanged(kind, name, obj) {
+            return Ok(());
+        }
         let params = PatchParams::apply(MANAGER).force();
         let (api, patch) = (self.api(kind), Patch::Apply(obj));
-        retry(|| api.patch(name, &params, &patch))
+        let written = retry(|| api.patch(name, &params, &patch))
             .await
             .map_err(|e| Error::kube("apply", self.object(kind, name), e))?;
+        self.written(kind, name, written);
         Ok(())
     }
 
-    /// Merge-patches `name`.
+    /// Merge-patches `name`, unless the object already holds the patch.
     pub async fn merge(&self, kind: &str, name: &str, patch: &Value) -> Result<(), Error> {
+        if self.unchanged(kind, name, patch) {
+            return Ok(());
+        }
         let params = PatchParams {
             field_manager: Some(MANAGER.into()),
             ..Default::default()
         };
-        let (api, patch) = (self.api(kind), Patch::Merge(patch));
-        retry(|| api.patch(name, &params, &patch))
+        let (api, merge) = (self.api(kind), Patch::Merge(patch));
+        let written = retry(|| api.patch(name, &params, &merge))
             .await
             .map_err(|e| Error::kube("patch", self.object(kind, name), e))?;
+        self.written(kind, name, written);
         Ok(())
     }
 }

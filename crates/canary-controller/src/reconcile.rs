@@ -35,6 +35,8 @@ use crate::{Context, Error, effects, gather, journal, observe, report, tasks};
 /// The longest a canary waits for its next look when nothing changes: a far analysis
 /// interval is counted down in steps of this.
 const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+/// How often a reconcile looks again while the watch has not shown flaggerd's own write.
+const CATCH_UP_POLL: Duration = Duration::from_millis(20);
 /// The wait before deciding again after the canary changed under a write.
 const AFTER_CONFLICT: Duration = Duration::from_millis(100);
 
@@ -52,12 +54,22 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
         meta.namespace.clone().unwrap_or_default(),
         meta.name.clone().unwrap_or_default(),
     );
-    // The watch cache can lag our own last status write; a step decided on a stale status
-    // would be decided twice. Read the canary itself, as Flagger does every tick.
-    let api: Api<Lenient<Canary>> = Api::namespaced(ctx.client.clone(), &ns);
-    let fresh = observe::retry(|| api.get_opt(&name))
-        .await
-        .map_err(|e| Error::kube("get", format!("canary {ns}/{name}"), e))?;
+    // The canary as the watch cache holds it now (its turn may have come after the trigger),
+    // once the cache shows flaggerd's own last write of it: a step decided on an older status
+    // would be decided twice. Without the controller's cache (a reconcile called on its
+    // own), it is read from the API server.
+    if ctx.own_writes.behind(&key) {
+        return Ok(Action::requeue(CATCH_UP_POLL));
+    }
+    let fresh = match ctx.canaries.get() {
+        Some(store) => store.get(&object).map(|c| (*c).clone()),
+        None => {
+            let api: Api<Lenient<Canary>> = Api::namespaced(ctx.client.clone(), &ns);
+            observe::retry(|| api.get_opt(&name))
+                .await
+                .map_err(|e| Error::kube("get", format!("canary {ns}/{name}"), e))?
+        }
+    };
     let canary = match fresh {
         None => {
             ctx.tasks.forget(&key, None);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use canary_api::{AlertProvider, Canary, Lenient, MetricTemplate};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::Resource;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
@@ -45,13 +46,22 @@ pub async fn run(
     let forget = ctx.clone();
     let canary_stream = reflector::reflector(writer, watcher(api(&client, ns.as_deref()), cfg()))
         .default_backoff()
-        .inspect_ok(move |event| {
-            if let watcher::Event::Delete(c) = event {
+        .inspect_ok(move |event| match event {
+            watcher::Event::Delete(c) => {
                 let key = tasks::key_of(&ObjectRef::from_obj(c));
                 forget.tasks.forget(&key, c.meta().uid.as_deref());
             }
+            watcher::Event::Apply(c) | watcher::Event::InitApply(c) => {
+                let key = tasks::key_of(&ObjectRef::from_obj(c));
+                forget
+                    .own_writes
+                    .seen(&key, c.meta().resource_version.as_deref());
+            }
+            _ => {}
         })
-        .applied_objects();
+        .applied_objects()
+        // flaggerd's own status writes wake nobody: the engine asks for its next look.
+        .predicate_filter(beyond_status, Default::default());
     let controller = Controller::for_stream(canary_stream, canaries.clone());
 
     // MetricTemplates (cached: a new analysis needs its templates) and AlertProviders; one
@@ -97,33 +107,24 @@ pub async fn run(
         .tasks
         .wake_ups()
         .ok_or("the controller can run only once per context")?;
-    let concurrency = ctx.settings.threadiness.max(1);
-    // Targets and configs are watched by metadata only: a change of resourceVersion is all a
-    // trigger needs, and Secrets' data never sits in flaggerd's memory.
+    // Targets, primaries, configs, Services and autoscalers: each kind's watch keeps its
+    // cache (the objects canaries use) and wakes the canaries a change matters to.
+    let objects = futures::stream::select_all([
+        cached::<Deployment>(&ctx, &canaries),
+        cached::<DaemonSet>(&ctx, &canaries),
+        cached::<ConfigMap>(&ctx, &canaries),
+        cached::<Secret>(&ctx, &canaries),
+        cached::<Service>(&ctx, &canaries),
+        cached::<HorizontalPodAutoscaler>(&ctx, &canaries),
+    ]);
+    // kube-runtime's workers take held-back canaries in hash order, so under saturation
+    // some would always wait; the runner starts every due reconcile and the reconciles take
+    // turns at `-threadiness` permits, first come (earliest due) first served.
     controller
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .watches(
-            metadata::<Deployment>(&client, ns.as_deref()),
-            watcher::Config::default(),
-            by_target(canaries.clone(), "Deployment"),
-        )
-        .watches(
-            metadata::<DaemonSet>(&client, ns.as_deref()),
-            watcher::Config::default(),
-            by_target(canaries.clone(), "DaemonSet"),
-        )
-        .watches(
-            metadata::<ConfigMap>(&client, ns.as_deref()),
-            watcher::Config::default(),
-            by_target(canaries.clone(), "ConfigMap"),
-        )
-        .watches(
-            metadata::<Secret>(&client, ns.as_deref()),
-            watcher::Config::default(),
-            by_target(canaries.clone(), "Secret"),
-        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .watches_stream(template_stream, by_reference(canaries.clone(), false))
         .watches_stream(provider_stream, by_reference(canaries.clone(), true))
+        .reconcile_on(objects)
         .reconcile_on(wake_ups)
         .graceful_shutdown_on(shutdown)
         .run(reconcile_safely, error_policy, ctx)
@@ -188,6 +189,24 @@ async fn wait_for_crds(client: &kube::Client, ns: Option<&str>) -> Result<(), St
     Ok(())
 }
 
+/// What a change of a canary must differ in to wake it: anything but its status (the
+/// spec through the generation, deletion, finalizers, labels, annotations, a new object).
+fn beyond_status(c: &Lenient<Canary>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let m = c.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.uid.hash(&mut h);
+    m.generation.hash(&mut h);
+    m.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut h);
+    m.finalizers.hash(&mut h);
+    m.labels.hash(&mut h);
+    m.annotations.hash(&mut h);
+    Some(h.finish())
+}
+
 /// The reconcile, with a panic caught: logged, reported on the canary as an event, and
 /// retried with backoff, while every other canary goes on.
 fn reconcile_safely(
@@ -196,16 +215,27 @@ fn reconcile_safely(
 ) -> futures::future::BoxFuture<'static, Result<Action, Error>> {
     async move {
         let key = tasks::key_of(&ObjectRef::from_obj(&*obj));
+        ctx.stats.queued(1);
+        let turn = ctx.turns.acquire().await;
+        ctx.stats.queued(-1);
+        let Ok(_turn) = turn else {
+            return Ok(Action::await_change());
+        };
         let caught = std::panic::AssertUnwindSafe(crate::reconcile(obj.clone(), ctx.clone()))
             .catch_unwind()
             .await;
         match caught {
             Ok(Ok(action)) => {
+                ctx.stats.reconciled("ok");
                 ctx.backoff.succeeded(&key);
                 Ok(action)
             }
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => {
+                ctx.stats.reconciled("error");
+                Err(e)
+            }
             Err(panic) => {
+                ctx.stats.reconciled("panic");
                 let message = panic_message(panic.as_ref());
                 let text = format!(
                     "flaggerd failed to reconcile this canary and will retry: {message} (a flaggerd bug, please report it)"
@@ -251,35 +281,96 @@ fn error_policy(obj: Arc<Lenient<Canary>>, error: &Error, ctx: Arc<Context>) -> 
     Action::requeue(delay)
 }
 
-/// Maps a change of a target or tracked config to the canaries that use it.
-fn by_target<K: Resource>(
-    store: Store<Lenient<Canary>>,
-    kind: &'static str,
-) -> impl Fn(K) -> Vec<ObjectRef<Lenient<Canary>>> + Send + Sync + 'static {
-    move |obj: K| {
-        let meta = obj.meta();
-        let name = meta.name.clone().unwrap_or_default();
-        let config_key = format!("{}/{name}", kind.to_lowercase());
-        store
-            .state()
-            .into_iter()
-            .filter(|c| c.meta().namespace == meta.namespace)
-            .filter(|c| {
-                let Some(c) = c.decoded() else { return false };
-                match kind {
-                    "Deployment" | "DaemonSet" => {
-                        c.spec.target_ref.kind == kind && c.spec.target_ref.name == name
-                    }
-                    _ => c
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.tracked_configs.as_ref())
-                        .is_some_and(|t| t.contains_key(&config_key)),
-                }
-            })
-            .map(|c| ObjectRef::from_obj(&*c))
-            .collect()
+/// The watch of one cached kind: every event updates the kind's cache, and a change that
+/// matters wakes the canaries concerned (see [`concerned`]).
+fn cached<K>(
+    ctx: &Arc<Context>,
+    canaries: &Store<Lenient<Canary>>,
+) -> futures::stream::BoxStream<'static, ObjectRef<Lenient<Canary>>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + Send
+        + Sync
+        + 'static,
+{
+    let kind = K::kind(&()).to_string();
+    let cache = ctx
+        .caches
+        .of(&kind)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(crate::cache::Cache::new("unknown")));
+    let store = canaries.clone();
+    watcher(
+        api::<K>(&ctx.client, ctx.settings.namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .filter_map(move |event| {
+        let refs = match event {
+            Ok(event) => cache
+                .apply(&event)
+                .into_iter()
+                .flat_map(|(key, change)| concerned(&store, cache.kind(), &key, change))
+                .collect(),
+            Err(e) => {
+                tracing::debug!("watch of {}s: {e}", cache.kind());
+                Vec::new()
+            }
+        };
+        futures::future::ready(Some(futures::stream::iter(refs)))
+    })
+    .flatten()
+    .boxed()
+}
+
+/// The canaries a change of `kind` `key` matters to. A target's or primary's status-only
+/// change (a rollout's progress) matters only to a canary that may wait on it (not one at
+/// rest); a tracked config's change to the canaries tracking it. Services and autoscalers
+/// are only cached.
+fn concerned(
+    store: &Store<Lenient<Canary>>,
+    kind: &str,
+    (ns, name): &(String, String),
+    change: crate::cache::Change,
+) -> Vec<ObjectRef<Lenient<Canary>>> {
+    use crate::cache::Change;
+    if change == Change::None || matches!(kind, "Service" | "HorizontalPodAutoscaler") {
+        return Vec::new();
     }
+    let config_key = format!("{}/{name}", kind.to_lowercase());
+    store
+        .state()
+        .into_iter()
+        .filter(|c| c.meta().namespace.as_deref() == Some(ns.as_str()))
+        .filter(|c| {
+            let Some(c) = c.decoded() else { return false };
+            let status = c.status.as_ref();
+            match kind {
+                "Deployment" | "DaemonSet" => {
+                    let target = &c.spec.target_ref;
+                    let at_rest = status.and_then(|s| s.phase).is_some_and(|p| {
+                        matches!(
+                            p,
+                            canary_core::Phase::Initialized
+                                | canary_core::Phase::Succeeded
+                                | canary_core::Phase::Failed
+                        )
+                    });
+                    target.kind == kind
+                        && (target.name == *name || format!("{}-primary", target.name) == *name)
+                        && (change == Change::Spec || !at_rest)
+                }
+                _ => status
+                    .and_then(|s| s.tracked_configs.as_ref())
+                    .is_some_and(|t| t.contains_key(&config_key)),
+            }
+        })
+        .map(|c| ObjectRef::from_obj(&*c))
+        .collect()
 }
 
 /// Maps a change of a MetricTemplate (or, `by_alert`, an AlertProvider) to the canaries that
@@ -317,14 +408,6 @@ fn by_reference<K: Resource>(
             .map(|c| ObjectRef::from_obj(&*c))
             .collect()
     }
-}
-
-/// The metadata-only API of `K`: its watch carries no data.
-fn metadata<K>(client: &kube::Client, ns: Option<&str>) -> Api<kube::core::PartialObjectMeta<K>>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    api(client, ns)
 }
 
 fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>

@@ -18,7 +18,10 @@ pub async fn serve(port: u16, stats: Arc<Stats>) {
                 let stats = stats.clone();
                 async move {
                     (
-                        [("content-type", "text/plain; version=0.0.4")],
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
                         stats.render(),
                     )
                 }

@@ -193,6 +193,13 @@ impl Cluster {
         (items, store.rv())
     }
 
+    /// The changes after `rv` (`None` when some are no longer kept) and the latest
+    /// resourceVersion.
+    pub fn changes_after(&self, rv: u64) -> (Option<Vec<crate::store::Change>>, u64) {
+        let store = self.lock();
+        (store.changes_after(rv), store.rv())
+    }
+
     /// An object as the client asked for it: its `apiVersion`, and the events.k8s.io form
     /// for that API.
     pub fn present(&self, rt: &ResourceType, mut obj: Value) -> Value {

@@ -60,7 +60,8 @@ pub struct Store {
 impl Store {
     /// An empty store keeping `window` changes.
     pub fn new(window: usize) -> Self {
-        let (tx, _) = broadcast::channel(4096);
+        // Watchers that fall this far behind are sent 410 Gone and relist.
+        let (tx, _) = broadcast::channel(window.clamp(4096, 65_536));
         Store {
             objects: BTreeMap::new(),
             rv: 1,
@@ -87,13 +88,34 @@ impl Store {
         self.objects.get(key)
     }
 
-    /// The objects of a storage, in one namespace or all.
+    /// The objects of a storage, in one namespace or all. Reads only that storage's range
+    /// of the ordered map, so other kinds' objects cost nothing.
     pub fn list(&self, storage: &str, namespace: Option<&str>) -> Vec<Value> {
+        let start = (
+            storage.to_string(),
+            namespace.unwrap_or_default().to_string(),
+            String::new(),
+        );
         self.objects
-            .iter()
-            .filter(|((s, ns, _), _)| s == storage && namespace.is_none_or(|n| n == ns))
+            .range(start..)
+            .take_while(|((s, ns, _), _)| s == storage && namespace.is_none_or(|n| n == ns))
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// The changes after `rv` kept in the history; `None` when some of them are no longer
+    /// kept.
+    pub fn changes_after(&self, rv: u64) -> Option<Vec<Change>> {
+        if rv < self.oldest() {
+            return None;
+        }
+        Some(
+            self.history
+                .iter()
+                .skip_while(|c| c.rv <= rv)
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Every object, with its key.

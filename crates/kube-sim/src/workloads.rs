@@ -6,7 +6,7 @@
 //! available, and its Deployment reports `ProgressDeadlineExceeded` after its
 //! `progressDeadlineSeconds`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::api::Target;
+use crate::store::ChangeType;
 
 /// The annotation that keeps a revision from ever becoming ready.
 pub const NEVER_READY: &str = "kube-sim.flaggerd.io/never-ready";
@@ -50,17 +51,32 @@ struct Rollout {
     since_wall: String,
 }
 
-/// Runs the simulator until the process ends.
+/// A workload: kind, namespace, name.
+type WorkloadKey = (String, String, String);
+
+/// What the simulator remembers between ticks.
+#[derive(Default)]
+struct Sim {
+    rollouts: HashMap<WorkloadKey, Rollout>,
+    /// The store's resourceVersion up to which changes are handled.
+    rv: u64,
+    /// Workloads whose status still changes with time (starting up, before their deadline).
+    pending: BTreeSet<WorkloadKey>,
+}
+
+/// Runs the simulator until the process ends. Each tick looks only at the workloads that
+/// changed since the last one and those still starting, so a cluster of many settled
+/// Deployments costs nothing between changes.
 pub async fn run(state: Arc<Shared>) {
-    let mut rollouts: BTreeMap<(String, String, String), Rollout> = BTreeMap::new();
+    let mut sim = Sim::default();
     let mut tick = tokio::time::interval(state.workloads.period);
     loop {
         tick.tick().await;
-        reconcile(&state, &mut rollouts);
+        reconcile(&state, &mut sim);
     }
 }
 
-fn reconcile(state: &Shared, rollouts: &mut BTreeMap<(String, String, String), Rollout>) {
+fn reconcile(state: &Shared, sim: &mut Sim) {
     let c = &state.cluster;
     let (Some(deploy), Some(ds), Some(hpa)) = (
         c.resource("apps", "v1", "deployments"),
@@ -69,59 +85,97 @@ fn reconcile(state: &Shared, rollouts: &mut BTreeMap<(String, String, String), R
     ) else {
         return;
     };
+    let kinds = [(&deploy, "Deployment"), (&ds, "DaemonSet")];
+    let (changes, rv) = c.changes_after(sim.rv);
+    if changes.as_ref().is_some_and(Vec::is_empty) && sim.pending.is_empty() {
+        return;
+    }
+    sim.rv = rv;
+    let mut look: BTreeSet<WorkloadKey> = std::mem::take(&mut sim.pending);
+    match changes {
+        Some(changes) => {
+            for change in changes {
+                let Some((_, kind)) = kinds.iter().find(|(rt, _)| rt.storage == change.storage)
+                else {
+                    continue;
+                };
+                let k = key(kind, &change.object);
+                if change.kind == ChangeType::Deleted {
+                    sim.rollouts.remove(&k);
+                    look.remove(&k);
+                } else {
+                    look.insert(k);
+                }
+            }
+        }
+        // The history no longer holds every change: look at every workload.
+        None => {
+            let mut live = HashSet::new();
+            for (rt, kind) in kinds {
+                for o in c.list(rt, "").0 {
+                    live.insert(key(kind, &o));
+                }
+            }
+            sim.rollouts.retain(|k, _| live.contains(k));
+            look.extend(live);
+        }
+    }
     for h in c.list(&hpa, "").0 {
         autoscale(state, &hpa, &deploy, &h);
     }
     let now = tokio::time::Instant::now();
     let wall = crate::api::now();
-    for (rt, kind) in [(&deploy, "Deployment"), (&ds, "DaemonSet")] {
-        let objects = c.list(rt, "").0;
-        let live: Vec<(String, String, String)> = objects.iter().map(|o| key(kind, o)).collect();
-        rollouts.retain(|k, _| k.0 != kind || live.contains(k));
-        for o in objects {
-            let generation = o["metadata"]["generation"].as_i64().unwrap_or(1);
-            let replicas = desired(state, kind, &o);
-            let entry = rollouts.entry(key(kind, &o)).or_insert_with(|| Rollout {
+    for k in look {
+        let (rt, kind) = if k.0 == "Deployment" {
+            (&deploy, "Deployment")
+        } else {
+            (&ds, "DaemonSet")
+        };
+        let Ok(o) = c.get(rt, &k.1, &k.2) else {
+            sim.rollouts.remove(&k);
+            continue;
+        };
+        let generation = o["metadata"]["generation"].as_i64().unwrap_or(1);
+        let replicas = desired(state, kind, &o);
+        let entry = sim.rollouts.entry(k.clone()).or_insert_with(|| Rollout {
+            generation,
+            replicas,
+            since: now,
+            since_wall: wall.clone(),
+        });
+        if entry.generation != generation || (entry.replicas == 0 && replicas > 0) {
+            *entry = Rollout {
                 generation,
                 replicas,
                 since: now,
                 since_wall: wall.clone(),
-            });
-            if entry.generation != generation || (entry.replicas == 0 && replicas > 0) {
-                *entry = Rollout {
-                    generation,
-                    replicas,
-                    since: now,
-                    since_wall: wall.clone(),
-                };
-            }
-            entry.replicas = replicas;
-            let never = o["spec"]["template"]["metadata"]["annotations"][NEVER_READY] == "true";
-            let ready = replicas == 0
-                || (!never && now.duration_since(entry.since) >= state.workloads.startup);
-            let deadline =
-                Duration::from_secs(o["spec"]["progressDeadlineSeconds"].as_u64().unwrap_or(600));
-            let stuck = !ready && now.duration_since(entry.since) > deadline;
-            let status = match kind {
-                "Deployment" => {
-                    deployment_status(&o, generation, replicas, ready, stuck, &entry.since_wall)
-                }
-                _ => daemonset_status(generation, replicas, ready),
             };
-            if !same_status(&o["status"], &status) {
-                let mut next = o.clone();
-                next["status"] = keep_condition_times(&o["status"], status);
-                let (ns, name) = (
-                    o["metadata"]["namespace"].as_str().unwrap_or_default(),
-                    o["metadata"]["name"].as_str().unwrap_or_default(),
-                );
-                let _ = c.update(rt, ns, name, next, Target::Status, MANAGER);
+        }
+        entry.replicas = replicas;
+        let never = o["spec"]["template"]["metadata"]["annotations"][NEVER_READY] == "true";
+        let ready =
+            replicas == 0 || (!never && now.duration_since(entry.since) >= state.workloads.startup);
+        let deadline =
+            Duration::from_secs(o["spec"]["progressDeadlineSeconds"].as_u64().unwrap_or(600));
+        let stuck = !ready && now.duration_since(entry.since) > deadline;
+        if !ready && !stuck {
+            sim.pending.insert(k.clone());
+        }
+        let status = match kind {
+            "Deployment" => {
+                deployment_status(&o, generation, replicas, ready, stuck, &entry.since_wall)
             }
+            _ => daemonset_status(generation, replicas, ready),
+        };
+        if !same_status(&o["status"], &status) {
+            let mut next = o.clone();
+            next["status"] = keep_condition_times(&o["status"], status);
+            let _ = c.update(rt, &k.1, &k.2, next, Target::Status, MANAGER);
         }
     }
 }
 
-fn key(kind: &str, o: &Value) -> (String, String, String) {
+fn key(kind: &str, o: &Value) -> WorkloadKey {
     (
         kind.to_string(),
         o["metadata"]["namespace"]

@@ -1,0 +1,106 @@
+//! flaggerd's Kubernetes client: kube's, with every request it sends counted by verb in
+//! `flaggerd_api_requests_total`.
+
+use std::sync::Arc;
+
+use crate::Stats;
+
+/// A client for `config` that counts its requests in `stats`.
+pub fn counted(config: kube::Config, stats: Arc<Stats>) -> Result<kube::Client, kube::Error> {
+    let layer = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        stats.api_request(verb(req.method(), req.uri()));
+        req
+    });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&layer)
+        .build())
+}
+
+/// The Kubernetes verb of a request, as kube-apiserver's `apiserver_request_total` names
+/// it: a GET is a `watch`, a `list` (of a collection) or a `get` (of one object).
+pub fn verb(method: &http::Method, uri: &http::Uri) -> &'static str {
+    match *method {
+        http::Method::GET => {
+            let query = uri.query().unwrap_or_default();
+            if query
+                .split('&')
+                .any(|p| p == "watch=true" || p == "watch=1")
+            {
+                "watch"
+            } else if is_collection(uri.path()) {
+                "list"
+            } else {
+                "get"
+            }
+        }
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "other",
+    }
+}
+
+/// True for the path of a collection: `/api/v1/pods`, `/apis/apps/v1/namespaces/x/deployments`.
+fn is_collection(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match parts.first() {
+        Some(&"api") => parts.get(2..),
+        Some(&"apis") => parts.get(3..),
+        _ => None,
+    };
+    match rest.unwrap_or_default() {
+        ["namespaces", _, _resource] => true,
+        ["namespaces", _] => false,
+        [_resource] => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_are_named_as_the_api_server_names_them() {
+        let get = http::Method::GET;
+        let cases = [
+            (
+                &get,
+                "/apis/flagger.app/v1beta1/namespaces/test/canaries?limit=500",
+                "list",
+            ),
+            (
+                &get,
+                "/apis/flagger.app/v1beta1/canaries?watch=true&resourceVersion=1",
+                "watch",
+            ),
+            (
+                &get,
+                "/apis/apps/v1/namespaces/test/deployments/podinfo",
+                "get",
+            ),
+            (&get, "/api/v1/namespaces/test", "get"),
+            (&get, "/api/v1/namespaces", "list"),
+            (
+                &http::Method::PATCH,
+                "/api/v1/namespaces/test/services/podinfo",
+                "patch",
+            ),
+            (
+                &http::Method::PUT,
+                "/apis/flagger.app/v1beta1/namespaces/test/canaries/podinfo/status",
+                "update",
+            ),
+            (
+                &http::Method::POST,
+                "/api/v1/namespaces/test/events",
+                "create",
+            ),
+        ];
+        for (method, path, want) in cases {
+            let uri: http::Uri = path.parse().unwrap();
+            assert_eq!(verb(method, &uri), want, "{method} {path}");
+        }
+    }
+}
