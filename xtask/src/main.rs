@@ -29,6 +29,9 @@ tasks:
   bench         criterion benchmarks of canary-core, and flaggerd's detection latency on kube-sim
   bench isolation  seed 004's release time alone and beside two canaries blocked on 45 s
                 webhooks, on the local cluster (fails above +10 %)
+  bench scale [--canaries N] [--others M] [--threadiness T]
+                flaggerd's API requests, step lag, starvation, memory and CPU with N canaries
+                (100) beside M unrelated Deployments and ConfigMaps (1000), on kube-sim
   fuzz [CASES]  the fuzz property test (stored canaries through decoding, validation, the engine
                 and every builder) with CASES cases (100000 by default; cargo test runs 256)
   conformance   kube-sim's conformance tests against a real API server (etcd, kube-apiserver,
@@ -62,7 +65,10 @@ fn main() -> Result<()> {
         Some("bench") => match args.get(1).map(String::as_str) {
             None => bench(),
             Some("isolation") => isolation::run(),
-            Some(other) => bail!("unknown benchmark {other:?}; benchmarks: isolation\n\n{USAGE}"),
+            Some("scale") => bench_scale(&args[2..]),
+            Some(other) => {
+                bail!("unknown benchmark {other:?}; benchmarks: isolation, scale\n\n{USAGE}")
+            }
         },
         Some("e2e") => e2e::run(&args[1..]),
         Some("conformance") => conformance(&cluster::real::build()?),
@@ -269,6 +275,27 @@ fn core_is_pure() -> Result<()> {
         FORBIDDEN_IN_CORE.join(", ")
     );
     Ok(())
+}
+
+/// `bench scale`: the release flaggerd against kube-sim, driven by the `scale` example of
+/// canary-controller (which starts kube-sim in its own process and flaggerd as a child).
+fn bench_scale(args: &[String]) -> Result<()> {
+    cargo(&["build", "--release", "-p", "flaggerd"])?;
+    let flaggerd = cluster::target_dir().join("release").join("flaggerd");
+    let flaggerd = flaggerd.display().to_string();
+    let mut run = vec![
+        "run",
+        "--release",
+        "-p",
+        "canary-controller",
+        "--example",
+        "scale",
+        "--",
+        "--flaggerd",
+        &flaggerd,
+    ];
+    run.extend(args.iter().map(String::as_str));
+    cargo(&run)
 }
 
 fn bench() -> Result<()> {

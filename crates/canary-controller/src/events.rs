@@ -105,8 +105,11 @@ impl Events {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ns, &resource());
         let key = (ns.clone(), name.clone());
         let mut current = self.remembered(&key);
+        // An event this process has not written is most likely new: create it without a
+        // read, and read it only when the create finds it exists.
+        let mut must_read = false;
         for _ in 0..4 {
-            if current.is_none() {
+            if current.is_none() && must_read {
                 current = match api.get_opt(&name).await {
                     Ok(found) => found.map(|e| seen_from(&to_value(e))),
                     Err(e) => return self.failed("read", &ns, &name, e),
@@ -157,6 +160,7 @@ impl Events {
                 Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => {
                     self.forget(&key);
                     current = None;
+                    must_read = true;
                 }
                 Err(e) => return self.failed("write", &ns, &name, e),
             }

@@ -143,6 +143,16 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
     } else if !record.effects.is_empty() {
         journal::carry_out(&ctx, canary.clone(), scene, record, (0, 0), false, false);
     }
+    // A step of an analysis under way, taken at or after its due time: how late it came.
+    if let (Some(last), Some(phase)) = (status.last_transition_time, status.phase)
+        && phase.is_active()
+        && step.status.last_transition_time != status.last_transition_time
+        && let Some(due) = spec.next_step_due(&ctx.settings.engine, last)
+        && due <= now
+    {
+        let lag = (now - due).to_std().unwrap_or_default();
+        ctx.stats.step_lag(lag.as_secs_f64());
+    }
     if let Some(phase) = step.status.phase {
         ctx.stats.set_status(&spec.target_ref.name, &ns, phase);
     }

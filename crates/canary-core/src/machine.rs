@@ -116,10 +116,7 @@ impl<'a> Tick<'a> {
         obs: &'a Observation,
         now: DateTime<Utc>,
     ) -> Self {
-        let interval = c.spec.analysis().map_or(
-            analysis_default_interval().max(c.settings.min_interval),
-            |a| a.interval(c.settings.min_interval),
-        );
+        let interval = c.spec.analysis_interval(c.settings);
         Tick {
             c,
             obs,
@@ -921,8 +918,4 @@ impl<'a> Tick<'a> {
         });
         report.checks.push(check);
     }
-}
-
-fn analysis_default_interval() -> Duration {
-    crate::spec::DEFAULT_INTERVAL
 }

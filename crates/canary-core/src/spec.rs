@@ -235,6 +235,24 @@ impl CanarySpec {
         self.analysis.as_ref().or(self.canary_analysis.as_ref())
     }
 
+    /// The time between two analysis steps: the analysis' interval, or the default one,
+    /// never under the controller's floor (`min_interval`).
+    pub fn analysis_interval(&self, settings: &Settings) -> std::time::Duration {
+        self.analysis()
+            .map_or(DEFAULT_INTERVAL.max(settings.min_interval), |a| {
+                a.interval(settings.min_interval)
+            })
+    }
+
+    /// When the step after one taken at `last` is due, `None` past the end of the calendar.
+    pub fn next_step_due(
+        &self,
+        settings: &Settings,
+        last: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        crate::duration::after(last, self.analysis_interval(settings))
+    }
+
     /// True when the canary is promoted without analysis (`skipAnalysis`, or no analysis at all).
     pub fn skips_analysis(&self) -> bool {
         self.skip_analysis || self.analysis().is_none()

@@ -156,6 +156,11 @@ impl KubeSim {
         &self.shared.faults
     }
 
+    /// `apiserver_request_total`: every request served so far, by series.
+    pub fn requests(&self) -> std::collections::BTreeMap<requests::RequestKey, u64> {
+        self.shared.requests.snapshot()
+    }
+
     /// The cluster, for direct inspection in tests.
     pub fn cluster(&self) -> &Cluster {
         &self.shared.cluster
