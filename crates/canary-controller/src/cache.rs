@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kube::Resource;
+use kube::core::ApiResource;
 use kube::runtime::watcher;
 use serde::Serialize;
 use serde_json::Value;
@@ -37,7 +38,7 @@ pub enum Change {
 
 /// The cache of one kind.
 pub struct Cache {
-    kind: &'static str,
+    kind: String,
     /// The watch has listed everything at least once.
     active: AtomicBool,
     inner: Mutex<Inner>,
@@ -55,9 +56,9 @@ struct Inner {
 
 impl Cache {
     /// An empty cache of `kind`, answering once its watch has listed.
-    pub fn new(kind: &'static str) -> Self {
+    pub fn new(kind: &str) -> Self {
         Cache {
-            kind,
+            kind: kind.to_string(),
             active: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
         }
@@ -68,8 +69,8 @@ impl Cache {
     }
 
     /// The kind cached.
-    pub fn kind(&self) -> &'static str {
-        self.kind
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 
     /// What the cache knows of an object, and marks it wanted: `Some(None)` when it is known
@@ -226,42 +227,22 @@ fn classify(old: &Value, new: &Value) -> Change {
     }
 }
 
-/// True when writing `desired` (an apply or a merge patch) onto `current` would change
-/// nothing flaggerd sets: every field of `desired` holds the same value in `current`
-/// (fields others set are ignored). A `null` in a merge patch asks for the field to be
-/// absent. Arrays compare item by item and must have the same length.
-pub fn holds(current: &Value, desired: &Value) -> bool {
-    match (desired, current) {
-        (Value::Object(d), _) => d.iter().all(|(k, dv)| match current.get(k) {
-            Some(cv) => holds(cv, dv),
-            None => is_empty(dv),
-        }),
-        (Value::Array(d), Value::Array(c)) => {
-            d.len() == c.len() && d.iter().zip(c).all(|(dv, cv)| holds(cv, dv))
-        }
-        (Value::Array(d), Value::Null) => d.is_empty(),
-        (Value::Number(d), Value::Number(c)) => d.as_f64() == c.as_f64(),
-        (Value::Null, c) => c.is_null(),
-        (d, c) => d == c,
-    }
-}
+pub use canary_router::cached::holds;
 
-/// A desired value that an absent field already satisfies.
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(m) => m.values().all(is_empty),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
-}
+/// Starts the watch that feeds a routing object's cache.
+pub type WatchStarter = Box<dyn Fn(ApiResource, Arc<Cache>) + Send + Sync>;
 
-/// The caches of every kind flaggerd reads around a canary.
+/// The caches of every kind flaggerd reads around a canary: the workload, config, Service
+/// and autoscaler kinds, watched from the start, and the routing objects' kinds, each
+/// watched from the first time a router reads one (a mesh whose CRDs are not installed is
+/// then read from the API server, which answers that they are missing).
 pub struct Caches {
     caches: Vec<Arc<Cache>>,
+    routing: Mutex<HashMap<String, Arc<Cache>>>,
+    starter: std::sync::OnceLock<WatchStarter>,
 }
 
-/// The kinds cached.
+/// The kinds cached from the start.
 pub const KINDS: [&str; 6] = [
     "Deployment",
     "DaemonSet",
@@ -275,6 +256,8 @@ impl Default for Caches {
     fn default() -> Self {
         Caches {
             caches: KINDS.iter().map(|k| Arc::new(Cache::new(k))).collect(),
+            routing: Mutex::default(),
+            starter: std::sync::OnceLock::new(),
         }
     }
 }
@@ -283,6 +266,48 @@ impl Caches {
     /// The cache of `kind`, if it is cached.
     pub fn of(&self, kind: &str) -> Option<&Arc<Cache>> {
         self.caches.iter().find(|c| c.kind == kind)
+    }
+
+    /// Lets routing objects be cached: `start` starts the watch of a kind's cache.
+    pub fn start_watches_with(&self, start: WatchStarter) {
+        let _ = self.starter.set(start);
+    }
+
+    /// The cache of a routing kind, its watch started on first use; `None` until the
+    /// controller runs.
+    fn routing(&self, resource: &ApiResource) -> Option<Arc<Cache>> {
+        let start = self.starter.get()?;
+        let key = format!(
+            "{}/{}/{}",
+            resource.group, resource.version, resource.plural
+        );
+        let mut routing = self.routing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = routing.get(&key) {
+            return Some(c.clone());
+        }
+        let cache = Arc::new(Cache::new(&resource.kind));
+        routing.insert(key, cache.clone());
+        start(resource.clone(), cache.clone());
+        Some(cache)
+    }
+}
+
+impl canary_router::cached::ObjectCache for Caches {
+    fn lookup(&self, resource: &ApiResource, ns: &str, name: &str) -> Option<Option<Value>> {
+        let known = self.routing(resource)?.lookup(ns, name)?;
+        Some(known.map(|v| (*v).clone()))
+    }
+
+    fn fill(&self, resource: &ApiResource, ns: &str, name: &str, obj: Option<&Value>) {
+        if let Some(c) = self.routing(resource) {
+            c.fill(ns, name, obj);
+        }
+    }
+
+    fn written(&self, resource: &ApiResource, ns: &str, name: &str, obj: &Value) {
+        if let Some(c) = self.routing(resource) {
+            c.written(ns, name, obj);
+        }
     }
 }
 
@@ -379,31 +404,5 @@ mod tests {
         assert_eq!(classify(&old, &status), Change::Status);
         assert_eq!(classify(&status, &spec), Change::Spec);
         assert_eq!(classify(&spec, &spec), Change::None);
-    }
-
-    #[test]
-    fn holds_compares_only_the_desired_fields() {
-        let current = json!({
-            "metadata": {"name": "s", "labels": {"app": "x", "other": "y"}, "uid": "1"},
-            "spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": "http"}], "clusterIP": "10.0.0.1"},
-        });
-        assert!(holds(
-            &current,
-            &json!({"metadata": {"name": "s", "labels": {"app": "x"}}, "spec": {"ports": [{"port": 80.0, "targetPort": "http"}]}})
-        ));
-        assert!(holds(
-            &current,
-            &json!({"metadata": {"annotations": {}}, "spec": {"selector": null}})
-        ));
-        assert!(!holds(
-            &current,
-            &json!({"spec": {"ports": [{"port": 81}]}})
-        ));
-        assert!(!holds(&current, &json!({"spec": {"ports": []}})));
-        assert!(!holds(
-            &current,
-            &json!({"metadata": {"labels": {"other": null}}})
-        ));
-        assert!(!holds(&current, &json!({"spec": {"replicas": 0}})));
     }
 }

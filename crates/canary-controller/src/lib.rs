@@ -197,8 +197,16 @@ impl Context {
             &settings.cluster_name,
         ));
         let router_client = client.clone();
+        let caches: Arc<cache::Caches> = Arc::default();
+        let router_cache = caches.clone();
         let routers: RouterFactory = Box::new(move |provider, selector| {
-            canary_router::for_provider(provider, router_client.clone(), selector)
+            let cache: Arc<dyn canary_router::cached::ObjectCache> = router_cache.clone();
+            canary_router::for_provider_cached(
+                provider,
+                router_client.clone(),
+                selector,
+                Some(cache),
+            )
         });
         Ok(Context {
             events: Events::new(client.clone(), &settings.instance, wall_clock),
@@ -211,7 +219,7 @@ impl Context {
             clock: wall_clock,
             tasks: tasks::Tasks::default(),
             backoff: backoff::Backoff::default(),
-            caches: Arc::default(),
+            caches,
             own_writes: journal::OwnWrites::default(),
             turns: tokio::sync::Semaphore::new(usize::from(settings.threadiness.max(1))),
             canaries: std::sync::OnceLock::new(),

@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::Resource;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -107,6 +107,36 @@ pub async fn run(
         .tasks
         .wake_ups()
         .ok_or("the controller can run only once per context")?;
+    // Routing objects: a kind's watch starts when a router first reads one, and only keeps
+    // its cache.
+    let routing_watches: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+    {
+        let (client, ns, handles) = (client.clone(), ns.clone(), routing_watches.clone());
+        ctx.caches
+            .start_watches_with(Box::new(move |resource, cache| {
+                let api: Api<DynamicObject> = match ns.as_deref() {
+                    Some(n) => Api::namespaced_with(client.clone(), n, &resource),
+                    None => Api::all_with(client.clone(), &resource),
+                };
+                let task = tokio::spawn(
+                    watcher(api, watcher::Config::default())
+                        .default_backoff()
+                        .for_each(move |event| {
+                            match event {
+                                Ok(event) => {
+                                    cache.apply(&event);
+                                }
+                                Err(e) => tracing::debug!("watch of {}s: {e}", cache.kind()),
+                            }
+                            futures::future::ready(())
+                        }),
+                );
+                handles
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(task.abort_handle());
+            }));
+    }
     // Targets, primaries, configs, Services and autoscalers: each kind's watch keeps its
     // cache (the objects canaries use) and wakes the canaries a change matters to.
     let objects = futures::stream::select_all([
@@ -136,6 +166,13 @@ pub async fn run(
         .await;
     server.abort();
     totals.abort();
+    for task in routing_watches
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
+        task.abort();
+    }
     reporter.abort();
     Ok(())
 }

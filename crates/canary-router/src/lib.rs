@@ -9,6 +9,7 @@
 //! traffic: canary-core does.
 
 pub mod appmesh;
+pub mod cached;
 pub mod gatewayapi;
 pub mod istio;
 mod matches;
@@ -83,6 +84,17 @@ pub fn for_provider(
     client: kube::Client,
     selector: Option<appmesh::PodSelector>,
 ) -> Result<Box<dyn TrafficRouter>> {
+    for_provider_cached(provider, client, selector, None)
+}
+
+/// [`for_provider`], reading routing objects through `cache` and skipping writes the cached
+/// object already holds.
+pub fn for_provider_cached(
+    provider: &str,
+    client: kube::Client,
+    selector: Option<appmesh::PodSelector>,
+    cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
+) -> Result<Box<dyn TrafficRouter>> {
     if !canary_core::validate::is_known_provider(provider) {
         return Err(Error::UnknownProvider(provider.to_string()));
     }
@@ -104,6 +116,7 @@ pub fn for_provider(
         client,
         kind,
         selector,
+        cache,
     }))
 }
 
@@ -165,11 +178,13 @@ impl Kind {
     }
 }
 
-/// Applies a provider's routing object with server-side apply (field manager `flaggerd`).
+/// Applies a provider's routing object with server-side apply (field manager `flaggerd`),
+/// reading through a cache when it has one.
 pub struct ObjectRouter {
     client: kube::Client,
     kind: Kind,
     selector: Option<appmesh::PodSelector>,
+    cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
 }
 
 /// The field manager of the routing objects.
@@ -185,23 +200,62 @@ impl ObjectRouter {
     }
 
     async fn current(&self, canary: &Canary) -> Result<Option<Value>> {
-        let obj = self
-            .api(canary, &self.kind.resource())
-            .get_opt(&apex_name(canary))
+        self.get(canary, &self.kind.resource(), &apex_name(canary))
             .await
-            .map_err(io)?;
-        Ok(obj.and_then(|o| serde_json::to_value(o).ok()))
     }
 
+    /// An object, from the cache when it knows it.
+    async fn get(
+        &self,
+        canary: &Canary,
+        resource: &ApiResource,
+        name: &str,
+    ) -> Result<Option<Value>> {
+        let ns = namespace(canary);
+        if let Some(known) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.lookup(resource, ns, name))
+        {
+            return Ok(known);
+        }
+        let obj = self
+            .api(canary, resource)
+            .get_opt(name)
+            .await
+            .map_err(io)?
+            .and_then(|o| serde_json::to_value(o).ok());
+        if let Some(c) = &self.cache {
+            c.fill(resource, ns, name, obj.as_ref());
+        }
+        Ok(obj)
+    }
+
+    /// Applies `obj`, unless the cached object already holds it.
     async fn apply(&self, canary: &Canary, resource: &ApiResource, obj: &Value) -> Result<()> {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let ns = namespace(canary);
+        if let Some(c) = &self.cache
+            && let Some(Some(current)) = c.lookup(resource, ns, name)
+            && cached::holds(&current, obj)
+        {
+            return Ok(());
+        }
         let params = PatchParams::apply(MANAGER).force();
-        self.api(canary, resource)
+        let written = self
+            .api(canary, resource)
             .patch(name, &params, &Patch::Apply(obj))
             .await
             .map_err(io)?;
+        if let (Some(c), Ok(v)) = (&self.cache, serde_json::to_value(written)) {
+            c.written(resource, ns, name, &v);
+        }
         Ok(())
     }
+}
+
+fn namespace(canary: &Canary) -> &str {
+    canary.metadata.namespace.as_deref().unwrap_or("default")
 }
 
 #[async_trait]
