@@ -46,8 +46,9 @@ pub struct Cache {
 
 #[derive(Default)]
 struct Inner {
-    /// Wanted objects as last seen; `None`: known not to exist.
-    known: HashMap<Key, Option<Arc<Value>>>,
+    /// Wanted objects as last seen, kept as compact JSON text (a parsed `Value` takes
+    /// ten times the memory); `None`: known not to exist.
+    known: HashMap<Key, Option<Box<str>>>,
     /// Keys canaries asked for: their watch events are kept.
     wanted: HashSet<Key>,
     /// During a relist, the keys listed so far.
@@ -75,13 +76,16 @@ impl Cache {
 
     /// What the cache knows of an object, and marks it wanted: `Some(None)` when it is known
     /// not to exist, `None` when it must be read from the API server (then [`Cache::fill`]).
-    pub fn lookup(&self, ns: &str, name: &str) -> Option<Option<Arc<Value>>> {
+    pub fn lookup(&self, ns: &str, name: &str) -> Option<Option<Value>> {
         if !self.active.load(Ordering::Acquire) {
             return None;
         }
         let key = (ns.to_string(), name.to_string());
         let mut inner = self.lock();
-        let known = inner.known.get(&key).cloned();
+        let known = inner
+            .known
+            .get(&key)
+            .map(|text| text.as_deref().and_then(parse));
         inner.wanted.insert(key);
         known
     }
@@ -96,7 +100,7 @@ impl Cache {
         if inner.wanted.contains(&key) && !inner.known.contains_key(&key) {
             inner
                 .known
-                .insert(key, obj.map(|o| Arc::new(strip(o.clone()))));
+                .insert(key, obj.map(|o| compact(strip(o.clone()))));
         }
     }
 
@@ -108,7 +112,7 @@ impl Cache {
         let key = (ns.to_string(), name.to_string());
         let mut inner = self.lock();
         if inner.wanted.contains(&key) {
-            inner.known.insert(key, Some(Arc::new(strip(obj.clone()))));
+            inner.known.insert(key, Some(compact(strip(obj.clone()))));
         }
     }
 
@@ -181,11 +185,16 @@ impl Inner {
             return Change::Spec;
         };
         let value = strip(value);
-        let change = match self.known.get(&key) {
-            Some(Some(old)) => classify(old, &value),
-            _ => Change::Spec,
+        let change = match self
+            .known
+            .get(&key)
+            .and_then(|t| t.as_deref())
+            .and_then(parse)
+        {
+            Some(old) => classify(&old, &value),
+            None => Change::Spec,
         };
-        self.known.insert(key, Some(Arc::new(value)));
+        self.known.insert(key, Some(compact(value)));
         change
     }
 }
@@ -196,6 +205,14 @@ fn key_of<K: Resource>(obj: &K) -> Key {
         meta.namespace.clone().unwrap_or_default(),
         meta.name.clone().unwrap_or_default(),
     )
+}
+
+fn compact(v: Value) -> Box<str> {
+    v.to_string().into_boxed_str()
+}
+
+fn parse(text: &str) -> Option<Value> {
+    serde_json::from_str(text).ok()
 }
 
 /// Drops what flaggerd never reads and what makes objects large: managed fields.
@@ -294,8 +311,7 @@ impl Caches {
 
 impl canary_router::cached::ObjectCache for Caches {
     fn lookup(&self, resource: &ApiResource, ns: &str, name: &str) -> Option<Option<Value>> {
-        let known = self.routing(resource)?.lookup(ns, name)?;
-        Some(known.map(|v| (*v).clone()))
+        self.routing(resource)?.lookup(ns, name)
     }
 
     fn fill(&self, resource: &ApiResource, ns: &str, name: &str, obj: Option<&Value>) {

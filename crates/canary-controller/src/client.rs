@@ -1,9 +1,14 @@
 //! flaggerd's Kubernetes client: kube's, with every request it sends counted by verb in
-//! `flaggerd_api_requests_total`.
+//! `flaggerd_api_requests_total`, and at most [`MAX_IN_FLIGHT`] requests waiting for their
+//! answer at once. Each canary's task writes on its own, so a thousand canaries stepping
+//! together would otherwise open a thousand connections, each with its buffers.
 
 use std::sync::Arc;
 
 use crate::Stats;
+
+/// The most requests flaggerd waits on at once (a watch counts until its answer starts).
+pub const MAX_IN_FLIGHT: usize = 16;
 
 /// A client for `config` that counts its requests in `stats`.
 pub fn counted(config: kube::Config, stats: Arc<Stats>) -> Result<kube::Client, kube::Error> {
@@ -12,6 +17,7 @@ pub fn counted(config: kube::Config, stats: Arc<Stats>) -> Result<kube::Client, 
         req
     });
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
         .with_layer(&layer)
         .build())
 }

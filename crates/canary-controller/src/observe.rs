@@ -380,7 +380,7 @@ impl World {
     pub async fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, Error> {
         let cache = self.caches.of(kind);
         if let Some(known) = cache.and_then(|c| c.lookup(&self.ns, name)) {
-            return Ok(known.map(|v| (*v).clone()));
+            return Ok(known);
         }
         let api = self.api(kind);
         let obj = retry(|| api.get_opt(name))

@@ -44,7 +44,10 @@ pub async fn run(
     let (canaries, writer) = reflector::store::<Lenient<Canary>>();
     let _ = ctx.canaries.set(canaries.clone());
     let forget = ctx.clone();
-    let canary_stream = reflector::reflector(writer, watcher(api(&client, ns.as_deref()), cfg()))
+    // Managed fields are dropped before the store keeps a canary: flaggerd never reads them
+    // and they are most of an object's memory.
+    let canary_watch = watcher(api(&client, ns.as_deref()), cfg()).modify(drop_managed_fields);
+    let canary_stream = reflector::reflector(writer, canary_watch)
         .default_backoff()
         .inspect_ok(move |event| match event {
             watcher::Event::Delete(c) => {
@@ -71,7 +74,8 @@ pub async fn run(
     let (templates, writer) = reflector::store::<Lenient<MetricTemplate>>();
     let _ = ctx.templates.set(templates);
     let report_to = broken.clone();
-    let template_stream = reflector::reflector(writer, watcher(api(&client, ns.as_deref()), cfg()))
+    let template_watch = watcher(api(&client, ns.as_deref()), cfg()).modify(drop_managed_fields);
+    let template_stream = reflector::reflector(writer, template_watch)
         .default_backoff()
         .applied_objects()
         .inspect_ok(move |t: &Lenient<MetricTemplate>| {
@@ -226,6 +230,10 @@ async fn wait_for_crds(client: &kube::Client, ns: Option<&str>) -> Result<(), St
     Ok(())
 }
 
+fn drop_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
 /// What a change of a canary must differ in to wake it: anything but its status (the
 /// spec through the generation, deletion, finalizers, labels, annotations, a new object).
 fn beyond_status(c: &Lenient<Canary>) -> Option<u64> {
@@ -258,7 +266,10 @@ fn reconcile_safely(
         let Ok(_turn) = turn else {
             return Ok(Action::await_change());
         };
-        let caught = std::panic::AssertUnwindSafe(crate::reconcile(obj.clone(), ctx.clone()))
+        // Boxed only now: a reconcile waiting for its turn holds a pointer, not the whole
+        // reconcile's state (a thousand canaries due together wait here).
+        let reconcile = Box::pin(crate::reconcile(obj.clone(), ctx.clone()));
+        let caught = std::panic::AssertUnwindSafe(reconcile)
             .catch_unwind()
             .await;
         match caught {
