@@ -73,11 +73,13 @@ impl OwnWrites {
         }
     }
 
-    /// True while the watch has not shown flaggerd's last write of canary `key`.
-    pub fn behind(&self, key: &str) -> bool {
+    /// True while the watch has not shown flaggerd's last write of canary `key`; `current`
+    /// is the version the store holds now (a write that changed nothing keeps the version
+    /// and sends no watch event).
+    pub fn behind(&self, key: &str, current: Option<&str>) -> bool {
         let mut pending = self.lock();
         match pending.get(key) {
-            Some((_, at)) if at.elapsed() < CATCH_UP => true,
+            Some((rv, at)) if at.elapsed() < CATCH_UP && Some(rv.as_str()) != current => true,
             Some(_) => {
                 pending.remove(key);
                 false

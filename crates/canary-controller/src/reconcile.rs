@@ -58,11 +58,15 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
     // once the cache shows flaggerd's own last write of it: a step decided on an older status
     // would be decided twice. Without the controller's cache (a reconcile called on its
     // own), it is read from the API server.
-    if ctx.own_writes.behind(&key) {
+    let stored = ctx.canaries.get().and_then(|store| store.get(&object));
+    let stored_rv = stored
+        .as_ref()
+        .and_then(|c| c.meta().resource_version.clone());
+    if ctx.own_writes.behind(&key, stored_rv.as_deref()) {
         return Ok(Action::requeue(CATCH_UP_POLL));
     }
     let fresh = match ctx.canaries.get() {
-        Some(store) => store.get(&object).map(|c| (*c).clone()),
+        Some(_) => stored.map(|c| (*c).clone()),
         None => {
             let api: Api<Lenient<Canary>> = Api::namespaced(ctx.client.clone(), &ns);
             observe::retry(|| api.get_opt(&name))
