@@ -10,20 +10,40 @@ struct Tester {
     _child: tokio::process::Child,
 }
 
+/// A free port never handed out before in this test binary: tests run in parallel, and
+/// two of them given the same port would talk to one another's loadtester.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 async fn start(extra: &[&str]) -> Tester {
-    let port = free_port();
+    // Another program may take the port before the loadtester binds it; it then exits, and
+    // is started again on another port.
+    for _ in 0..5 {
+        if let Some(t) = start_on(free_port(), extra).await {
+            return t;
+        }
+    }
+    panic!("the loadtester could not bind a port in 5 attempts");
+}
+
+async fn start_on(port: u16, extra: &[&str]) -> Option<Tester> {
     let mut args = vec!["-listen-address", "127.0.0.1", "-log-level", "info"];
     let port_s = port.to_string();
     args.extend(["-port", &port_s]);
     args.extend(extra);
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadtester"))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadtester"))
         .args(&args)
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -31,25 +51,27 @@ async fn start(extra: &[&str]) -> Tester {
         .expect("loadtester starts");
     let base = format!("http://127.0.0.1:{port}");
     // A debug binary may take seconds to start on a loaded machine.
-    let mut listening = false;
     for _ in 0..500 {
+        if child.try_wait().ok().flatten().is_some() {
+            return None;
+        }
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            listening = true;
-            break;
+            // The one listening must be ours: one that lost the port exits at once.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            return Some(Tester {
+                base,
+                _child: child,
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        listening,
-        "the loadtester did not listen on {port} within 10 s"
-    );
-    Tester {
-        base,
-        _child: child,
-    }
+    panic!("the loadtester did not listen on {port} within 10 s");
 }
 
 /// mesh-sim's podinfo-like backend (`POST /token` answers a JSON token).
