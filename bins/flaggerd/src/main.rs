@@ -43,10 +43,10 @@ async fn main() -> anyhow::Result<()> {
     let mut ctx = Context::new(client, settings).map_err(anyhow::Error::msg)?;
     ctx.stats = stats;
     let ctx = Arc::new(ctx);
-    if election {
-        leader::acquire(&leases, &identity, duration).await;
-    }
-    let shutdown = async {
+    // /healthz and /metrics answer from the start; /readyz once this replica leads.
+    let server = ctx.serve();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -54,7 +54,18 @@ async fn main() -> anyhow::Result<()> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
         }
         tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
+    if election {
+        tokio::select! {
+            _ = leader::acquire(&leases, &identity, duration) => {}
+            _ = until_stopped(stopped.clone()) => return Ok(()),
+        }
+    }
+    let shutdown = until_stopped(stopped);
     let controller = canary_controller::run(ctx, shutdown);
     if election {
         tokio::select! {
@@ -64,8 +75,12 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        // Given up on shutdown, so a standby takes over at its next try (about a twelfth of
+        // the lease duration) instead of when the Lease expires.
+        leader::release(&leases, &identity).await;
     } else {
         controller.await.map_err(anyhow::Error::msg)?;
     }
+    server.abort();
     Ok(())
 }

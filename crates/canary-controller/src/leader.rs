@@ -22,7 +22,8 @@ pub async fn acquire(api: &Api<Lease>, identity: &str, duration: Duration) {
             Ok(false) => {}
             Err(e) => tracing::warn!("leader election: {e}"),
         }
-        tokio::time::sleep(duration / 12).await;
+        // As client-go retries: every 2 s (a twelfth of a short lease).
+        tokio::time::sleep((duration / 12).min(Duration::from_secs(2))).await;
     }
 }
 
@@ -43,6 +44,25 @@ pub async fn hold(api: &Api<Lease>, identity: &str, duration: Duration) -> Strin
                 }
             }
         }
+    }
+}
+
+/// Gives the Lease up if this replica holds it (on shutdown), so a standby takes over at
+/// its next try instead of waiting for the Lease to expire.
+pub async fn release(api: &Api<Lease>, identity: &str) {
+    let Ok(Some(mut lease)) = api.get_opt(LEASE).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return;
+    }
+    spec.holder_identity = None;
+    match api.replace(LEASE, &PostParams::default(), &lease).await {
+        Ok(_) => tracing::info!("leader election: {identity} released lease {LEASE}"),
+        Err(e) => tracing::warn!("leader election: cannot release lease {LEASE}: {e}"),
     }
 }
 

@@ -23,7 +23,7 @@ mod observe;
 mod reconcile;
 mod report;
 mod run;
-mod server;
+pub mod server;
 pub mod services;
 pub mod settings;
 pub mod stats;
@@ -159,6 +159,10 @@ pub struct Context {
     pub events: Events,
     /// Prometheus metrics.
     pub stats: Arc<Stats>,
+    /// Whether this replica reconciles (`/readyz`).
+    pub role: Arc<server::Role>,
+    /// The HTTP endpoints already run (started before the leader election).
+    pub(crate) serving: std::sync::atomic::AtomicBool,
     /// The clock: the one place the controller reads the time.
     pub clock: fn() -> chrono::DateTime<chrono::Utc>,
     /// Each canary's background work (webhooks, metric queries, a step's effects).
@@ -216,6 +220,8 @@ impl Context {
             notifier,
             routers,
             stats,
+            role: Arc::default(),
+            serving: std::sync::atomic::AtomicBool::new(false),
             clock: wall_clock,
             tasks: tasks::Tasks::default(),
             backoff: backoff::Backoff::default(),
@@ -230,6 +236,18 @@ impl Context {
 }
 
 impl Context {
+    /// Serves `/healthz`, `/readyz` and `/metrics` on `-port` until the returned task is
+    /// aborted; [`run`] then does not start them again.
+    pub fn serve(&self) -> tokio::task::JoinHandle<()> {
+        self.serving
+            .store(true, std::sync::atomic::Ordering::Release);
+        tokio::spawn(server::serve(
+            self.settings.port,
+            self.stats.clone(),
+            self.role.clone(),
+        ))
+    }
+
     /// How many canaries have background work running (webhooks, metric queries, a step's
     /// effects); tests wait for 0 before they look at the effects.
     pub fn tasks_running(&self) -> usize {

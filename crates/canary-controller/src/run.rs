@@ -17,7 +17,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 
 use crate::events::Mark;
-use crate::{Context, Error, report, server, tasks};
+use crate::{Context, Error, report, tasks};
 
 /// The longest wait between two start-up attempts.
 const MAX_STARTUP_DELAY: Duration = Duration::from_secs(30);
@@ -32,10 +32,13 @@ pub async fn run(
 ) -> Result<(), String> {
     let client = ctx.client.clone();
     let ns = ctx.settings.namespace.clone();
-    let server = tokio::spawn(server::serve(ctx.settings.port, ctx.stats.clone()));
+    ctx.role.lead();
+    let server = (!ctx.serving.load(std::sync::atomic::Ordering::Acquire)).then(|| ctx.serve());
     let ready = wait_for_crds(&client, ns.as_deref()).await;
     if let Err(e) = ready {
-        server.abort();
+        if let Some(s) = &server {
+            s.abort();
+        }
         return Err(e);
     }
     let cfg = || watcher::Config::default().any_semantic();
@@ -168,7 +171,9 @@ pub async fn run(
             }
         })
         .await;
-    server.abort();
+    if let Some(s) = &server {
+        s.abort();
+    }
     totals.abort();
     for task in routing_watches
         .lock()

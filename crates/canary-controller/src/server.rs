@@ -1,17 +1,54 @@
-//! `/healthz`, `/readyz` and `/metrics` on the `-port`.
+//! `/healthz`, `/readyz` and `/metrics` on the `-port`, served from the start, leader or
+//! not: `/healthz` says the process is alive, `/readyz` answers 200 only on the replica that
+//! reconciles (the leader, or the only one without leader election) and 503 on a standby.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 
 use crate::Stats;
 
+/// Whether this replica reconciles.
+#[derive(Debug, Default)]
+pub struct Role {
+    leading: AtomicBool,
+}
+
+impl Role {
+    /// This replica reconciles from now on.
+    pub fn lead(&self) {
+        self.leading.store(true, Ordering::Release);
+    }
+
+    /// True when this replica reconciles.
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+}
+
 /// Serves until the task is aborted; a port that cannot be bound is logged.
-pub async fn serve(port: u16, stats: Arc<Stats>) {
+pub async fn serve(port: u16, stats: Arc<Stats>, role: Arc<Role>) {
     let app = Router::new()
         .route("/healthz", get(|| async { "OK" }))
-        .route("/readyz", get(|| async { "OK" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let leading = role.leading();
+                async move {
+                    if leading {
+                        (StatusCode::OK, "OK: leader")
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "standby: waiting for the lease",
+                        )
+                    }
+                }
+            }),
+        )
         .route(
             "/metrics",
             get(move || {
