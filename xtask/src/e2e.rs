@@ -870,7 +870,8 @@ fn ab_testing(p: &mut Play<'_>, file: &str) -> Result<()> {
 /// Seed 004's failure: `watch curl .../status/500` as shown, and the bounded loop run for it.
 pub(crate) const WATCH_500: (&str, &str) = (
     "watch curl http://podinfo-canary:9898/status/500",
-    "while true; do curl -s http://podinfo-canary:9898/status/500 >/dev/null; sleep 1; done",
+    // `--max-time`: one request that never ends must not stop the load.
+    "while true; do curl -s --max-time 5 http://podinfo-canary:9898/status/500 >/dev/null; sleep 1; done",
 );
 
 fn istio_errors(p: &mut Play<'_>) -> Result<()> {
@@ -888,7 +889,7 @@ fn istio_latency(p: &mut Play<'_>) -> Result<()> {
         "test",
         "6.0.1",
         "watch -n 1 curl http://podinfo-canary:9898/delay/1",
-        "while true; do curl -s http://podinfo-canary:9898/delay/1 >/dev/null; sleep 1; done",
+        "while true; do curl -s --max-time 5 http://podinfo-canary:9898/delay/1 >/dev/null; sleep 1; done",
         "request duration",
     )
 }
