@@ -125,19 +125,7 @@ pub async fn run(
                     Some(n) => Api::namespaced_with(client.clone(), n, &resource),
                     None => Api::all_with(client.clone(), &resource),
                 };
-                let task = tokio::spawn(
-                    watcher(api, watcher::Config::default())
-                        .default_backoff()
-                        .for_each(move |event| {
-                            match event {
-                                Ok(event) => {
-                                    cache.apply(&event);
-                                }
-                                Err(e) => tracing::debug!("watch of {}s: {e}", cache.kind()),
-                            }
-                            futures::future::ready(())
-                        }),
-                );
+                let task = tokio::spawn(feed(api, cache).for_each(|_| futures::future::ready(())));
                 handles
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -356,28 +344,38 @@ where
         .of(&kind)
         .cloned()
         .unwrap_or_else(|| Arc::new(crate::cache::Cache::new("unknown")));
-    let store = canaries.clone();
-    watcher(
-        api::<K>(&ctx.client, ctx.settings.namespace.as_deref()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .filter_map(move |event| {
-        let refs = match event {
-            Ok(event) => cache
-                .apply(&event)
+    let (store, kind) = (canaries.clone(), cache.kind().to_string());
+    let api = api::<K>(&ctx.client, ctx.settings.namespace.as_deref());
+    feed(api, cache)
+        .flat_map(move |changes| {
+            let refs: Vec<_> = changes
                 .into_iter()
-                .flat_map(|(key, change)| concerned(&store, cache.kind(), &key, change))
-                .collect(),
+                .flat_map(|(key, change)| concerned(&store, &kind, &key, change))
+                .collect();
+            futures::stream::iter(refs)
+        })
+        .boxed()
+}
+
+/// Watches `api` into `cache` (errors are retried with backoff and logged at debug); yields
+/// what each event changed.
+fn feed<K>(
+    api: Api<K>,
+    cache: Arc<crate::cache::Cache>,
+) -> impl futures::Stream<Item = Vec<(crate::cache::Key, crate::cache::Change)>> + Send
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
+    K: Send + Sync + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .map(move |event| match event {
+            Ok(event) => cache.apply(&event),
             Err(e) => {
                 tracing::debug!("watch of {}s: {e}", cache.kind());
                 Vec::new()
             }
-        };
-        futures::future::ready(Some(futures::stream::iter(refs)))
-    })
-    .flatten()
-    .boxed()
+        })
 }
 
 /// The canaries a change of `kind` `key` matters to. A target's or primary's status-only
