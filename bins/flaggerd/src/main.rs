@@ -1,37 +1,53 @@
 //! flaggerd: parse Flagger's flags, set up JSON logs, build the real implementations and run
 //! the controller (behind the leader Lease when asked) until SIGTERM or Ctrl-C.
 
+mod flags;
+
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use canary_controller::{Context, Settings, leader, logging};
+use canary_controller::client::Throttle;
+use canary_controller::{Context, leader, logging};
 use k8s_openapi::api::coordination::v1::Lease;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = match Settings::from_args(std::env::args().skip(1), |k| std::env::var(k).ok()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
+    let startup = match flags::parse(std::env::args(), |k| std::env::var(k).ok()) {
+        Ok(flags::Command::Run(s)) => *s,
+        Ok(flags::Command::Version) => {
+            println!("{}", flags::version_line());
+            return Ok(());
         }
+        Err(e) => e.exit(),
     };
+    let settings = startup.settings;
     logging::init(&settings.log_level, &settings.log_encoding);
-    let config = match &settings.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {path}"))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig: pass -kubeconfig or run in a cluster")?,
-    };
+    let mut config = kube_config(settings.kubeconfig.as_deref(), "-kubeconfig").await?;
+    if let Some(master) = &startup.master {
+        config.cluster_url = master
+            .parse()
+            .with_context(|| format!("-master {master:?} is not a URL"))?;
+    }
     let stats = Arc::new(canary_controller::Stats::new(
         canary_controller::VERSION,
         &settings.engine.default_provider,
     ));
-    let client = canary_controller::client::counted(config, stats.clone())?;
+    let throttle = Throttle {
+        qps: settings.kubeconfig_qps,
+        burst: settings.kubeconfig_burst,
+    };
+    let client = canary_controller::client::counted(config, stats.clone(), throttle)?;
+    let mesh_client = match &startup.kubeconfig_service_mesh {
+        Some(path) => {
+            let config = kube_config(Some(path), "-kubeconfig-service-mesh").await?;
+            Some(canary_controller::client::counted(
+                config,
+                stats.clone(),
+                throttle,
+            )?)
+        }
+        None => None,
+    };
     tracing::info!(version = canary_controller::VERSION, provider = %settings.engine.default_provider, "Starting flaggerd");
     let (election, identity, duration) = (
         settings.leader_election,
@@ -41,6 +57,9 @@ async fn main() -> anyhow::Result<()> {
     let leases: kube::Api<Lease> =
         kube::Api::namespaced(client.clone(), &settings.leader_election_namespace);
     let mut ctx = Context::new(client, settings).map_err(anyhow::Error::msg)?;
+    if let Some(mesh) = mesh_client {
+        ctx = ctx.route_in(mesh);
+    }
     ctx.stats = stats;
     let ctx = Arc::new(ctx);
     // /healthz and /metrics answer from the start; /readyz once this replica leads.
@@ -83,4 +102,20 @@ async fn main() -> anyhow::Result<()> {
     }
     server.abort();
     Ok(())
+}
+
+/// The client configuration of a kubeconfig file, or in-cluster (or `$KUBECONFIG`) without one.
+async fn kube_config(path: Option<&str>, flag: &str) -> anyhow::Result<kube::Config> {
+    match path {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("{flag}: cannot read kubeconfig {path}"))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("{flag}: kubeconfig {path}"))
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig: pass -kubeconfig or run in a cluster"),
+    }
 }

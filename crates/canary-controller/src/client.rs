@@ -1,7 +1,9 @@
 //! flaggerd's Kubernetes client: kube's, with every request it sends counted by verb in
-//! `flaggerd_api_requests_total`, and at most [`MAX_IN_FLIGHT`] requests waiting for their
-//! answer at once. Each canary's task writes on its own, so a thousand canaries stepping
-//! together would otherwise open a thousand connections, each with its buffers.
+//! `flaggerd_api_requests_total`, at most [`MAX_IN_FLIGHT`] requests waiting for their
+//! answer at once, and the rate of requests bounded by `-kubeconfig-qps` and
+//! `-kubeconfig-burst` ([`Throttle`]). Each canary's task writes on its own, so a thousand
+//! canaries stepping together would otherwise open a thousand connections, each with its
+//! buffers.
 
 use std::sync::Arc;
 
@@ -10,14 +12,39 @@ use crate::Stats;
 /// The most requests flaggerd waits on at once (a watch counts until its answer starts).
 pub const MAX_IN_FLIGHT: usize = 16;
 
-/// A client for `config` that counts its requests in `stats`.
-pub fn counted(config: kube::Config, stats: Arc<Stats>) -> Result<kube::Client, kube::Error> {
+/// Client-side rate limit of requests to the API server, as client-go's `QPS` and `Burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    /// Requests per second on average; client-go's 5 when 0.
+    pub qps: u32,
+    /// Requests sent at once before the rate applies; client-go's 10 when 0.
+    pub burst: u32,
+}
+
+impl Throttle {
+    /// tower's fixed-window rate limit: at most `burst` requests in each window of
+    /// `burst / qps` seconds, so `qps` a second on average and `burst` at once.
+    fn layer(self) -> tower::limit::RateLimitLayer {
+        let qps = if self.qps == 0 { 5 } else { self.qps };
+        let burst = if self.burst == 0 { 10 } else { self.burst };
+        let window = std::time::Duration::from_secs_f64(f64::from(burst) / f64::from(qps));
+        tower::limit::RateLimitLayer::new(u64::from(burst), window)
+    }
+}
+
+/// A client for `config` that counts its requests in `stats` and keeps to `throttle`.
+pub fn counted(
+    config: kube::Config,
+    stats: Arc<Stats>,
+    throttle: Throttle,
+) -> Result<kube::Client, kube::Error> {
     let layer = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
         stats.api_request(verb(req.method(), req.uri()));
         req
     });
     Ok(kube::client::ClientBuilder::try_from(config)?
         .with_layer(&tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
+        .with_layer(&throttle.layer())
         .with_layer(&layer)
         .build())
 }

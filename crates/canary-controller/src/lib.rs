@@ -196,10 +196,10 @@ impl Context {
             settings.engine.clone(),
             Some(client.clone()),
         )?);
-        let notifier = Arc::new(canary_notifier::AlertProviders::new(
-            client.clone(),
-            &settings.cluster_name,
-        ));
+        let notifier = Arc::new(
+            canary_notifier::AlertProviders::new(client.clone(), &settings.cluster_name)
+                .with_global(settings.global_notifier.clone()),
+        );
         let router_client = client.clone();
         let caches: Arc<cache::Caches> = Arc::default();
         let router_cache = caches.clone();
@@ -236,6 +236,16 @@ impl Context {
 }
 
 impl Context {
+    /// Writes the routing objects of every mesh with `mesh_client`, a client of another
+    /// cluster (Flagger's `-kubeconfig-service-mesh`): read without the watch caches and
+    /// written without owner references, which cannot point across clusters.
+    pub fn route_in(mut self, mesh_client: kube::Client) -> Context {
+        self.routers = Box::new(move |provider, selector| {
+            canary_router::for_provider_remote(provider, mesh_client.clone(), selector)
+        });
+        self
+    }
+
     /// Serves `/healthz`, `/readyz` and `/metrics` on `-port` until the returned task is
     /// aborted; [`run`] then does not start them again.
     pub fn serve(&self) -> tokio::task::JoinHandle<()> {

@@ -88,7 +88,8 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
     let status = canary.status.clone().unwrap_or_default();
     // An invalid spec is reported by the engine; nothing is read on its behalf (a
     // StatefulSet target is not looked up as a Deployment) unless it is being deleted.
-    let invalid = !canary_core::validate(&canary.spec).is_empty();
+    let invalid =
+        !canary_core::validate::validate_in(&canary.spec, &ns, &ctx.settings.engine).is_empty();
     let scene = if invalid && canary.metadata.deletion_timestamp.is_none() {
         observe::Scene::unobserved(&ctx, &canary)
     } else {
@@ -162,9 +163,15 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
     }
     ctx.stats
         .observe_duration(&spec.target_ref.name, &ns, started.elapsed().as_secs_f64());
-    Ok(step.requeue().map_or_else(Action::await_change, |d| {
-        Action::requeue(d.min(MAX_REQUEUE))
-    }))
+    // Nothing due: looked at again after -control-loop-interval, as Flagger's control loop
+    // does, from the caches (no request unless something changed).
+    let resync = ctx
+        .settings
+        .control_loop_interval
+        .max(Duration::from_secs(1));
+    Ok(Action::requeue(
+        step.requeue().map_or(resync, |d| d.min(MAX_REQUEUE)),
+    ))
 }
 
 /// A step's time, cut to the microseconds its marks and keys print, so a step read back from

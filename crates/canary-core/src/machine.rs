@@ -19,7 +19,7 @@ use crate::observe::{HookResult, Observation, Routes};
 use crate::readiness::{self, Readiness, Role};
 use crate::spec::{CanaryAnalysis, CanarySpec, HookType, Settings, Strategy};
 use crate::status::{AnalysisReport, CanaryStatus, CheckReport, CheckResult, Condition, Phase};
-use crate::validate::{summarize, validate};
+use crate::validate::{summarize, validate_in};
 use crate::weights::{self, TOTAL_WEIGHT};
 
 /// The canary a step is about: its identity, its spec and the controller's settings.
@@ -748,7 +748,7 @@ impl<'a> Tick<'a> {
     /// Validates the spec; an invalid spec is reported in the `Valid` condition and an event,
     /// and stops the step.
     fn spec_is_valid(&mut self) -> bool {
-        let errors = validate(self.c.spec);
+        let errors = validate_in(self.c.spec, self.c.namespace, self.c.settings);
         if errors.is_empty() {
             if self.status.condition(msg::CONDITION_VALID).is_some() {
                 self.set_condition(

@@ -217,6 +217,9 @@ pub struct Settings {
     pub default_provider: String,
     /// The shortest analysis interval honoured; Flagger hard-codes 10s. Test clusters lower it.
     pub min_interval: Duration,
+    /// Refuse references to MetricTemplates, AlertProviders and Gloo upstreams of another
+    /// namespace (Flagger's `-no-cross-namespace-refs`).
+    pub no_cross_namespace_refs: bool,
 }
 
 impl Settings {
@@ -225,6 +228,7 @@ impl Settings {
         Settings {
             default_provider: default_provider.into(),
             min_interval: Duration::from_secs(10),
+            no_cross_namespace_refs: false,
         }
     }
 }

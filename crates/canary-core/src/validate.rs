@@ -13,7 +13,7 @@ mod names;
 use std::fmt;
 
 use crate::duration;
-use crate::spec::{CanarySpec, HttpMatch, IntOrString, KNOWN_PROVIDERS, StringMatch};
+use crate::spec::{CanarySpec, HttpMatch, IntOrString, KNOWN_PROVIDERS, Settings, StringMatch};
 
 /// One problem in a canary spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,6 +157,69 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
         _ => {}
     }
     v.found
+}
+
+/// [`validate`], plus the checks that depend on where the canary lives and how the
+/// controller is configured: with `no_cross_namespace_refs`, a MetricTemplate,
+/// AlertProvider or Gloo upstream of another namespace than `namespace` is refused.
+pub fn validate_in(
+    spec: &CanarySpec,
+    namespace: &str,
+    settings: &Settings,
+) -> Vec<ValidationError> {
+    let mut found = validate(spec);
+    if settings.no_cross_namespace_refs {
+        let mut v = Problems::default();
+        let mut check = |path: String, what: &str, name: &str, ns: Option<&str>| {
+            if let Some(other) = ns.filter(|n| !n.is_empty() && *n != namespace) {
+                v.push(
+                    path,
+                    format!(
+                        "{what} {}.{} is in another namespace than the canary ({}); \
+                         cross-namespace references are blocked (-no-cross-namespace-refs)",
+                        truncate(name, 64),
+                        truncate(other, 64),
+                        truncate(namespace, 64)
+                    ),
+                );
+            }
+        };
+        if let Some(u) = &spec.upstream_ref {
+            check(
+                "spec.upstreamRef.namespace".into(),
+                "gloo upstream",
+                &u.name,
+                u.namespace.as_deref(),
+            );
+        }
+        let (key, analysis) = match (&spec.analysis, &spec.canary_analysis) {
+            (Some(a), _) => ("spec.analysis", Some(a)),
+            (None, a) => ("spec.canaryAnalysis", a.as_ref()),
+        };
+        if let Some(a) = analysis {
+            for (i, m) in a.metrics.iter().enumerate() {
+                if let Some(t) = &m.template_ref {
+                    check(
+                        format!("{key}.metrics[{i}].templateRef.namespace"),
+                        "metric template",
+                        &t.name,
+                        t.namespace.as_deref(),
+                    );
+                }
+            }
+            for (i, alert) in a.alerts.iter().enumerate() {
+                let p = &alert.provider_ref;
+                check(
+                    format!("{key}.alerts[{i}].providerRef.namespace"),
+                    "alert provider",
+                    &p.name,
+                    p.namespace.as_deref(),
+                );
+            }
+        }
+        found.extend(v.found);
+    }
+    found
 }
 
 /// True for the provider names Flagger accepts, including `smi:<version>:<mesh>`.
@@ -485,5 +548,36 @@ mod tests {
     fn smi_providers_may_name_a_mesh() {
         assert!(is_known_provider("smi:v1alpha3:linkerd"));
         assert!(!is_known_provider("smi:v9"));
+    }
+
+    #[test]
+    fn cross_namespace_references_are_refused_only_when_blocked() {
+        let spec: CanarySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "upstreamRef": {"name": "up", "namespace": "gloo-system"},
+            "analysis": {"interval": "1m", "threshold": 5, "iterations": 3,
+                "metrics": [
+                    {"name": "a", "templateRef": {"name": "shared", "namespace": "istio-system"}, "thresholdRange": {"max": 1}},
+                    {"name": "b", "templateRef": {"name": "local", "namespace": "test"}, "thresholdRange": {"max": 1}},
+                    {"name": "c", "templateRef": {"name": "implicit"}, "thresholdRange": {"max": 1}}],
+                "alerts": [{"name": "x", "providerRef": {"name": "slack", "namespace": "flagger"}}]}
+        }))
+        .expect("spec");
+        let mut settings = Settings::new("istio");
+        assert_eq!(validate_in(&spec, "test", &settings), validate(&spec));
+        settings.no_cross_namespace_refs = true;
+        let paths: Vec<String> = validate_in(&spec, "test", &settings)
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.upstreamRef.namespace: gloo upstream up.gloo-system is in another namespace than the canary (test); cross-namespace references are blocked (-no-cross-namespace-refs)",
+                "spec.analysis.metrics[0].templateRef.namespace: metric template shared.istio-system is in another namespace than the canary (test); cross-namespace references are blocked (-no-cross-namespace-refs)",
+                "spec.analysis.alerts[0].providerRef.namespace: alert provider slack.flagger is in another namespace than the canary (test); cross-namespace references are blocked (-no-cross-namespace-refs)",
+            ]
+        );
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! [`Notifier`] receives the engine's alerts. [`AlertProviders`] sends each to the canary's
 //! `analysis.alerts` whose severity takes it, through the AlertProvider they name (address and
-//! token from its Secret, optional proxy). A failed alert is returned as an error for the
-//! caller to log; it never blocks or changes the analysis.
+//! token from its Secret, optional proxy); a canary without alerts goes to the [`Global`]
+//! notifier of `-slack-url` or `-msteams-url` when one is set. A failed alert is returned as
+//! an error for the caller to log; it never blocks or changes the analysis. Errors never
+//! carry an address, a token or a proxy: they often come from Secrets.
 
 pub mod payload;
 
@@ -37,10 +39,38 @@ impl Notifier for NopNotifier {
     }
 }
 
-/// Alerts through the AlertProviders a canary's `analysis.alerts` name.
+/// Alerts through the AlertProviders a canary's `analysis.alerts` name, or the global
+/// notifier for a canary without alerts.
 pub struct AlertProviders {
     client: kube::Client,
     cluster: String,
+    global: Option<Global>,
+}
+
+/// The notifier of Flagger's `-slack-*` or `-msteams-*` flags.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Global {
+    /// `slack` or `msteams`.
+    pub kind: String,
+    /// The incoming webhook address.
+    pub url: String,
+    /// Bearer token (`-slack-token`).
+    pub token: Option<String>,
+    /// Proxy for the post.
+    pub proxy: Option<String>,
+    /// Slack user name (`-slack-user`, `flagger` by default).
+    pub username: String,
+    /// Slack channel (`-slack-channel`).
+    pub channel: String,
+}
+
+impl std::fmt::Debug for Global {
+    /// Names the kind only: the address and token are secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AlertProviders {
@@ -50,8 +80,25 @@ impl AlertProviders {
         AlertProviders {
             client,
             cluster: cluster.into(),
+            global: None,
         }
     }
+
+    /// Sends the alerts of canaries without `analysis.alerts` to `global`.
+    pub fn with_global(mut self, global: Option<Global>) -> Self {
+        self.global = global;
+        self
+    }
+}
+
+/// Where and how one alert is posted.
+struct Destination {
+    kind: String,
+    url: String,
+    token: Option<String>,
+    proxy: Option<String>,
+    channel: String,
+    username: String,
 }
 
 /// True when an alert of `severity` (`info`, `warn`, `error`; empty means info, where
@@ -74,6 +121,24 @@ impl Notifier for AlertProviders {
             .analysis()
             .map(|a| a.alerts.clone())
             .unwrap_or_default();
+        if alerts.is_empty() {
+            return match &self.global {
+                Some(g) => {
+                    let to = Destination {
+                        kind: g.kind.clone(),
+                        url: g.url.clone(),
+                        token: g.token.clone(),
+                        proxy: g.proxy.clone(),
+                        channel: g.channel.clone(),
+                        username: g.username.clone(),
+                    };
+                    self.deliver(canary, alert, &to)
+                        .await
+                        .map_err(|e| format!("global {} notifier: {e}", g.kind))
+                }
+                None => Ok(()),
+            };
+        }
         let mut failures = Vec::new();
         for a in alerts
             .iter()
@@ -137,6 +202,25 @@ impl AlertProviders {
                 "alert provider {name}.{ns} has no address (spec.address or the secret's address)"
             ));
         }
+        let to = Destination {
+            kind: spec.r#type.clone(),
+            url,
+            token,
+            proxy: spec.proxy.clone(),
+            channel: spec.channel.clone().unwrap_or_else(|| "general".into()),
+            username: spec.username.clone().unwrap_or_else(|| "flagger".into()),
+        };
+        self.deliver(canary, alert, &to).await
+    }
+
+    /// Posts `alert` to `to`; the error names the provider type and the cause, never the
+    /// address, token or proxy.
+    async fn deliver(
+        &self,
+        canary: &Canary,
+        alert: &Alert,
+        to: &Destination,
+    ) -> Result<(), String> {
         let mut fields = Vec::new();
         if !self.cluster.is_empty() {
             fields.push(("Cluster".to_string(), self.cluster.clone()));
@@ -151,36 +235,66 @@ impl AlertProviders {
             text: alert.message.clone(),
             fields,
             error: alert.level == Level::Error,
-            channel: spec.channel.clone().unwrap_or_else(|| "general".into()),
-            username: spec.username.clone().unwrap_or_else(|| "flagger".into()),
+            channel: to.channel.clone(),
+            username: to.username.clone(),
         };
         let mut builder = reqwest::Client::builder().timeout(TIMEOUT);
-        if let Some(proxy) = &spec.proxy {
-            builder = builder
-                .proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("proxy {proxy}: {e}"))?);
+        let kind = &to.kind;
+        if let Some(proxy) = to.proxy.as_deref().filter(|p| !p.is_empty()) {
+            let proxy = reqwest::Proxy::all(proxy).map_err(|e| {
+                format!("the {kind} proxy address is not valid: {}", e.without_url())
+            })?;
+            builder = builder.proxy(proxy);
         }
-        let client = builder.build().map_err(|e| e.to_string())?;
-        let body = serde_json::to_vec(&payload::body(&spec.r#type, &message))
-            .map_err(|e| e.to_string())?;
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build the {kind} client: {}", e.without_url()))?;
+        let body = serde_json::to_vec(&payload::body(kind, &message)).map_err(|e| e.to_string())?;
         let mut req = client
-            .post(payload::address(&spec.r#type, &url))
+            .post(payload::address(kind, &to.url))
             .header("Content-Type", "application/json")
             .body(body);
-        if let Some(t) = token {
+        if let Some(t) = &to.token {
             req = req.bearer_auth(t);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("posting to {} failed: {e}", spec.r#type))?;
+        let resp = req.send().await.map_err(|e| {
+            format!(
+                "posting to {kind} failed: {}",
+                source_chain(e.without_url())
+            )
+        })?;
         if !resp.status().is_success() {
             let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
             return Err(format!(
-                "{} answered {status}: {}",
-                spec.r#type,
-                resp.text().await.unwrap_or_default()
+                "{kind} answered {status}: {}",
+                canary_core::validate::truncate(&redact(&text, to), 200)
             ));
         }
         Ok(())
     }
+}
+
+/// An error with its causes (`error sending request: connection refused`).
+fn source_chain(e: reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// `text` with the destination's address and token blanked, should an answer echo them.
+fn redact(text: &str, to: &Destination) -> String {
+    let mut out = text.to_string();
+    for secret in [Some(&to.url), to.token.as_ref(), to.proxy.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.len() >= 4)
+    {
+        out = out.replace(secret.as_str(), "[redacted]");
+    }
+    out
 }

@@ -195,6 +195,115 @@ async fn each_provider_gets_its_payload_and_severities_filter() {
     );
 }
 
+const BARE: &str = "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\nspec:\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}\n  service: {port: 9898}\n  analysis: {interval: 1m, threshold: 5, stepWeight: 10}\n";
+
+fn global(kind: &str, url: String, token: Option<&str>) -> canary_notifier::Global {
+    canary_notifier::Global {
+        kind: kind.into(),
+        url,
+        token: token.map(String::from),
+        proxy: None,
+        username: "release-bot".into(),
+        channel: "deploys".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canaries_without_alerts_go_to_the_global_notifier_of_any_severity() {
+    let seen: Seen = Arc::default();
+    let url = receiver(seen.clone()).await;
+    let (_sim, client) = cluster().await;
+    let bare = Canary::from_yaml(BARE).expect("canary");
+    let with_alerts = Canary::from_yaml(CANARY).expect("canary");
+    let notifier = AlertProviders::new(client.clone(), "prod-eu").with_global(Some(global(
+        "slack",
+        format!("{url}/global"),
+        Some("xoxb-token"),
+    )));
+    for level in [Level::Info, Level::Warn, Level::Error] {
+        let alert = Alert {
+            level,
+            message: format!("{level:?} news"),
+            fields: vec![],
+        };
+        notifier.send(&bare, &alert).await.expect("global slack");
+    }
+    let got = seen.lock().expect("lock").clone();
+    assert_eq!(
+        got.len(),
+        3,
+        "every severity goes to the global notifier: {got:?}"
+    );
+    let (path, auth, body) = &got[2];
+    assert_eq!(path, "/global");
+    assert_eq!(auth.as_deref(), Some("Bearer xoxb-token"));
+    assert_eq!(
+        (body["username"].as_str(), body["channel"].as_str()),
+        (Some("release-bot"), Some("deploys"))
+    );
+    assert_eq!(body["attachments"][0]["color"], "danger");
+    assert_eq!(body["attachments"][0]["fields"][0]["value"], "prod-eu");
+    seen.lock().expect("lock").clear();
+
+    // A canary with alerts uses its AlertProviders only (none exist here: errors, no post).
+    let info = Alert {
+        level: Level::Info,
+        message: "x".into(),
+        fields: vec![],
+    };
+    let _ = notifier.send(&with_alerts, &info).await;
+    assert!(
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .all(|(p, _, _)| p != "/global")
+    );
+
+    let teams = AlertProviders::new(client, "").with_global(Some(global(
+        "msteams",
+        format!("{url}/teams-global"),
+        None,
+    )));
+    teams.send(&bare, &info).await.expect("global msteams");
+    let got = seen.lock().expect("lock").clone();
+    let (path, _, body) = got.last().expect("a post");
+    assert_eq!(
+        (path.as_str(), body["@type"].as_str()),
+        ("/teams-global", Some("MessageCard"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_post_names_the_provider_and_cause_never_the_address_or_token() {
+    let (_sim, client) = cluster().await;
+    let bare = Canary::from_yaml(BARE).expect("canary");
+    // Nothing listens on port 9 of loopback: the post is refused.
+    let hook = "http://127.0.0.1:9/services/T000/B000/XXXXsecretpathXXXX";
+    let notifier = AlertProviders::new(client, "").with_global(Some(global(
+        "slack",
+        hook.into(),
+        Some("xoxb-secret-token"),
+    )));
+    let alert = Alert {
+        level: Level::Error,
+        message: "x".into(),
+        fields: vec![],
+    };
+    let error = notifier.send(&bare, &alert).await.expect_err("refused");
+    assert!(
+        error.starts_with("global slack notifier: posting to slack failed"),
+        "{error}"
+    );
+    for secret in ["XXXXsecretpathXXXX", "xoxb-secret-token", "127.0.0.1:9"] {
+        assert!(!error.contains(secret), "{secret} leaked: {error}");
+    }
+    let debug = format!(
+        "{:?}",
+        global("slack", hook.into(), Some("xoxb-secret-token"))
+    );
+    assert!(!debug.contains("secret"), "{debug}");
+}
+
 fn to_b64(s: &str) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();

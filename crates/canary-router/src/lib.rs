@@ -95,11 +95,36 @@ pub fn for_provider_cached(
     selector: Option<appmesh::PodSelector>,
     cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
 ) -> Result<Box<dyn TrafficRouter>> {
+    router(provider, client, selector, cache, true)
+}
+
+fn router(
+    provider: &str,
+    client: kube::Client,
+    selector: Option<appmesh::PodSelector>,
+    cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
+    owner_references: bool,
+) -> Result<Box<dyn TrafficRouter>> {
     if !canary_core::validate::is_known_provider(provider) {
         return Err(Error::UnknownProvider(provider.to_string()));
     }
-    let kind = match provider {
-        "kubernetes" => return Ok(Box::new(KubernetesRouter)),
+    let Some(kind) = kind_of(provider)? else {
+        return Ok(Box::new(KubernetesRouter));
+    };
+    Ok(Box::new(ObjectRouter {
+        client,
+        kind,
+        selector,
+        cache,
+        owner_references,
+    }))
+}
+
+/// The routing object kind of a known provider; `None` for `kubernetes`, which routes
+/// nothing.
+fn kind_of(provider: &str) -> Result<Option<Kind>> {
+    Ok(Some(match provider {
+        "kubernetes" => return Ok(None),
         "istio" => Kind::Istio,
         "linkerd" | "smi:v1alpha1" => Kind::Smi("v1alpha1"),
         "osm" | "smi:v1alpha2" => Kind::Smi("v1alpha2"),
@@ -111,13 +136,18 @@ pub fn for_provider_cached(
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
         other => return Err(Error::Unsupported(other.to_string())),
-    };
-    Ok(Box::new(ObjectRouter {
-        client,
-        kind,
-        selector,
-        cache,
     }))
+}
+
+/// [`for_provider`] for routing objects kept in another cluster than the canary (Flagger's
+/// `-kubeconfig-service-mesh`): written without owner references, which cannot point to
+/// an object of another cluster.
+pub fn for_provider_remote(
+    provider: &str,
+    client: kube::Client,
+    selector: Option<appmesh::PodSelector>,
+) -> Result<Box<dyn TrafficRouter>> {
+    router(provider, client, selector, None, false)
 }
 
 /// The providers whose routing is one object with two weighted destinations.
@@ -185,6 +215,8 @@ pub struct ObjectRouter {
     kind: Kind,
     selector: Option<appmesh::PodSelector>,
     cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
+    /// Whether the objects are owned by the canary (not when they live in another cluster).
+    owner_references: bool,
 }
 
 /// The field manager of the routing objects.
@@ -242,9 +274,15 @@ impl ObjectRouter {
             return Ok(());
         }
         let params = PatchParams::apply(MANAGER).force();
+        let mut obj = std::borrow::Cow::Borrowed(obj);
+        if !self.owner_references
+            && let Some(meta) = obj.to_mut()["metadata"].as_object_mut()
+        {
+            meta.remove("ownerReferences");
+        }
         let written = self
             .api(canary, resource)
-            .patch(name, &params, &Patch::Apply(obj))
+            .patch(name, &params, &Patch::Apply(&*obj))
             .await
             .map_err(io)?;
         if let (Some(c), Ok(v)) = (&self.cache, serde_json::to_value(written)) {
