@@ -18,13 +18,7 @@ const CANARY: &str = "crates/canary-core/tests/fixtures/004-istio.yaml";
 /// The demo's cluster when `--cluster` is not given (see the README for why).
 pub(crate) const DEFAULT_CLUSTER: Kind = Kind::Sim;
 
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    let (kind, rest) = Kind::from_args(args, DEFAULT_CLUSTER)?;
-    let keep = match rest.as_slice() {
-        [] => false,
-        [k] if k == "--keep" => true,
-        other => bail!("usage: cargo xtask demo [--cluster real|sim] [--keep] (got {other:?})"),
-    };
+pub(crate) fn run(kind: Kind, keep: bool) -> Result<()> {
     install_programs(kind)?;
     let bin = cluster::build(kind)?;
     println!("\nflaggerd demo: seed 004's podinfo canary on a local cluster");

@@ -130,9 +130,7 @@ const SCENARIOS: &[Scenario] = &[
 
 /// Runs the named scenarios (all when none is named) on the cluster kind of `--cluster`
 /// (`sim` by default).
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    let (kind, names) = Kind::from_args(args, Kind::Sim)?;
-    let names = names.as_slice();
+pub(crate) fn run(kind: Kind, names: &[String]) -> Result<()> {
     let unknown: Vec<&String> = names
         .iter()
         .filter(|n| !SCENARIOS.iter().any(|s| s.name == n.as_str()))

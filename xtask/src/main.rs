@@ -19,31 +19,86 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use cluster::Kind;
 
-const USAGE: &str = "usage: cargo xtask <task>
+/// `cargo xtask <task>`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "The workspace's task runner: every check CI runs, benchmarks, the local cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
 
-tasks:
-  test          fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity,
-                kube-sim's conformance on a real API server, e2e on the real cluster
-  crds [--check] write (or check) deploy/crds/*.yaml from crates/canary-api
-  bench         criterion benchmarks of canary-core, and flaggerd's detection latency on kube-sim
-  bench isolation  seed 004's release time alone and beside two canaries blocked on 45 s
-                webhooks, on the local cluster (fails above +10 %)
-  bench scale [--canaries N] [--others M] [--threadiness T]
-                flaggerd's API requests, step lag, starvation, memory and CPU with N canaries
-                (100) beside M unrelated Deployments and ConfigMaps (1000), on kube-sim
-  fuzz [CASES]  the fuzz property test (stored canaries through decoding, validation, the engine
-                and every builder) with CASES cases (100000 by default; cargo test runs 256)
-  conformance   kube-sim's conformance tests against a real API server (etcd, kube-apiserver,
-                the garbage collector), built from xtask/controlplane with Go
-  e2e [--cluster real|sim] [NAME]...
-                play the seeds' scenarios on a local cluster (mesh-sim, Prometheus, the
-                loadtester, flaggerd on kube-sim or on a real control plane with KWOK),
-                each printing PASS or FAIL
-  demo [--cluster sim|real] [--keep]
-                play seed 004's podinfo canary on a local cluster (sim by default): a
-                promotion, then a failed release; --keep leaves the cluster up for your own
-                kubectl commands";
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// fmt check, clippy -D warnings, all tests, CRD staleness, canary-core purity, kube-sim's
+    /// conformance on a real API server, e2e on the real cluster.
+    Test,
+    /// Write (or check) deploy/crds/*.yaml from crates/canary-api.
+    Crds {
+        /// Fail when a file differs instead of writing it.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Criterion benchmarks of canary-core and flaggerd's detection latency on kube-sim, or
+    /// one of the named benchmarks.
+    Bench {
+        #[command(subcommand)]
+        which: Option<Bench>,
+    },
+    /// The fuzz property test (stored canaries through decoding, validation, the engine and
+    /// every builder) with many cases; cargo test runs 256.
+    Fuzz {
+        /// Cases to run.
+        #[arg(default_value_t = 100_000)]
+        cases: u64,
+    },
+    /// kube-sim's conformance tests against a real API server (etcd, kube-apiserver, the
+    /// garbage collector), built from xtask/controlplane with Go.
+    Conformance,
+    /// Play the seeds' scenarios on a local cluster (mesh-sim, Prometheus, the loadtester,
+    /// flaggerd on kube-sim or on a real control plane with KWOK), each printing PASS or FAIL.
+    E2e {
+        /// The cluster: kube-sim (sim) or Kubernetes' own control plane (real).
+        #[arg(long, value_enum, default_value = "sim")]
+        cluster: Kind,
+        /// Scenarios to play (all when none is named).
+        names: Vec<String>,
+    },
+    /// Play seed 004's podinfo canary on a local cluster: a promotion, then a failed release.
+    Demo {
+        /// The cluster: kube-sim (sim) or Kubernetes' own control plane (real).
+        #[arg(long, value_enum, default_value = demo::DEFAULT_CLUSTER.name())]
+        cluster: Kind,
+        /// Leave the cluster up for your own kubectl commands.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Seed 004's release time alone and beside two canaries blocked on 45 s webhooks, on the
+    /// local cluster (fails above +10 %).
+    Isolation,
+    /// flaggerd's API requests, step lag, starvation, memory and CPU with many canaries beside
+    /// unrelated Deployments and ConfigMaps, on kube-sim.
+    Scale {
+        /// Canaries.
+        #[arg(long, default_value_t = 100)]
+        canaries: u32,
+        /// Unrelated Deployments and ConfigMaps, each.
+        #[arg(long, default_value_t = 1000)]
+        others: u32,
+        /// flaggerd's -threadiness.
+        #[arg(long, default_value_t = 2)]
+        threadiness: u16,
+    },
+}
 
 /// Crates that must never appear in canary-core's normal dependency tree.
 const FORBIDDEN_IN_CORE: &[&str] = &[
@@ -56,29 +111,27 @@ const FORBIDDEN_IN_CORE: &[&str] = &[
 ];
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = workspace_root();
-    std::env::set_current_dir(&root)?;
-    match args.first().map(String::as_str) {
-        Some("test") => test(),
-        Some("crds") => crds(args.get(1).map(String::as_str) == Some("--check")),
-        Some("bench") => match args.get(1).map(String::as_str) {
-            None => bench(),
-            Some("isolation") => isolation::run(),
-            Some("scale") => bench_scale(&args[2..]),
-            Some(other) => {
-                bail!("unknown benchmark {other:?}; benchmarks: isolation, scale\n\n{USAGE}")
-            }
-        },
-        Some("e2e") => e2e::run(&args[1..]),
-        Some("conformance") => conformance(&cluster::real::build()?),
-        Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
-        Some("demo") => demo::run(&args[1..]),
-        Some("help" | "--help" | "-h") | None => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown task {other:?}\n\n{USAGE}"),
+    let cli = Cli::parse();
+    std::env::set_current_dir(workspace_root())?;
+    match cli.task {
+        Task::Test => test(),
+        Task::Crds { check } => crds(check),
+        Task::Bench { which: None } => bench(),
+        Task::Bench {
+            which: Some(Bench::Isolation),
+        } => isolation::run(),
+        Task::Bench {
+            which:
+                Some(Bench::Scale {
+                    canaries,
+                    others,
+                    threadiness,
+                }),
+        } => bench_scale(canaries, others, threadiness),
+        Task::E2e { cluster, names } => e2e::run(cluster, &names),
+        Task::Conformance => conformance(&cluster::real::build()?),
+        Task::Fuzz { cases } => fuzz(cases),
+        Task::Demo { cluster, keep } => demo::run(cluster, keep),
     }
 }
 
@@ -150,9 +203,7 @@ fn test() -> Result<()> {
         || conformance(&controlplane),
     )?;
     println!("\n$ cargo xtask e2e --cluster real");
-    timed("e2e on the real cluster", || {
-        e2e::run(&["--cluster".to_string(), "real".to_string()])
-    })?;
+    timed("e2e on the real cluster", || e2e::run(Kind::Real, &[]))?;
     println!("\nxtask test: all checks passed");
     Ok(())
 }
@@ -185,11 +236,7 @@ fn conformance(controlplane: &Path) -> Result<()> {
 }
 
 /// Runs the fuzz property test with many cases, in release mode with overflow checks on.
-fn fuzz(cases: Option<&str>) -> Result<()> {
-    let cases = cases.unwrap_or("100000");
-    cases
-        .parse::<u64>()
-        .with_context(|| format!("{cases:?} is not a number of cases"))?;
+fn fuzz(cases: u64) -> Result<()> {
     println!("\n$ PROPTEST_CASES={cases} cargo test --release -p canary-controller --test fuzz");
     let status = Command::new(env!("CARGO"))
         .args([
@@ -202,7 +249,7 @@ fn fuzz(cases: Option<&str>) -> Result<()> {
             "--",
             "--nocapture",
         ])
-        .env("PROPTEST_CASES", cases)
+        .env("PROPTEST_CASES", cases.to_string())
         .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
         .status()
         .context("cannot run cargo")?;
@@ -279,11 +326,16 @@ fn core_is_pure() -> Result<()> {
 
 /// `bench scale`: the release flaggerd against kube-sim, driven by the `scale` example of
 /// canary-controller (which starts kube-sim in its own process and flaggerd as a child).
-fn bench_scale(args: &[String]) -> Result<()> {
+fn bench_scale(canaries: u32, others: u32, threadiness: u16) -> Result<()> {
     cargo(&["build", "--release", "-p", "flaggerd"])?;
     let flaggerd = cluster::target_dir().join("release").join("flaggerd");
     let flaggerd = flaggerd.display().to_string();
-    let mut run = vec![
+    let (canaries, others, threadiness) = (
+        canaries.to_string(),
+        others.to_string(),
+        threadiness.to_string(),
+    );
+    cargo(&[
         "run",
         "--release",
         "-p",
@@ -293,9 +345,13 @@ fn bench_scale(args: &[String]) -> Result<()> {
         "--",
         "--flaggerd",
         &flaggerd,
-    ];
-    run.extend(args.iter().map(String::as_str));
-    cargo(&run)
+        "--canaries",
+        &canaries,
+        "--others",
+        &others,
+        "--threadiness",
+        &threadiness,
+    ])
 }
 
 fn bench() -> Result<()> {

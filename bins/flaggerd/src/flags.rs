@@ -1,14 +1,12 @@
 //! Flagger's flags (`cmd/flagger/main.go`), with their spelling, defaults and meaning, and
 //! the environment variables that override them; docs/flags.md lists each with what
 //! flaggerd does with it.
-//!
-//! Go's flag package takes `-name value`, `-name=value`, `--name value` and `--name=value`,
-//! and a boolean only as `-name` or `-name=false`. [`go_style`] rewrites the single-dash
-//! forms to clap's `--name`, and booleans take an optional `=value`.
+//! Go's forms are read through `canary_controller::cli`.
 
 use std::time::Duration;
 
 use canary_controller::Settings;
+use canary_controller::cli::{go_bool, go_duration, go_style, log_level};
 use clap::{ArgAction, Parser};
 
 /// What `-version` prints.
@@ -152,19 +150,6 @@ pub struct Startup {
     pub kubeconfig_service_mesh: Option<String>,
 }
 
-/// Go's single-dash long flags (`-mesh-provider`) as clap's `--mesh-provider`; `-h` and
-/// everything after `--` are left alone.
-pub fn go_style(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut rest = false;
-    args.into_iter()
-        .map(|a| {
-            rest |= a == "--";
-            let single = a.starts_with('-') && !a.starts_with("--") && a.len() > 2;
-            if !rest && single { format!("-{a}") } else { a }
-        })
-        .collect()
-}
-
 /// Reads the command line (program name first) over the environment.
 pub fn parse(
     args: impl IntoIterator<Item = String>,
@@ -284,32 +269,6 @@ fn global_notifier(
     })
 }
 
-/// Go's `strconv.ParseBool`.
-fn go_bool(text: &str) -> Result<bool, String> {
-    match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("{text:?} is not a boolean; expected true or false")),
-    }
-}
-
-/// A Go duration (`10s`, `1m30s`).
-fn go_duration(text: &str) -> Result<Duration, String> {
-    canary_core::duration::parse(text).map_err(|e| e.to_string())
-}
-
-/// Flagger's log levels; `warning` is zap's spelling of `warn`.
-fn log_level(text: &str) -> Result<String, String> {
-    match text {
-        "debug" | "info" | "error" => Ok(text.into()),
-        "warn" | "warning" => Ok("warn".into()),
-        "fatal" | "panic" => Ok("error".into()),
-        _ => Err(format!(
-            "{text:?} is not a log level; expected debug, info, warning or error"
-        )),
-    }
-}
-
 /// A provider name Flagger accepts.
 fn provider(text: &str) -> Result<String, String> {
     if canary_core::validate::is_known_provider(text) {
@@ -361,16 +320,14 @@ mod tests {
 
     #[test]
     fn bad_flags_say_which_and_why() {
-        let e = run(&["-mesh-provider", "consul"])
-            .expect_err("bad provider");
+        let e = run(&["-mesh-provider", "consul"]).expect_err("bad provider");
         assert!(e.contains("\"consul\" is not a provider"), "{e}");
         assert!(e.contains("--mesh-provider"), "{e}");
         let e = run(&["-bogus", "1"]).expect_err("unknown");
         assert!(e.contains("unexpected argument '--bogus'"), "{e}");
         let e = run(&["-port", "x"]).expect_err("port");
         assert!(e.contains("invalid value 'x'"), "{e}");
-        let e = run(&["-control-loop-interval", "soon"])
-            .expect_err("duration");
+        let e = run(&["-control-loop-interval", "soon"]).expect_err("duration");
         assert!(e.contains("--control-loop-interval"), "{e}");
     }
 

@@ -1,70 +1,63 @@
-//! `loadtester`: flagger-loadtester's flags, JSON logs, then the server.
+//! `loadtester`: flagger-loadtester's flags (Go's forms), JSON logs, then the server.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use canary_controller::cli::{go_bool, go_duration, go_style, log_level};
+use clap::{ArgAction, Parser};
 use loadtester::Config;
 
-const USAGE: &str = "usage: loadtester [-port 9090] [-timeout 1h] [-namespace-regexp RE] [-log-level info]
-                  [-max-background 16] [-disable-commands] [-gate-state FILE] [-listen-address 0.0.0.0]";
+/// flagger-loadtester's flags, then the loadtester's own.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadtester",
+    about = "Runs the webhook tasks of Flagger's analysis (load tests, gates, commands)"
+)]
+struct Flags {
+    /// Log level: debug, info, warning (or warn), error.
+    #[arg(long, default_value = "info", value_parser = log_level)]
+    log_level: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 9090)]
+    port: u16,
+    /// Longest a command may run.
+    #[arg(long, default_value = "1h", value_parser = go_duration)]
+    timeout: Duration,
+    /// Serve only canaries whose namespace matches this regular expression.
+    #[arg(long, default_value = "")]
+    namespace_regexp: String,
+    /// Go's global logger; the loadtester has one logger, so this changes nothing.
+    #[arg(long, default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = ArgAction::Set)]
+    zap_replace_globals: bool,
+    /// Log encoding: json or console.
+    #[arg(long, default_value = "json", value_parser = ["json", "console"])]
+    zap_encoding: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    listen_address: String,
+    /// Background commands running at once; more wait.
+    #[arg(long, default_value_t = 16)]
+    max_background: usize,
+    /// Refuse cmd, bash and kubectl tasks (gates only).
+    #[arg(long, default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = ArgAction::Set)]
+    disable_commands: bool,
+    /// File keeping the gates across restarts.
+    #[arg(long)]
+    gate_state: Option<PathBuf>,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut config = Config::default();
-    let (mut host, mut port, mut level, mut encoding) = (
-        "0.0.0.0".to_string(),
-        "9090".to_string(),
-        "info".to_string(),
-        "json".to_string(),
-    );
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let flag = arg.trim_start_matches('-');
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (flag.to_string(), None),
-        };
-        if name == "disable-commands" {
-            config.commands_disabled = inline.as_deref() != Some("false");
-            continue;
-        }
-        if name == "h" || name == "help" {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => args
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("flag -{name} needs a value\n{USAGE}"))?,
-        };
-        match name.as_str() {
-            "port" => port = value,
-            "listen-address" => host = value,
-            "timeout" => config.timeout = parse_duration(&value)?,
-            "namespace-regexp" => config.namespace_pattern = Some(value).filter(|v| !v.is_empty()),
-            "log-level" => level = value,
-            "zap-encoding" => encoding = value,
-            "max-background" => config.max_background = value.parse()?,
-            "gate-state" => config.gate_state = Some(value.into()),
-            other => anyhow::bail!("unknown flag -{other}\n{USAGE}"),
-        }
-    }
-    config.address = format!("{host}:{port}");
-    canary_controller::logging::init(&level, &encoding);
+    let flags = Flags::parse_from(go_style(std::env::args()));
+    let config = Config {
+        address: format!("{}:{}", flags.listen_address, flags.port),
+        timeout: flags.timeout,
+        namespace_pattern: Some(flags.namespace_regexp).filter(|v| !v.is_empty()),
+        max_background: flags.max_background,
+        commands_disabled: flags.disable_commands,
+        gate_state: flags.gate_state,
+        ..Config::default()
+    };
+    canary_controller::logging::init(&flags.log_level, &flags.zap_encoding);
     loadtester::run(config).await
-}
-
-fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let (n, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = n.parse()?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        other => anyhow::bail!("-timeout {text}: unknown unit {other:?}; expected ms, s, m or h"),
-    })
 }

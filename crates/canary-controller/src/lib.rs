@@ -10,6 +10,7 @@
 
 mod backoff;
 pub mod cache;
+pub mod cli;
 pub mod client;
 mod configs;
 pub mod crashpoints;

@@ -3,13 +3,37 @@
 //! `mesh-sim --kubeconfig /tmp/kube-sim.yaml --port 8899 --upstream flagger-loadtester.test=127.0.0.1:8080`
 //! then `http_proxy=http://127.0.0.1:8899 curl http://podinfo.test:9898/`.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::Parser;
 use mesh_sim::{MeshSim, Options};
 
-const USAGE: &str = "usage: mesh-sim --kubeconfig FILE [--port N] [--upstream HOST=IP:PORT]...";
+/// mesh-sim's flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mesh-sim",
+    about = "The local cluster's data plane: routes by the mesh objects flaggerd writes"
+)]
+struct Flags {
+    /// Kubeconfig of the cluster whose Services and routing objects are followed.
+    #[arg(long)]
+    kubeconfig: String,
+    /// Loopback port of the proxy (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// A host served by a process outside the cluster, as HOST=IP:PORT (repeatable).
+    #[arg(long, value_parser = upstream)]
+    upstream: Vec<(String, String)>,
+}
+
+fn upstream(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(h, a)| (h.to_string(), a.to_string()))
+        .ok_or_else(|| format!("{text:?}: expected HOST=IP:PORT"))
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -17,32 +41,11 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "mesh_sim=info".into()),
         )
         .init();
-    let mut options = Options::default();
-    let mut kubeconfig = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-        match flag.as_str() {
-            "--kubeconfig" => kubeconfig = Some(value),
-            "--port" => {
-                options.port = value.parse().with_context(|| format!("--port {value:?}"))?
-            }
-            "--upstream" => {
-                let (host, addr) = value
-                    .split_once('=')
-                    .with_context(|| format!("--upstream {value:?}: expected HOST=IP:PORT"))?;
-                options.upstreams.insert(host.to_string(), addr.to_string());
-            }
-            other => bail!("unknown flag {other}\n{USAGE}"),
-        }
-    }
-    let path = kubeconfig.with_context(|| format!("--kubeconfig is required\n{USAGE}"))?;
+    let options = Options {
+        port: flags.port,
+        upstreams: flags.upstream.into_iter().collect(),
+    };
+    let path = flags.kubeconfig;
     let config = kube::config::Kubeconfig::read_from(&path)
         .with_context(|| format!("cannot read kubeconfig {path}"))?;
     let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;

@@ -34,7 +34,7 @@ const FLAGGER_DEPLOYMENT: &str = include_str!("../../e2e/flagger.yaml");
 const LOADTESTER_NAMESPACES: [&str; 2] = ["test", "demo"];
 
 /// The two kinds of local cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Kind {
     /// kube-sim: our API emulator.
     Sim,
@@ -43,29 +43,6 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    /// Reads `--cluster real|sim` out of `args`, leaving the other arguments.
-    pub(crate) fn from_args(args: &[String], default: Kind) -> Result<(Kind, Vec<String>)> {
-        let mut kind = default;
-        let mut rest = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let value = match a.strip_prefix("--cluster") {
-                Some("") => it.next().map(String::as_str),
-                Some(v) if v.starts_with('=') => Some(&v[1..]),
-                _ => {
-                    rest.push(a.clone());
-                    continue;
-                }
-            };
-            kind = match value {
-                Some("real") => Kind::Real,
-                Some("sim") => Kind::Sim,
-                other => bail!("--cluster takes real or sim, not {other:?}"),
-            };
-        }
-        Ok((kind, rest))
-    }
-
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Sim => "sim",
