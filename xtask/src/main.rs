@@ -2,7 +2,7 @@
 //!
 //! `test` runs every check CI runs; `crds` regenerates `deploy/crds/`; `bench` runs the
 //! benchmarks; `e2e` plays the seeds on a local cluster; `demo` plays the seeds' podinfo
-//! canary on one. It shells out to cargo and prints
+//! canary on one; `image` builds and checks the container images. It shells out to cargo and prints
 //! what it runs, so a failing step can be rerun by hand.
 
 #![expect(
@@ -13,6 +13,7 @@
 mod cluster;
 mod demo;
 mod e2e;
+mod image;
 mod isolation;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,10 @@ enum Task {
         /// Scenarios to play (all when none is named).
         names: Vec<String>,
     },
+    /// Build the flaggerd and loadtester images with buildah (or podman) and check them: a
+    /// non-root numeric user, the entrypoint, the size, static binaries, `flaggerd -version`
+    /// from the binary taken out of the image.
+    Image,
     /// Play seed 004's podinfo canary on a local cluster: a promotion, then a failed release.
     Demo {
         /// The cluster: kube-sim (sim) or Kubernetes' own control plane (real).
@@ -132,6 +137,7 @@ fn main() -> Result<()> {
         Task::Conformance => conformance(&cluster::real::build()?),
         Task::Fuzz { cases } => fuzz(cases),
         Task::Demo { cluster, keep } => demo::run(cluster, keep),
+        Task::Image => image::run(),
     }
 }
 
@@ -198,6 +204,7 @@ fn test() -> Result<()> {
     })?;
     crds(true)?;
     core_is_pure()?;
+    timed("the container images", image::run)?;
     timed(
         "kube-sim's conformance tests on the real API server",
         || conformance(&controlplane),
