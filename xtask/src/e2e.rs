@@ -85,6 +85,13 @@ const SCENARIOS: &[Scenario] = &[
         run: istio_errors,
     },
     Scenario {
+        name: "gatewayapi",
+        flagger: "flagger-system",
+        real_only: false,
+        what: "seed 004's canary on Gateway API (an HTTPRoute attached to a Gateway): promotion",
+        run: gateway_api,
+    },
+    Scenario {
         name: "istio-latency",
         flagger: "istio-system",
         real_only: false,
@@ -877,6 +884,28 @@ fn istio_errors(p: &mut Play<'_>) -> Result<()> {
     p.canary(&fixture("004-istio.yaml")?, "podinfo-canary.yaml")?;
     promote(p, "test", "6.0.1")?;
     fail(p, "test", "6.0.2", WATCH_500.0, WATCH_500.1, "success rate")
+}
+
+/// Seed 004's canary with `provider: gatewayapi:v1` and its HTTPRoute attached to a Gateway
+/// (Flagger's Gateway API tutorial), in place of Istio's gateways and hosts.
+fn gateway_api(p: &mut Play<'_>) -> Result<()> {
+    use serde_yaml_ng::Value as Y;
+    let mut doc: Y = serde_yaml_ng::from_str(&fixture("004-istio.yaml")?)?;
+    doc["spec"]["provider"] = Y::from("gatewayapi:v1");
+    let service = doc["spec"]["service"]
+        .as_mapping_mut()
+        .context("seed 004's canary has no service")?;
+    service.remove("gateways");
+    service.insert(
+        Y::from("gatewayRefs"),
+        serde_yaml_ng::from_str("[{name: public-gateway, namespace: flagger-system}]")?,
+    );
+    p.podinfo("test")?;
+    p.canary(
+        &serde_yaml_ng::to_string(&doc)?,
+        "podinfo-canary.yaml   # seed 004's canary on provider gatewayapi:v1",
+    )?;
+    promote(p, "test", "6.0.1")
 }
 
 fn istio_latency(p: &mut Play<'_>) -> Result<()> {

@@ -10,6 +10,7 @@
     reason = "xtask is a synchronous driver of processes: it sleeps between polls of kubectl and ports"
 )]
 
+mod chart;
 mod cluster;
 mod demo;
 mod e2e;
@@ -70,6 +71,10 @@ enum Task {
         /// Scenarios to play (all when none is named).
         names: Vec<String>,
     },
+    /// Check the Helm chart: helm lint and template, its RBAC against deploy/flaggerd, and
+    /// the rendered chart and deploy/flaggerd applied with --dry-run=server to a real API
+    /// server.
+    Chart,
     /// Build the flaggerd and loadtester images with buildah (or podman) and check them: a
     /// non-root numeric user, the entrypoint, the size, static binaries, `flaggerd -version`
     /// from the binary taken out of the image.
@@ -138,6 +143,7 @@ fn main() -> Result<()> {
         Task::Fuzz { cases } => fuzz(cases),
         Task::Demo { cluster, keep } => demo::run(cluster, keep),
         Task::Image => image::run(),
+        Task::Chart => chart::run(&cluster::real::build()?),
     }
 }
 
@@ -205,6 +211,7 @@ fn test() -> Result<()> {
     crds(true)?;
     core_is_pure()?;
     timed("the container images", image::run)?;
+    timed("the Helm chart", || chart::run(&controlplane))?;
     timed(
         "kube-sim's conformance tests on the real API server",
         || conformance(&controlplane),
@@ -266,14 +273,21 @@ fn fuzz(cases: u64) -> Result<()> {
     Ok(())
 }
 
+/// Where the generated CRDs go: the kustomization of `kubectl apply -k deploy/crds`, and
+/// the chart's files (`crd.create=true`).
+const CRD_DIRS: [&str; 2] = ["deploy/crds", "charts/flaggerd/files/crds"];
+
 fn crds(check: bool) -> Result<()> {
-    let dir = Path::new("deploy/crds");
-    std::fs::create_dir_all(dir)?;
     let mut stale = Vec::new();
-    for (file, yaml) in canary_api::crds()? {
+    let generated = canary_api::crds()?;
+    for (dir, (file, yaml)) in CRD_DIRS
+        .iter()
+        .flat_map(|d| generated.iter().map(move |g| (Path::new(d), g)))
+    {
+        std::fs::create_dir_all(dir)?;
         let path = dir.join(file);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
-        if current == yaml {
+        if current == *yaml {
             continue;
         }
         if check {
@@ -287,7 +301,7 @@ fn crds(check: bool) -> Result<()> {
     if !stale.is_empty() {
         bail!("stale CRDs: {}; run `cargo xtask crds`", stale.join(", "));
     }
-    println!("\nxtask crds: deploy/crds/ matches crates/canary-api");
+    println!("\nxtask crds: deploy/crds/ and the chart's CRDs match crates/canary-api");
     Ok(())
 }
 

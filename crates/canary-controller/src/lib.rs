@@ -108,20 +108,7 @@ impl Error {
     }
 }
 
-/// An error and its sources on one line: `cannot patch deployment test/x: ApiError: ...`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
-}
+pub use canary_core::error_chain;
 
 /// Errors worth another try: conflicts, throttling, server errors, broken connections.
 pub(crate) fn retriable(e: &kube::Error) -> bool {

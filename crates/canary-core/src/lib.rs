@@ -32,3 +32,19 @@ pub use readiness::Readiness;
 pub use spec::{CanarySpec, HookType, Settings, Strategy};
 pub use status::{CanaryStatus, Phase};
 pub use validate::{ValidationError, validate};
+
+/// An error and its causes on one line (`a: b: c`), skipping a cause its parent already
+/// says.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}

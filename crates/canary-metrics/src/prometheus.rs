@@ -26,6 +26,18 @@ pub enum QueryError {
     NaN,
 }
 
+/// An address as logs may show it: without a user name or password.
+fn without_credentials(address: &str) -> String {
+    match reqwest::Url::parse(address) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) => "the Prometheus address".into(),
+    }
+}
+
 /// Credentials of a MetricTemplate's `secretRef`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Auth {
@@ -80,10 +92,13 @@ impl Prometheus {
             Some(Auth::Basic(u, p)) => req.basic_auth(u, Some(p)),
             None => req,
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| QueryError::Unreachable(e.to_string()))?;
+        let resp = req.send().await.map_err(|e| {
+            QueryError::Unreachable(format!(
+                "{}: {}",
+                without_credentials(&self.address),
+                canary_core::error_chain(&e.without_url())
+            ))
+        })?;
         let status = resp.status();
         let text = resp
             .text()

@@ -260,7 +260,7 @@ impl AlertProviders {
         let resp = req.send().await.map_err(|e| {
             format!(
                 "posting to {kind} failed: {}",
-                source_chain(e.without_url())
+                canary_core::error_chain(&e.without_url())
             )
         })?;
         if !resp.status().is_success() {
@@ -273,17 +273,6 @@ impl AlertProviders {
         }
         Ok(())
     }
-}
-
-/// An error with its causes (`error sending request: connection refused`).
-fn source_chain(e: reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    text
 }
 
 /// `text` with the destination's address and token blanked, should an answer echo them.

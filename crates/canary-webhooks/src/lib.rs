@@ -124,7 +124,7 @@ impl WebhookClient for HttpWebhooks {
             }
             let sent = request.send().await;
             match sent {
-                Err(e) => last = describe(&e),
+                Err(e) => last = describe(e),
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let text = response.text().await.unwrap_or_default();
@@ -146,12 +146,15 @@ impl WebhookClient for HttpWebhooks {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        format!("timeout: {e}")
+/// What went wrong, with its causes and without the address: the global event webhook's
+/// often comes from a Secret (`EVENT_WEBHOOK_URL`), and a hook is named by the caller.
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout: "
     } else if e.is_connect() {
-        format!("connection failed: {e}")
+        "connection failed: "
     } else {
-        e.to_string()
-    }
+        ""
+    };
+    format!("{kind}{}", canary_core::error_chain(&e.without_url()))
 }

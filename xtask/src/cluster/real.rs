@@ -191,6 +191,9 @@ pub(crate) fn start(cluster: &mut Cluster, bin: &Path, parts: Parts) -> Result<P
             format!("--service-account-signing-key-file={sa_key}"),
             "--service-cluster-ip-range=10.96.0.0/16".to_string(),
             "--authorization-mode=Node,RBAC".to_string(),
+            // As OpenShift does: an owner reference with blockOwnerDeletion needs the right
+            // to update the owner's finalizers (canaries/finalizers for flaggerd).
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement".to_string(),
             "--allow-privileged=true".to_string(),
             "--profiling=false".to_string(),
         ]),
