@@ -125,6 +125,10 @@ pub struct Flags {
     /// flaggerd: the shortest analysis interval honoured (lower only on test clusters).
     #[arg(long, default_value = "10s", value_parser = go_duration)]
     min_analysis_interval: Duration,
+    /// flaggerd: the leader Lease's duration (renewed every twelfth, lost after a quarter
+    /// without renewal).
+    #[arg(long, default_value = "60s", value_parser = go_duration)]
+    lease_duration: Duration,
     /// flaggerd: this replica's name in events and the Lease ($POD_NAME by default).
     #[arg(long)]
     instance: Option<String>,
@@ -215,6 +219,7 @@ impl Flags {
             log_level: self.log_level,
             log_encoding: self.zap_encoding,
             leader_election: self.enable_leader_election,
+            lease_duration: self.lease_duration,
             threadiness: self.threadiness,
             kubeconfig_qps: self.kubeconfig_qps,
             kubeconfig_burst: self.kubeconfig_burst,
@@ -227,7 +232,6 @@ impl Flags {
                 .or_else(|| env("POD_NAME"))
                 .unwrap_or_else(|| "flaggerd".into()),
             event_webhook: from_env(&env, "EVENT_WEBHOOK_URL", &self.event_webhook),
-            ..Settings::default()
         };
         Startup {
             settings,

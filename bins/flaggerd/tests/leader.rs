@@ -112,3 +112,194 @@ async fn the_standby_serves_health_and_leads_within_seconds_after_the_leader_sto
         took.as_secs_f64()
     );
 }
+
+/// Each replica of the takeover test: a lease of 12 s (renewed every 1 s) and 1 s steps.
+fn fast_replica(kubeconfig: &str, port: u16, name: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_flaggerd"))
+        .args(["-kubeconfig", kubeconfig, "-mesh-provider", "kubernetes"])
+        .args([
+            "-enable-leader-election",
+            "-leader-election-namespace",
+            "test",
+        ])
+        .args(["-lease-duration", "12s", "-min-analysis-interval", "1s"])
+        .args(["-port", &port.to_string()])
+        .env("POD_NAME", name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("flaggerd starts")
+}
+
+const CANARY: &str = "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\nspec:\n  provider: kubernetes\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}\n  service: {port: 9898}\n  analysis: {interval: 1s, threshold: 2, iterations: 10}\n";
+
+/// The replica answering /readyz 200 among `ports`, waiting up to 20 s.
+async fn leader_of(ports: &[u16]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for (i, port) in ports.iter().enumerate() {
+            if status(*port, "/readyz").await == Some(200) {
+                return i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no replica leads");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the canary's analysis has run `n` iterations of the current release.
+async fn iterations_reach(client: &kube::Client, n: u32) {
+    let api: kube::Api<canary_api::Canary> = kube::Api::namespaced(client.clone(), "test");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = api.get("podinfo").await.expect("canary");
+        let status = c.status.unwrap_or_default();
+        if status.phase == Some(canary_core::Phase::Progressing) && status.iterations >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the release did not reach iteration {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The events of the canary: message and count.
+async fn events(client: &kube::Client) -> Vec<(String, i32)> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(client.clone(), "test");
+    let list = api.list(&Default::default()).await.expect("events");
+    list.items
+        .into_iter()
+        .map(|e| (e.message.unwrap_or_default(), e.count.unwrap_or(1)))
+        .collect()
+}
+
+/// Each iteration of a release is announced once (a repeated step would count an event
+/// twice, a skipped one would leave a number out), and the release ends promoted.
+fn each_step_once(events: &[(String, i32)], before: &[(String, i32)]) {
+    for k in 1..=9 {
+        let message = format!("Advance podinfo.test canary iteration {k}/10");
+        let was = before
+            .iter()
+            .find(|(m, _)| *m == message)
+            .map_or(0, |e| e.1);
+        let now = events
+            .iter()
+            .find(|(m, _)| *m == message)
+            .map_or(0, |e| e.1);
+        assert_eq!(
+            now - was,
+            1,
+            "{message:?} announced {} times in this release: {events:?}",
+            now - was
+        );
+    }
+    let done = "Promotion completed! Scaling down podinfo.test";
+    let was = before.iter().find(|(m, _)| m == done).map_or(0, |e| e.1);
+    let now = events.iter().find(|(m, _)| m == done).map_or(0, |e| e.1);
+    assert_eq!(now - was, 1, "promoted once: {events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_goes_on_once_when_its_leader_stops_mid_release() {
+    use canary_core::Phase;
+    let (sim, client) = kube_sim().await;
+    support::deployment(&client, "podinfo", 1).await;
+    kube::Api::<canary_api::Canary>::namespaced(client.clone(), "test")
+        .create(
+            &Default::default(),
+            &canary_api::Canary::from_yaml(CANARY).expect("canary"),
+        )
+        .await
+        .expect("canary");
+    let kubeconfig = sim.kubeconfig_path().display().to_string();
+    let ports = [free_port(), free_port()];
+    let names = ["flaggerd-a", "flaggerd-b"];
+    let mut replicas = [
+        fast_replica(&kubeconfig, ports[0], names[0]),
+        fast_replica(&kubeconfig, ports[1], names[1]),
+    ];
+    let leader = leader_of(&ports).await;
+    assert!(
+        support::reaches(
+            &client,
+            "podinfo",
+            Phase::Initialized,
+            Duration::from_secs(30)
+        )
+        .await,
+        "initialized"
+    );
+
+    // SIGTERM mid-release: the standby leads within 5 s and the release goes on once.
+    let before = events(&client).await;
+    support::set_image(&client, "podinfo", "ghcr.io/stefanprodan/podinfo:6.0.1").await;
+    iterations_reach(&client, 3).await;
+    let pid = replicas[leader].id().expect("pid").to_string();
+    let stopped = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let standby = 1 - leader;
+    assert!(
+        answers(ports[standby], "/readyz", 200, Duration::from_secs(5)).await,
+        "the standby did not lead within 5 s of the leader's SIGTERM"
+    );
+    let took_term = stopped.elapsed();
+    let _ = replicas[leader].wait().await;
+    assert!(
+        support::reaches(
+            &client,
+            "podinfo",
+            Phase::Succeeded,
+            Duration::from_secs(60)
+        )
+        .await,
+        "the release was promoted by the new leader"
+    );
+    each_step_once(&events(&client).await, &before);
+
+    // SIGKILL mid-release: the stopped replica comes back as the standby; it leads within
+    // the Lease's duration (12 s, plus its 1 s retry) and the release goes on once.
+    replicas[leader] = fast_replica(&kubeconfig, ports[leader], names[leader]);
+    assert!(answers(ports[leader], "/healthz", 200, Duration::from_secs(20)).await);
+    assert_eq!(
+        status(ports[leader], "/readyz").await,
+        Some(503),
+        "it stands by"
+    );
+    let (leader, standby) = (standby, leader);
+    let before = events(&client).await;
+    support::set_image(&client, "podinfo", "ghcr.io/stefanprodan/podinfo:6.0.2").await;
+    iterations_reach(&client, 3).await;
+    let killed = Instant::now();
+    replicas[leader].start_kill().expect("SIGKILL");
+    assert!(
+        answers(ports[standby], "/readyz", 200, Duration::from_secs(13)).await,
+        "the standby did not lead within the Lease's 12 s (+1 s retry) of the leader's SIGKILL"
+    );
+    let took_kill = killed.elapsed();
+    assert!(
+        support::reaches(
+            &client,
+            "podinfo",
+            Phase::Succeeded,
+            Duration::from_secs(60)
+        )
+        .await,
+        "the release was promoted by the new leader"
+    );
+    each_step_once(&events(&client).await, &before);
+    println!(
+        "takeover: {:.1}s after SIGTERM, {:.1}s after SIGKILL (lease 12 s)",
+        took_term.as_secs_f64(),
+        took_kill.as_secs_f64()
+    );
+}

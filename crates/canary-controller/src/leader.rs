@@ -1,5 +1,10 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so two replicas can run and only
 //! one reconciles. Flagger's names: the Lease is `flagger-leader-election`.
+//!
+//! Our own code rather than a crate: kube-leader-election 0.44 is built on kube 4, and
+//! kube-lease-manager 0.13 (kube 5) makes a standby sleep until the holder's Lease expires
+//! even when it was given up, so a standby would lead a full lease duration (60 s) after
+//! the leader's SIGTERM instead of within seconds.
 
 use std::time::Duration;
 
@@ -27,21 +32,31 @@ pub async fn acquire(api: &Api<Lease>, identity: &str, duration: Duration) {
     }
 }
 
-/// Renews the Lease every quarter of its duration; returns when it is lost.
+/// Renews the Lease as Flagger's client-go settings do (lease 60 s, renew deadline 15 s,
+/// retry 5 s, scaled to `duration`): a try every retry period, and the Lease counts as lost
+/// when no try succeeded within the renew deadline, so the leader stops long before a
+/// standby may take the Lease (at the end of its duration). Returns when it is lost.
 pub async fn hold(api: &Api<Lease>, identity: &str, duration: Duration) -> String {
-    let mut failures = 0;
+    let retry = (duration / 12).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let deadline = duration / 4;
+    let mut renewed = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(duration / 4).await;
-        match try_take(api, identity, duration).await {
-            Ok(true) => failures = 0,
-            Ok(false) => {
+        tokio::time::sleep(retry).await;
+        let left = deadline.saturating_sub(renewed.elapsed());
+        match tokio::time::timeout(left, try_take(api, identity, duration)).await {
+            Ok(Ok(true)) => renewed = tokio::time::Instant::now(),
+            Ok(Ok(false)) => {
                 return format!("leadership lost: lease {LEASE} is held by another replica");
             }
-            Err(e) => {
-                failures += 1;
-                if failures >= 3 {
-                    return format!("leadership lost: cannot renew lease {LEASE}: {e}");
-                }
+            Ok(Err(e)) if renewed.elapsed() >= deadline => {
+                return format!("leadership lost: cannot renew lease {LEASE}: {e}");
+            }
+            Ok(Err(e)) => tracing::warn!("leader election: renewing lease {LEASE}: {e}"),
+            Err(_) => {
+                return format!(
+                    "leadership lost: lease {LEASE} not renewed within {}s",
+                    deadline.as_secs_f64()
+                );
             }
         }
     }
@@ -79,13 +94,15 @@ async fn try_take(api: &Api<Lease>, identity: &str, duration: Duration) -> Resul
     });
     let spec = lease.spec.get_or_insert_with(Default::default);
     let holder = spec.holder_identity.clone().unwrap_or_default();
-    let renewed = spec.renew_time.as_ref().map(|t| t.0.as_second());
+    let renewed = spec.renew_time.as_ref().map(|t| t.0.as_microsecond());
     let seconds = spec
         .lease_duration_seconds
         .unwrap_or(duration.as_secs() as i32);
-    let expired = renewed.is_none_or(|t| t + i64::from(seconds) < now.timestamp());
-    let stamp =
-        MicroTime(k8s_openapi::jiff::Timestamp::from_second(now.timestamp()).unwrap_or_default());
+    let expired =
+        renewed.is_none_or(|t| t + i64::from(seconds) * 1_000_000 < now.timestamp_micros());
+    let stamp = MicroTime(
+        k8s_openapi::jiff::Timestamp::from_microsecond(now.timestamp_micros()).unwrap_or_default(),
+    );
     if !holder.is_empty() && holder != identity && !expired {
         return Ok(false);
     }
