@@ -168,15 +168,7 @@ pub(crate) fn build_tools() -> Result<PathBuf> {
         |f: &str| std::fs::read_to_string(module.join(f)).with_context(|| format!("{TOOLS}/{f}"));
     let go_mod = read("go.mod")?;
     // helm and ghz print the version their release builds stamp in; stamp the pinned one.
-    let version_of = |module: &str| {
-        go_mod
-            .lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(module)?.strip_prefix(' '))
-            .and_then(|v| v.split_whitespace().next())
-            .map(String::from)
-            .with_context(|| format!("{TOOLS}/go.mod does not require {module}"))
-    };
+    let version_of = |module: &str| cluster::real::required_version(&go_mod, TOOLS, module);
     let ldflags = format!(
         "-s -w -X helm.sh/helm/v4/internal/version.version={} -X main.version={}",
         version_of("helm.sh/helm/v4")?,

@@ -203,6 +203,51 @@ fn each_step_once(events: &[(String, i32)], before: &[(String, i32)]) {
     assert_eq!(now - was, 1, "promoted once: {events:?}");
 }
 
+/// Starts a release of `tag`, stops the leader with `signal` at its third iteration, and
+/// checks that the standby on `standby_port` leads within `within` seconds and the release
+/// is promoted with each step once. Returns how long the standby took.
+async fn stop_mid_release(
+    client: &kube::Client,
+    leader: &mut tokio::process::Child,
+    standby_port: u16,
+    tag: &str,
+    signal: &str,
+    within: u64,
+) -> Duration {
+    let before = events(client).await;
+    let image = format!("ghcr.io/stefanprodan/podinfo:{tag}");
+    support::set_image(client, "podinfo", &image).await;
+    iterations_reach(client, 3).await;
+    let stopped = Instant::now();
+    match signal {
+        "SIGTERM" => {
+            let pid = leader.id().expect("pid").to_string();
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status();
+            assert!(sent.expect("kill").success());
+        }
+        _ => leader.start_kill().expect("SIGKILL"),
+    }
+    assert!(
+        answers(standby_port, "/readyz", 200, Duration::from_secs(within)).await,
+        "the standby did not lead within {within} s of the leader's {signal}"
+    );
+    let took = stopped.elapsed();
+    let promoted = support::reaches(
+        client,
+        "podinfo",
+        canary_core::Phase::Succeeded,
+        Duration::from_secs(60),
+    );
+    assert!(
+        promoted.await,
+        "the release of {tag} was promoted by the new leader"
+    );
+    each_step_once(&events(client).await, &before);
+    took
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_goes_on_once_when_its_leader_stops_mid_release() {
     use canary_core::Phase;
@@ -235,36 +280,17 @@ async fn a_release_goes_on_once_when_its_leader_stops_mid_release() {
     );
 
     // SIGTERM mid-release: the standby leads within 5 s and the release goes on once.
-    let before = events(&client).await;
-    support::set_image(&client, "podinfo", "ghcr.io/stefanprodan/podinfo:6.0.1").await;
-    iterations_reach(&client, 3).await;
-    let pid = replicas[leader].id().expect("pid").to_string();
-    let stopped = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
     let standby = 1 - leader;
-    assert!(
-        answers(ports[standby], "/readyz", 200, Duration::from_secs(5)).await,
-        "the standby did not lead within 5 s of the leader's SIGTERM"
-    );
-    let took_term = stopped.elapsed();
+    let took_term = stop_mid_release(
+        &client,
+        &mut replicas[leader],
+        ports[standby],
+        "6.0.1",
+        "SIGTERM",
+        5,
+    )
+    .await;
     let _ = replicas[leader].wait().await;
-    assert!(
-        support::reaches(
-            &client,
-            "podinfo",
-            Phase::Succeeded,
-            Duration::from_secs(60)
-        )
-        .await,
-        "the release was promoted by the new leader"
-    );
-    each_step_once(&events(&client).await, &before);
 
     // SIGKILL mid-release: the stopped replica comes back as the standby; it leads within
     // the Lease's duration (12 s, plus its 1 s retry) and the release goes on once.
@@ -275,28 +301,15 @@ async fn a_release_goes_on_once_when_its_leader_stops_mid_release() {
         Some(503),
         "it stands by"
     );
-    let (leader, standby) = (standby, leader);
-    let before = events(&client).await;
-    support::set_image(&client, "podinfo", "ghcr.io/stefanprodan/podinfo:6.0.2").await;
-    iterations_reach(&client, 3).await;
-    let killed = Instant::now();
-    replicas[leader].start_kill().expect("SIGKILL");
-    assert!(
-        answers(ports[standby], "/readyz", 200, Duration::from_secs(13)).await,
-        "the standby did not lead within the Lease's 12 s (+1 s retry) of the leader's SIGKILL"
-    );
-    let took_kill = killed.elapsed();
-    assert!(
-        support::reaches(
-            &client,
-            "podinfo",
-            Phase::Succeeded,
-            Duration::from_secs(60)
-        )
-        .await,
-        "the release was promoted by the new leader"
-    );
-    each_step_once(&events(&client).await, &before);
+    let took_kill = stop_mid_release(
+        &client,
+        &mut replicas[standby],
+        ports[leader],
+        "6.0.2",
+        "SIGKILL",
+        13,
+    )
+    .await;
     println!(
         "takeover: {:.1}s after SIGTERM, {:.1}s after SIGKILL (lease 12 s)",
         took_term.as_secs_f64(),

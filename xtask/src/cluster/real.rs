@@ -104,18 +104,21 @@ pub(crate) fn build() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The version of `module` that `dir`'s go.mod requires.
+pub(crate) fn required_version(go_mod: &str, dir: &str, module: &str) -> Result<String> {
+    go_mod
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix(module)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next())
+        .map(String::from)
+        .with_context(|| format!("{dir}/go.mod does not require {module}"))
+}
+
 /// The linker flags that stamp each binary with the release it is built from, as
 /// Kubernetes' release builds do (else they report v0.0.0-master). KWOK's is in its source.
 fn version_flags(go_mod: &str) -> Result<String> {
-    let version_of = |module: &str| {
-        go_mod
-            .lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(module)?.strip_prefix(' '))
-            .map(|v| v.trim().to_string())
-            .with_context(|| format!("{MODULE}/go.mod does not require {module}"))
-    };
-    let kubernetes = version_of("k8s.io/kubernetes")?;
+    let kubernetes = required_version(go_mod, MODULE, "k8s.io/kubernetes")?;
     let mut parts = kubernetes.trim_start_matches('v').split('.');
     let (major, minor) = (parts.next().unwrap_or("1"), parts.next().unwrap_or("0"));
     let mut flags = vec!["-s".to_string(), "-w".to_string()];
