@@ -9,6 +9,8 @@
 //! log) and checks that the events came in the seed's order. It prints PASS or FAIL with the
 //! reason; on a failure, the event log and where the processes' logs are.
 
+mod fidelity;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Seek};
 use std::os::unix::process::CommandExt;
@@ -88,8 +90,43 @@ const SCENARIOS: &[Scenario] = &[
         name: "gatewayapi",
         flagger: "flagger-system",
         real_only: false,
-        what: "seed 004's canary on Gateway API (an HTTPRoute attached to a Gateway): promotion",
-        run: gateway_api,
+        what: "seed 004's canary on Gateway API (an HTTPRoute attached to a Gateway) with the MetricTemplates of Flagger's guide on reporter=\"source\": promotion",
+        run: fidelity::gateway_api,
+    },
+    Scenario {
+        name: "services",
+        flagger: "istio-system",
+        real_only: false,
+        what: "the user's apex Service adopted (selector, ports), Flux annotations, port discovery",
+        run: fidelity::services,
+    },
+    Scenario {
+        name: "istio-revert",
+        flagger: "istio-system",
+        real_only: false,
+        what: "revertOnDeletion: the user's VirtualService taken over without ownership and restored intact",
+        run: fidelity::revert,
+    },
+    Scenario {
+        name: "daemonset-kubernetes",
+        flagger: "flagger-system",
+        real_only: false,
+        what: "a DaemonSet canary on the kubernetes provider, its pre-rollout curl reaching the canary Service",
+        run: fidelity::daemonset_kubernetes,
+    },
+    Scenario {
+        name: "loadtester-helm",
+        flagger: "istio-system",
+        real_only: false,
+        what: "the loadtester's helm and helmv3 tasks as pre-rollout checks (helm built from xtask/tools)",
+        run: fidelity::loadtester_helm,
+    },
+    Scenario {
+        name: "istio-two-releases",
+        flagger: "istio-system",
+        real_only: false,
+        what: "two releases in a row of one workload on Istio, both promoted",
+        run: fidelity::two_releases,
     },
     Scenario {
         name: "istio-latency",
@@ -884,28 +921,6 @@ fn istio_errors(p: &mut Play<'_>) -> Result<()> {
     p.canary(&fixture("004-istio.yaml")?, "podinfo-canary.yaml")?;
     promote(p, "test", "6.0.1")?;
     fail(p, "test", "6.0.2", WATCH_500.0, WATCH_500.1, "success rate")
-}
-
-/// Seed 004's canary with `provider: gatewayapi:v1` and its HTTPRoute attached to a Gateway
-/// (Flagger's Gateway API tutorial), in place of Istio's gateways and hosts.
-fn gateway_api(p: &mut Play<'_>) -> Result<()> {
-    use serde_yaml_ng::Value as Y;
-    let mut doc: Y = serde_yaml_ng::from_str(&fixture("004-istio.yaml")?)?;
-    doc["spec"]["provider"] = Y::from("gatewayapi:v1");
-    let service = doc["spec"]["service"]
-        .as_mapping_mut()
-        .context("seed 004's canary has no service")?;
-    service.remove("gateways");
-    service.insert(
-        Y::from("gatewayRefs"),
-        serde_yaml_ng::from_str("[{name: public-gateway, namespace: flagger-system}]")?,
-    );
-    p.podinfo("test")?;
-    p.canary(
-        &serde_yaml_ng::to_string(&doc)?,
-        "podinfo-canary.yaml   # seed 004's canary on provider gatewayapi:v1",
-    )?;
-    promote(p, "test", "6.0.1")
 }
 
 fn istio_latency(p: &mut Play<'_>) -> Result<()> {

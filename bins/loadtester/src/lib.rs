@@ -34,7 +34,7 @@ pub struct Config {
     pub namespace_pattern: Option<String>,
     /// Background commands running at once; more wait.
     pub max_background: usize,
-    /// Refuse `cmd`, `bash` and `kubectl` tasks (gates only).
+    /// Refuse `cmd`, `bash`, `kubectl`, `helm` and `helmv3` tasks (gates only).
     pub commands_disabled: bool,
     /// Where gates are kept across restarts.
     pub gate_state: Option<PathBuf>,
@@ -76,6 +76,8 @@ type Answer = tokio::sync::watch::Receiver<Option<(StatusCode, String)>>;
 
 struct App {
     config: Config,
+    /// `-namespace-regexp`, compiled.
+    namespaces: Option<regex::Regex>,
     /// Answers by `Idempotency-Key`, with the time they were asked.
     answers: Mutex<HashMap<String, (tokio::time::Instant, Answer)>>,
     deduplicated: AtomicU64,
@@ -102,7 +104,13 @@ pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> anyhow:
             .unwrap_or_default(),
         None => BTreeSet::new(),
     };
+    let namespaces = config
+        .namespace_pattern
+        .as_deref()
+        .map(namespace_regex)
+        .transpose()?;
     let app = Arc::new(App {
+        namespaces,
         slots: Arc::new(Semaphore::new(config.max_background.max(1))),
         config,
         answers: Mutex::new(HashMap::new()),
@@ -164,10 +172,14 @@ fn parse(body: &Bytes) -> Result<Payload, (StatusCode, String)> {
 }
 
 fn allowed(app: &App, ns: &str) -> bool {
-    app.config
-        .namespace_pattern
-        .as_deref()
-        .is_none_or(|p| pattern_matches(p, ns))
+    app.namespaces.as_ref().is_none_or(|r| r.is_match(ns))
+}
+
+/// `-namespace-regexp` as Go's regexp reads it (RE2 syntax, unanchored unless `^`/`$`).
+pub fn namespace_regex(pattern: &str) -> anyhow::Result<regex::Regex> {
+    regex::Regex::new(pattern).map_err(|e| {
+        anyhow::anyhow!("-namespace-regexp {pattern:?} is not a regular expression: {e}")
+    })
 }
 
 async fn gate(
@@ -297,7 +309,10 @@ async fn run_task(app: &Arc<App>, body: &Bytes) -> (StatusCode, String) {
         .to_string();
     let cmd = p.metadata.get("cmd").cloned().unwrap_or_default();
     let canary = format!("{}.{}", p.name, p.namespace);
-    if !matches!(kind.as_str(), "cmd" | "bash" | "kubectl") {
+    if !matches!(
+        kind.as_str(),
+        "cmd" | "bash" | "kubectl" | "helm" | "helmv3"
+    ) {
         return (StatusCode::BAD_REQUEST, format!("unknown task type {kind}"));
     }
     if app.config.commands_disabled {
@@ -338,13 +353,21 @@ async fn run_task(app: &Arc<App>, body: &Bytes) -> (StatusCode, String) {
         }
         _ => {
             app.started.fetch_add(1, Ordering::Relaxed);
+            // kubectl, helm and helmv3 (both run helm, as Flagger's loadtester does) take
+            // the command's words as arguments, without a shell.
+            let program = match kind.as_str() {
+                "bash" => "bash",
+                "kubectl" => "kubectl",
+                _ => "helm",
+            };
             let out = if kind == "bash" {
                 execute("bash", &["-c", &cmd], app.config.timeout).await
             } else {
                 let args: Vec<&str> = cmd.split_whitespace().collect();
-                execute("kubectl", &args, app.config.timeout).await
+                execute(program, &args, app.config.timeout).await
             };
-            report(app, &canary, &cmd, &out, log_output);
+            // Flagger logs the output of helm tasks always.
+            report(app, &canary, &cmd, &out, log_output || program == "helm");
             match out {
                 Outcome::Done { code: 0, output } => (
                     StatusCode::OK,
@@ -453,102 +476,24 @@ async fn metrics(State(app): State<Arc<App>>) -> String {
     )
 }
 
-/// A small regular-expression subset for `-namespace-regexp`: `^`, `$`, `.`, `*`, `+`, `?`,
-/// `|` alternation and literal characters, which is what namespace patterns use.
-pub fn pattern_matches(pattern: &str, text: &str) -> bool {
-    pattern.split('|').any(|alt| {
-        let anchored_start = alt.starts_with('^');
-        let anchored_end = alt.ends_with('$') && !alt.ends_with("\\$");
-        let body = alt.trim_start_matches('^').trim_end_matches('$');
-        let tokens = tokenize(body);
-        (0..=text.len()).any(|start| {
-            (!anchored_start || start == 0)
-                && text.is_char_boundary(start)
-                && matches_here(&tokens, &text[start..], anchored_end)
-        })
-    })
-}
-
-#[derive(Clone, Copy)]
-enum Rep {
-    One,
-    Star,
-    Plus,
-    Opt,
-}
-
-fn tokenize(p: &str) -> Vec<(Option<char>, Rep)> {
-    let mut out: Vec<(Option<char>, Rep)> = Vec::new();
-    let mut chars = p.chars().peekable();
-    while let Some(c) = chars.next() {
-        let atom = match c {
-            '.' => None,
-            '\\' => chars.next(),
-            other => Some(other),
-        };
-        let rep = match chars.peek() {
-            Some('*') => Rep::Star,
-            Some('+') => Rep::Plus,
-            Some('?') => Rep::Opt,
-            _ => Rep::One,
-        };
-        if !matches!(rep, Rep::One) {
-            chars.next();
-        }
-        out.push((atom, rep));
-    }
-    out
-}
-
-fn matches_here(tokens: &[(Option<char>, Rep)], text: &str, anchored_end: bool) -> bool {
-    let Some(((atom, rep), rest)) = tokens.split_first() else {
-        return !anchored_end || text.is_empty();
-    };
-    let one = |t: &str| {
-        t.chars()
-            .next()
-            .filter(|c| atom.is_none_or(|a| a == *c))
-            .map(|c| c.len_utf8())
-    };
-    match rep {
-        Rep::One => one(text).is_some_and(|n| matches_here(rest, &text[n..], anchored_end)),
-        Rep::Opt => {
-            matches_here(rest, text, anchored_end)
-                || one(text).is_some_and(|n| matches_here(rest, &text[n..], anchored_end))
-        }
-        Rep::Star | Rep::Plus => {
-            let mut positions = vec![0];
-            let mut t = text;
-            let mut consumed = 0;
-            while let Some(n) = one(t) {
-                consumed += n;
-                t = &t[n..];
-                positions.push(consumed);
-            }
-            let min = if matches!(rep, Rep::Plus) { 1 } else { 0 };
-            positions
-                .iter()
-                .rev()
-                .filter(|p| **p >= min || min == 0)
-                .any(|p| (*p > 0 || min == 0) && matches_here(rest, &text[*p..], anchored_end))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn namespace_patterns() {
-        assert!(pattern_matches("^test$", "test"));
-        assert!(!pattern_matches("^test$", "test2"));
-        assert!(pattern_matches(
-            "^(team-a|team-b)$".replace(['(', ')'], "").as_str(),
-            "team-b"
-        ));
-        assert!(pattern_matches("^team-.*$", "team-x"));
-        assert!(!pattern_matches("^team-.+$", "team-"));
-        assert!(pattern_matches("dev", "my-dev-ns"));
+    fn namespace_patterns_are_go_regular_expressions() {
+        let matches = |p: &str, ns: &str| namespace_regex(p).expect("regex").is_match(ns);
+        assert!(matches("^test$", "test"));
+        assert!(!matches("^test$", "test2"));
+        assert!(matches("^(team-a|team-b)$", "team-b"));
+        assert!(!matches("^(team-a|team-b)$", "team-c"));
+        assert!(matches("^team-[a-z]+$", "team-x"));
+        assert!(!matches("^team-.+$", "team-"));
+        assert!(matches("dev", "my-dev-ns"));
+        let e = namespace_regex("^(test").expect_err("unclosed group");
+        assert!(
+            e.to_string().starts_with("-namespace-regexp \"^(test\""),
+            "{e}"
+        );
     }
 }

@@ -38,7 +38,7 @@ struct Flags {
     /// Background commands running at once; more wait.
     #[arg(long, default_value_t = 16)]
     max_background: usize,
-    /// Refuse cmd, bash and kubectl tasks (gates only).
+    /// Refuse cmd, bash, kubectl, helm and helmv3 tasks (gates only).
     #[arg(long, default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, action = ArgAction::Set)]
     disable_commands: bool,
     /// File keeping the gates across restarts.

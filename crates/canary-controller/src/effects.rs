@@ -201,23 +201,27 @@ impl Effects {
     fn ports(&self) -> Vec<Value> {
         let spec: &canary_core::CanarySpec = &self.canary.spec;
         if spec.service.port_discovery {
-            services::discovered_ports(&self.scene.target, spec.service.port)
+            services::discovered_ports(&self.scene.target, &spec.service)
         } else {
             Vec::new()
         }
     }
 
-    /// The apex Service: created and owned when absent; when it is the user's, only its
-    /// selector is switched to the primary.
+    /// The apex Service: created and owned when absent; when it is the user's, adopted as
+    /// Flagger does (selector and ports flaggerd's, the rest the user's, never owned).
     async fn apex(&self, sel: &workload::Selector) -> Result<(), Error> {
         let name = self.canary.spec.service_name();
         let existing = self.scene.world.get("Service", name).await?;
-        if existing.as_ref().is_none_or(|s| self.owned_by_canary(s)) {
-            let service = services::build(&self.canary, sel, services::Role::Apex, &self.ports());
-            self.scene.world.apply("Service", &service).await
-        } else {
-            let patch = json!({"spec": {"selector": {&sel.label: sel.primary_value()}}});
-            self.scene.world.merge("Service", name, &patch).await
+        match existing {
+            Some(existing) if !self.owned_by_canary(&existing) => {
+                let patch = services::adopt(&existing, &self.canary, sel, &self.ports());
+                self.scene.world.merge("Service", name, &patch).await
+            }
+            _ => {
+                let service =
+                    services::build(&self.canary, sel, services::Role::Apex, &self.ports());
+                self.scene.world.apply("Service", &service).await
+            }
         }
     }
 

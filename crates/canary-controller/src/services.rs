@@ -1,5 +1,8 @@
 //! The three ClusterIP Services of a canary (flagger-behaviour.md 3.6): `<svc>` (apex) and
-//! `<svc>-primary` select the primary, `<svc>-canary` selects the target.
+//! `<svc>-primary` select the primary, `<svc>-canary` selects the target. Each carries
+//! Flux's "leave it alone" annotations, as Flagger's `filterMetadata` sets them; an apex
+//! Service the user made is adopted as Flagger does: its selector and ports become
+//! flaggerd's, its other metadata stays, and it is never owned by the canary.
 
 use serde_json::{Map, Value, json};
 
@@ -39,28 +42,14 @@ pub fn build(
         ),
     };
     let s = &spec.service;
-    let target_port = match &s.target_port {
-        Some(canary_core::spec::IntOrString::Int(p)) => json!(p),
-        Some(canary_core::spec::IntOrString::String(p)) => json!(p),
-        None => json!(s.port),
-    };
-    let mut port = json!({
-        "name": s.port_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "http".into()),
-        "port": s.port,
-        "targetPort": target_port,
-        "protocol": "TCP",
-    });
-    if let Some(p) = &s.app_protocol {
-        port["appProtocol"] = json!(p);
-    }
-    let mut ports = vec![port];
-    ports.extend(extra_ports.iter().cloned());
+    let ports = ports(canary, extra_ports);
     let mut labels: Map<String, Value> = Map::new();
     let mut annotations: Map<String, Value> = Map::new();
     if let Some(m) = meta {
         labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), json!(v))));
         annotations.extend(m.annotations.iter().map(|(k, v)| (k.clone(), json!(v))));
     }
+    annotations.extend(flux_annotations());
     labels.insert(sel.label.clone(), json!(name));
     let mut svc_spec = json!({
         "type": "ClusterIP",
@@ -87,10 +76,96 @@ pub fn build(
     })
 }
 
-/// With `portDiscovery`, every container port of the target but the service port and the
-/// mesh sidecars' (`istio-proxy`, `envoy`); unnamed ports are called `tcp-<container>-<i>`.
-pub fn discovered_ports(target: &Value, service_port: i32) -> Vec<Value> {
-    let mut out = Vec::new();
+/// The annotations that keep Flux from reverting what flaggerd manages.
+pub fn flux_annotations() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(
+        "kustomize.toolkit.fluxcd.io/reconcile".into(),
+        json!("disabled"),
+    );
+    m.insert(
+        "helm.toolkit.fluxcd.io/driftDetection".into(),
+        json!("disabled"),
+    );
+    m
+}
+
+/// The Service's ports: `service.port` to `targetPort` (the port itself when unset), named
+/// `portName` (`http`), then the discovered ones.
+fn ports(canary: &canary_api::Canary, extra_ports: &[Value]) -> Vec<Value> {
+    let s = &canary.spec.service;
+    let target_port = match &s.target_port {
+        Some(canary_core::spec::IntOrString::Int(p)) => json!(p),
+        Some(canary_core::spec::IntOrString::String(p)) => json!(p),
+        None => json!(s.port),
+    };
+    let mut port = json!({
+        "name": s.port_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "http".into()),
+        "port": s.port,
+        "targetPort": target_port,
+        "protocol": "TCP",
+    });
+    if let Some(p) = &s.app_protocol {
+        port["appProtocol"] = json!(p);
+    }
+    let mut ports = vec![port];
+    ports.extend(extra_ports.iter().cloned());
+    ports
+}
+
+/// The merge patch that adopts the user's apex Service `existing`: the selector becomes
+/// the primary's alone, the ports flaggerd's (keeping the node port of a port of the same
+/// name), and Flux's annotations are added; labels, other annotations, the type and the
+/// owner stay the user's.
+pub fn adopt(
+    existing: &Value,
+    canary: &canary_api::Canary,
+    sel: &Selector,
+    extra_ports: &[Value],
+) -> Value {
+    let mut selector = Map::new();
+    if let Some(old) = existing["spec"]["selector"].as_object() {
+        for key in old.keys().filter(|k| **k != sel.label) {
+            selector.insert(key.clone(), Value::Null);
+        }
+    }
+    selector.insert(sel.label.clone(), json!(sel.primary_value()));
+    let old_ports = existing["spec"]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ports: Vec<Value> = ports(canary, extra_ports)
+        .into_iter()
+        .map(|mut p| {
+            let node_port = old_ports
+                .iter()
+                .find(|o| o["name"] == p["name"])
+                .and_then(|o| o["nodePort"].as_i64())
+                .filter(|n| *n > 0);
+            if let Some(n) = node_port {
+                p["nodePort"] = json!(n);
+            }
+            p
+        })
+        .collect();
+    json!({
+        "metadata": {"annotations": flux_annotations()},
+        "spec": {"selector": selector, "ports": ports},
+    })
+}
+
+/// With `portDiscovery`, the target's container ports but the service's own (the one
+/// `targetPort` names or numbers, else `service.port`) and the mesh sidecars' (`istio-proxy`,
+/// `envoy`), each to its own number; an unnamed port is called `tcp-<container>-<i>`, and of
+/// two ports of one name the last counts (Flagger's `getPorts`).
+pub fn discovered_ports(target: &Value, service: &canary_core::spec::CanaryService) -> Vec<Value> {
+    use canary_core::spec::IntOrString;
+    let own = |name: Option<&str>, number: i64| match &service.target_port {
+        None => number == i64::from(service.port),
+        Some(IntOrString::Int(p)) => number == i64::from(*p),
+        Some(IntOrString::String(p)) => name == Some(p.as_str()),
+    };
+    let mut out: Vec<Value> = Vec::new();
     let containers = target["spec"]["template"]["spec"]["containers"]
         .as_array()
         .cloned()
@@ -110,15 +185,131 @@ pub fn discovered_ports(target: &Value, service_port: i32) -> Vec<Value> {
             let Some(number) = p["containerPort"].as_i64() else {
                 continue;
             };
-            if number == i64::from(service_port) {
+            if own(p["name"].as_str(), number) {
                 continue;
             }
             let name = p["name"]
                 .as_str()
                 .map(String::from)
                 .unwrap_or_else(|| format!("tcp-{cname}-{i}"));
-            out.push(json!({"name": name, "port": number, "targetPort": name, "protocol": "TCP"}));
+            out.retain(|o| o["name"] != name.as_str());
+            out.push(
+                json!({"name": name, "port": number, "targetPort": number, "protocol": "TCP"}),
+            );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canary(service: &str) -> canary_api::Canary {
+        let yaml = format!(
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test, uid: u1}}\nspec:\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}\n  service: {service}\n  skipAnalysis: true\n"
+        );
+        canary_api::Canary::from_yaml(&yaml).expect("canary")
+    }
+
+    fn target() -> Value {
+        json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "podinfod", "ports": [
+                {"name": "http", "containerPort": 9898},
+                {"name": "http-metrics", "containerPort": 9797},
+                {"containerPort": 9999}]},
+            {"name": "istio-proxy", "ports": [{"name": "http-envoy-prom", "containerPort": 15090}]},
+        ]}}}})
+    }
+
+    fn sel() -> Selector {
+        Selector {
+            label: "app".into(),
+            value: "podinfo".into(),
+        }
+    }
+
+    #[test]
+    fn generated_services_carry_fluxs_annotations() {
+        let c = canary("{port: 80, apex: {annotations: {team: a}}}");
+        for role in [Role::Apex, Role::Primary, Role::Canary] {
+            let svc = build(&c, &sel(), role, &[]);
+            let a = &svc["metadata"]["annotations"];
+            assert_eq!(a["kustomize.toolkit.fluxcd.io/reconcile"], "disabled");
+            assert_eq!(a["helm.toolkit.fluxcd.io/driftDetection"], "disabled");
+        }
+        assert_eq!(
+            build(&c, &sel(), Role::Apex, &[])["metadata"]["annotations"]["team"],
+            "a"
+        );
+    }
+
+    #[test]
+    fn discovery_leaves_out_the_port_target_port_names_and_maps_numbers() {
+        let names = |service: &str| -> Vec<(String, i64)> {
+            discovered_ports(&target(), &canary(service).spec.service)
+                .iter()
+                .map(|p| {
+                    assert_eq!(
+                        p["port"], p["targetPort"],
+                        "a discovered port targets its number"
+                    );
+                    (
+                        p["name"].as_str().unwrap_or_default().to_string(),
+                        p["port"].as_i64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let all = [
+            ("http-metrics".to_string(), 9797),
+            ("tcp-podinfod-2".to_string(), 9999),
+        ];
+        // targetPort names the container port: that port is the service's own.
+        assert_eq!(names("{port: 80, targetPort: http}"), all);
+        // No targetPort: the service port's number is left out.
+        assert_eq!(names("{port: 9898}"), all);
+        // A numeric targetPort: that number is left out, the service port's is not.
+        let with_http = names("{port: 9797, targetPort: 9898}");
+        assert_eq!(
+            with_http,
+            [
+                ("http-metrics".to_string(), 9797),
+                ("tcp-podinfod-2".to_string(), 9999)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_adopted_service_gets_flaggerds_selector_and_ports_and_keeps_the_rest() {
+        let c = canary("{port: 80, targetPort: http, portDiscovery: true}");
+        let existing = json!({
+            "metadata": {"name": "podinfo", "labels": {"team": "a"}},
+            "spec": {"type": "NodePort", "selector": {"app": "podinfo", "tier": "web"},
+                "ports": [{"name": "http", "port": 8080, "targetPort": 9898, "nodePort": 30080}]},
+        });
+        let extra = discovered_ports(&target(), &c.spec.service);
+        let patch = adopt(&existing, &c, &sel(), &extra);
+        assert_eq!(
+            patch["spec"]["selector"],
+            json!({"app": "podinfo-primary", "tier": null})
+        );
+        assert_eq!(
+            patch["spec"]["ports"][0],
+            json!({"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "nodePort": 30080})
+        );
+        assert_eq!(patch["spec"]["ports"].as_array().map(Vec::len), Some(3));
+        assert_eq!(
+            patch["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/reconcile"],
+            "disabled"
+        );
+        assert!(
+            patch["metadata"].get("ownerReferences").is_none(),
+            "never owned"
+        );
+        assert!(
+            patch["metadata"].get("labels").is_none(),
+            "labels stay the user's"
+        );
+    }
 }

@@ -426,7 +426,7 @@ fn build(canary: &Canary, world: &World) {
         label: "app".into(),
         value: "podinfo".into(),
     };
-    let ports = canary_controller::services::discovered_ports(&target, canary.spec.service.port);
+    let ports = canary_controller::services::discovered_ports(&target, &canary.spec.service);
     for role in [
         canary_controller::services::Role::Apex,
         canary_controller::services::Role::Primary,

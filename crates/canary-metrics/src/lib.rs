@@ -5,6 +5,7 @@
 //! queries, MetricTemplates) plug in here. A provider must never turn a failure into a value:
 //! an unreachable backend is an error, which fails the check.
 
+pub mod gotemplate;
 pub mod prometheus;
 mod provider;
 pub mod query;

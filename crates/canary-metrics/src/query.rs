@@ -1,5 +1,5 @@
 //! Flagger's builtin queries per provider (flagger-behaviour.md 4.1) and MetricTemplate
-//! rendering: Go-template style `{{ name }}` functions, as Flagger's `RenderQuery`.
+//! rendering with Go's text/template, as Flagger's `RenderQuery`.
 
 use std::collections::BTreeMap;
 
@@ -38,62 +38,38 @@ pub struct RenderError {
     pub problem: String,
 }
 
-/// Renders `{{ fn }}` and `{{ variables.key }}` (also `{{ .Fn }}`-free forms with spaces).
+/// Renders a query as Flagger's `RenderQuery` does: Go's text/template with the model's
+/// functions (`name`, `namespace`, `target`, `service`, `ingress`, `route`, `interval`,
+/// `variables`), no data and `missingkey=error` (see [`crate::gotemplate`]).
 pub fn render(template_name: &str, text: &str, model: &Model) -> Result<String, RenderError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut offset = 0;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            return Err(RenderError {
-                template: template_name.into(),
-                offset: offset + start,
-                problem: "unclosed action: missing }}".into(),
-            });
-        };
-        let expr = after[..end]
-            .trim()
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        let value = match expr {
-            "name" => model.name.clone(),
-            "namespace" => model.namespace.clone(),
-            "target" => model.target.clone(),
-            "service" => model.service.clone(),
-            "ingress" => model.ingress.clone(),
-            "route" => model.route.clone(),
-            "interval" => model.interval.clone(),
-            e => match e.strip_prefix("variables.") {
-                Some(key) => model
-                    .variables
-                    .get(key)
-                    .cloned()
-                    .ok_or_else(|| RenderError {
-                        template: template_name.into(),
-                        offset: offset + start,
-                        problem: format!("map has no entry for key {key:?} (templateVariables)"),
-                    })?,
-                None => {
-                    return Err(RenderError {
-                        template: template_name.into(),
-                        offset: offset + start,
-                        problem: format!(
-                            "function {e:?} not defined; expected name, namespace, target, service, ingress, route, interval or variables.<key>"
-                        ),
-                    });
-                }
-            },
-        };
-        out.push_str(&value);
-        let consumed = start + 2 + end + 2;
-        offset += consumed;
-        rest = &rest[consumed..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    use crate::gotemplate::Value;
+    let functions: crate::gotemplate::Functions = [
+        ("name", &model.name),
+        ("namespace", &model.namespace),
+        ("target", &model.target),
+        ("service", &model.service),
+        ("ingress", &model.ingress),
+        ("route", &model.route),
+        ("interval", &model.interval),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), Value::Str(v.clone())))
+    .chain(std::iter::once((
+        "variables".to_string(),
+        Value::Map(
+            model
+                .variables
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
+                .collect(),
+        ),
+    )))
+    .collect();
+    crate::gotemplate::render(text, &functions).map_err(|p| RenderError {
+        template: template_name.into(),
+        offset: p.offset,
+        problem: p.message,
+    })
 }
 
 /// The observer of a provider: which builtin queries it uses.

@@ -263,23 +263,38 @@ impl ObjectRouter {
         Ok(obj)
     }
 
-    /// Applies `obj`, unless the cached object already holds it.
+    /// Applies `obj`, unless the current object already holds it. An object someone else
+    /// made (not owned by the canary) is taken over as Flagger does: never owned, and its
+    /// spec as it was kept in `flagger.kubernetes.io/original-configuration` (unless kubectl's
+    /// last-applied configuration already holds it), for [`TrafficRouter::finalize`].
     async fn apply(&self, canary: &Canary, resource: &ApiResource, obj: &Value) -> Result<()> {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
         let ns = namespace(canary);
-        if let Some(c) = &self.cache
-            && let Some(Some(current)) = c.lookup(resource, ns, name)
-            && cached::holds(&current, obj)
+        let current = self.get(canary, resource, name).await?;
+        let mut obj = std::borrow::Cow::Borrowed(obj);
+        if let Some(current) = current.as_ref().filter(|c| !owned_by(c, canary)) {
+            let meta = &mut obj.to_mut()["metadata"];
+            if let Some(m) = meta.as_object_mut() {
+                m.remove("ownerReferences");
+            }
+            let kept = &current["metadata"]["annotations"];
+            let original = match kept[ORIGINAL].as_str() {
+                Some(text) => Some(text.to_string()),
+                None if kept[LAST_APPLIED].is_string() => None,
+                None => Some(serde_json::to_string(&current["spec"]).unwrap_or_default()),
+            };
+            if let Some(text) = original {
+                meta["annotations"][ORIGINAL] = json!(text);
+            }
+        } else if !self.owner_references
+            && let Some(m) = obj.to_mut()["metadata"].as_object_mut()
         {
+            m.remove("ownerReferences");
+        }
+        if current.as_ref().is_some_and(|c| cached::holds(c, &obj)) {
             return Ok(());
         }
         let params = PatchParams::apply(MANAGER).force();
-        let mut obj = std::borrow::Cow::Borrowed(obj);
-        if !self.owner_references
-            && let Some(meta) = obj.to_mut()["metadata"].as_object_mut()
-        {
-            meta.remove("ownerReferences");
-        }
         let written = self
             .api(canary, resource)
             .patch(name, &params, &Patch::Apply(&*obj))
@@ -290,6 +305,33 @@ impl ObjectRouter {
         }
         Ok(())
     }
+}
+
+/// Where Flagger keeps the spec of a routing object it took over.
+pub const ORIGINAL: &str = "flagger.kubernetes.io/original-configuration";
+/// kubectl's copy of what was last applied, which Flagger restores from first.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// True when `obj` is owned by `canary`.
+fn owned_by(obj: &Value, canary: &Canary) -> bool {
+    let uid = canary.metadata.uid.as_deref().unwrap_or_default();
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+}
+
+/// The spec a taken-over object had before: kubectl's last-applied configuration, else
+/// flaggerd's (and Flagger's) annotation.
+fn original_spec(obj: &Value) -> Option<Value> {
+    let kept = &obj["metadata"]["annotations"];
+    if let Some(text) = kept[LAST_APPLIED].as_str() {
+        return serde_json::from_str::<Value>(text)
+            .ok()
+            .map(|v| v["spec"].clone());
+    }
+    kept[ORIGINAL]
+        .as_str()
+        .and_then(|t| serde_json::from_str(t).ok())
 }
 
 fn namespace(canary: &Canary) -> &str {
@@ -359,11 +401,37 @@ impl TrafficRouter for ObjectRouter {
     }
 
     async fn finalize(&self, canary: &Canary) -> Result<()> {
-        // Routes go back to the primary; the object itself is owned by the canary and is
-        // garbage-collected with it.
-        if self.current(canary).await?.is_some() {
-            self.set_routes(canary, Routes::default()).await?;
+        let Some(current) = self.current(canary).await? else {
+            return Ok(());
+        };
+        if owned_by(&current, canary) {
+            // Routes go back to the primary; the object is garbage-collected with the canary.
+            return self.set_routes(canary, Routes::default()).await;
         }
+        // Someone else's object: its spec as it was before the canary took it over. Without
+        // a copy it is left as it is, as Flagger does (a warning, not an error that would
+        // hold the canary's deletion forever).
+        let Some(spec) = original_spec(&current) else {
+            tracing::warn!(
+                "{} {}.{}: original configuration not found, unable to revert",
+                self.kind.resource().kind,
+                apex_name(canary),
+                namespace(canary)
+            );
+            return Ok(());
+        };
+        let resource = self.kind.resource();
+        let restored = json!({
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {"name": apex_name(canary), "namespace": namespace(canary)},
+            "spec": spec,
+        });
+        let params = PatchParams::apply(MANAGER).force();
+        self.api(canary, &resource)
+            .patch(&apex_name(canary), &params, &Patch::Apply(&restored))
+            .await
+            .map_err(io)?;
         Ok(())
     }
 }

@@ -245,3 +245,68 @@ async fn app_mesh_creates_the_objects_seed_002_lists() {
         .expect_err("needs the selector");
     assert!(err.to_string().contains("selector label"), "{err}");
 }
+
+/// Flagger's revertOnDeletion with a VirtualService the user made before the canary: it is
+/// never owned by the canary (deleting the canary must not delete it), its spec is kept in
+/// `flagger.kubernetes.io/original-configuration`, and finalize puts that spec back.
+#[tokio::test]
+async fn a_users_virtual_service_is_taken_over_without_ownership_and_restored() {
+    let (_sim, client) = cluster().await;
+    let canary = seed("004-istio.yaml");
+    let vs_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource(
+            "networking.istio.io",
+            "v1beta1",
+            "VirtualService",
+            "virtualservices",
+        ),
+    );
+    let users = json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+        "metadata": {"name": "podinfo", "namespace": "test", "labels": {"team": "payments"}},
+        "spec": {"hosts": ["podinfo.example.com"], "http": [{"route": [{"destination": {"host": "podinfo-legacy"}}]}]},
+    });
+    vs_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(users.clone()).expect("vs"),
+        )
+        .await
+        .expect("the user's virtual service");
+    let router = canary_router::for_provider("istio", client.clone(), None).expect("router");
+    router.reconcile(&canary).await.expect("reconcile");
+    router
+        .set_routes(
+            &canary,
+            Routes {
+                primary: 90,
+                canary: 10,
+                mirrored: false,
+            },
+        )
+        .await
+        .expect("set");
+    let vs = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
+    assert!(
+        vs["metadata"]["ownerReferences"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "the user's object is never owned by the canary: {vs}"
+    );
+    assert_eq!(vs["metadata"]["labels"]["team"], "payments");
+    let kept: serde_json::Value = serde_json::from_str(
+        vs["metadata"]["annotations"][canary_router::ORIGINAL]
+            .as_str()
+            .expect("original kept"),
+    )
+    .expect("json");
+    assert_eq!(kept, users["spec"]);
+    assert_eq!(router.get_routes(&canary).await.expect("routes").canary, 10);
+
+    router.finalize(&canary).await.expect("finalize");
+    let vs = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
+    assert_eq!(vs["spec"], users["spec"], "the user's spec is back intact");
+    assert_eq!(vs["metadata"]["labels"]["team"], "payments");
+}

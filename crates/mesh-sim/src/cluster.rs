@@ -22,6 +22,8 @@ pub struct Snapshot {
     /// apps/v1 Deployments (their pod template labels and ready replicas are the endpoints
     /// where the API server has no EndpointSlices, as kube-sim).
     pub deployments: Vec<Value>,
+    /// apps/v1 DaemonSets (endpoints as the Deployments, where there are no EndpointSlices).
+    pub daemonsets: Vec<Value>,
     /// core/v1 Pods (the endpoints' images and owners).
     pub pods: Vec<Value>,
     /// discovery.k8s.io/v1 EndpointSlices: a Service's ready endpoints, as kube-proxy and the
@@ -53,7 +55,7 @@ struct KindSpec {
     slot: fn(&mut Snapshot) -> &mut Vec<Value>,
 }
 
-const KINDS: [KindSpec; 10] = [
+const KINDS: [KindSpec; 11] = [
     KindSpec {
         group: "",
         versions: &["v1"],
@@ -67,6 +69,13 @@ const KINDS: [KindSpec; 10] = [
         kind: "Deployment",
         plural: "deployments",
         slot: |s| &mut s.deployments,
+    },
+    KindSpec {
+        group: "apps",
+        versions: &["v1"],
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        slot: |s| &mut s.daemonsets,
     },
     KindSpec {
         group: "",

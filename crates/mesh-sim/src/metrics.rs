@@ -1,14 +1,19 @@
 //! The series each mesh's proxies export for the requests they carried, under the names and
 //! labels Flagger's builtin queries read:
 //!
-//! - Istio: `istio_requests_total` and `istio_request_duration_milliseconds` (reporter
-//!   `destination`, `destination_workload`, `destination_workload_namespace`, `response_code`);
+//! - Istio: `istio_requests_total` and `istio_request_duration_milliseconds`, as the
+//!   destination's sidecar reports them (`reporter="destination"`, one series per pod, with
+//!   the `pod` and `namespace` labels Prometheus's pod discovery adds) and as the source's
+//!   does (`reporter="source"`, summed over the destination's pods, from mesh-sim's own
+//!   pod, the capture point of every client): `destination_workload`,
+//!   `destination_workload_namespace`, `destination_app`, `source_workload`, `response_code`;
 //! - Linkerd: `response_total` and `response_latency_ms` (`deployment`, `namespace`,
 //!   `direction="inbound"`, `classification` success or failure);
 //! - App Mesh (Envoy): `envoy_cluster_upstream_rq` and `envoy_cluster_upstream_rq_time`
 //!   (`kubernetes_namespace`, `kubernetes_pod_name`, `envoy_response_code`);
-//! - the kubernetes and Gateway API providers (an instrumented app):
-//!   `http_request_duration_seconds` (`kubernetes_namespace`, `kubernetes_pod_name`, `status`).
+//! - the kubernetes and Gateway API providers (an instrumented app, podinfo's own):
+//!   `http_request_duration_seconds` (`status`, with both the `kubernetes_namespace`,
+//!   `kubernetes_pod_name` and the `namespace`, `pod`, `app` labels of a pod scrape).
 //!
 //! Every request is counted in all four, so one proxy serves whichever provider a canary
 //! uses. Histograms use each project's default buckets.
@@ -120,22 +125,48 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{{labels}}} {n}");
                 }
             };
+        // The source's sidecar sees the destination workload, not its pods.
+        let mut by_destination: BTreeMap<(&str, &str, u16), Series> = BTreeMap::new();
+        let mut by_destination_only: BTreeMap<(&str, &str), Series> = BTreeMap::new();
+        for ((w, code), s) in series.iter() {
+            let key = (w.namespace.as_str(), w.deployment.as_str());
+            by_destination
+                .entry((key.0, key.1, *code))
+                .or_default()
+                .add(s);
+            by_destination_only.entry(key).or_default().add(s);
+        }
         counter(
             &mut out,
             "istio_requests_total",
-            &mut series.iter().map(|((w, code), s)| {
-                (
-                    format!("{},response_code=\"{code}\"", istio_labels(w)),
-                    s.count,
-                )
-            }),
+            &mut series
+                .iter()
+                .map(|((w, code), s)| {
+                    let labels = istio_destination_labels(w);
+                    (format!("{labels},response_code=\"{code}\""), s.count)
+                })
+                .chain(by_destination.iter().map(|((ns, workload, code), s)| {
+                    let labels = istio_source_labels(ns, workload);
+                    (format!("{labels},response_code=\"{code}\""), s.count)
+                })),
         );
         let _ = writeln!(out, "# TYPE istio_request_duration_milliseconds histogram");
         for (w, s) in &by_workload {
+            let labels = istio_destination_labels(w);
             histogram(
                 &mut out,
                 "istio_request_duration_milliseconds",
-                &istio_labels(w),
+                &labels,
+                s,
+                0,
+            );
+        }
+        for ((ns, workload), s) in &by_destination_only {
+            let labels = istio_source_labels(ns, workload);
+            histogram(
+                &mut out,
+                "istio_request_duration_milliseconds",
+                &labels,
                 s,
                 0,
             );
@@ -178,17 +209,40 @@ impl Metrics {
         }
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
         for ((w, code), s) in series.iter() {
-            let labels = format!("{},status=\"{code}\"", pod_labels(w));
+            let labels = format!(
+                "{},namespace=\"{}\",pod=\"{}\",app=\"{}\",status=\"{code}\"",
+                pod_labels(w),
+                w.namespace,
+                w.pod,
+                w.deployment
+            );
             histogram(&mut out, "http_request_duration_seconds", &labels, s, 3);
         }
         out
     }
 }
 
-fn istio_labels(w: &Workload) -> String {
+/// The labels of the destination's sidecar: its pod, as Prometheus's pod discovery adds it.
+fn istio_destination_labels(w: &Workload) -> String {
     format!(
-        "reporter=\"destination\",destination_workload_namespace=\"{}\",destination_workload=\"{}\",destination_service_namespace=\"{}\"",
-        w.namespace, w.deployment, w.namespace
+        "reporter=\"destination\",{},source_workload=\"mesh-sim\",source_workload_namespace=\"mesh-sim\",namespace=\"{}\",pod=\"{}\"",
+        istio_destination(&w.namespace, &w.deployment),
+        w.namespace,
+        w.pod
+    )
+}
+
+/// The labels of the source's sidecar (mesh-sim's own pod).
+fn istio_source_labels(ns: &str, workload: &str) -> String {
+    format!(
+        "reporter=\"source\",{},source_workload=\"mesh-sim\",source_workload_namespace=\"mesh-sim\",namespace=\"mesh-sim\",pod=\"mesh-sim\"",
+        istio_destination(ns, workload)
+    )
+}
+
+fn istio_destination(ns: &str, workload: &str) -> String {
+    format!(
+        "destination_workload_namespace=\"{ns}\",destination_workload=\"{workload}\",destination_service_namespace=\"{ns}\",destination_app=\"{workload}\""
     )
 }
 

@@ -637,7 +637,8 @@ fn gateway_match(m: &Value, req: &Request) -> Option<(bool, usize, usize)> {
 }
 
 /// A ready endpoint of the Service: from its EndpointSlices where the API server has them
-/// (a real one), else a ready Deployment its selector picks (kube-sim serves no Pods).
+/// (a real one), else a ready Deployment or DaemonSet its selector picks (kube-sim serves
+/// no Pods).
 fn endpoint(s: &Snapshot, svc: &ServiceRef, pick: &mut dyn Pick) -> Result<Workload, String> {
     let service = service(s, svc).ok_or_else(|| format!("no Service {}/{}", svc.0, svc.1))?;
     let no_upstream = || {
@@ -659,12 +660,22 @@ fn endpoint(s: &Snapshot, svc: &ServiceRef, pick: &mut dyn Pick) -> Result<Workl
     let ready: Vec<(&Value, u64)> = s
         .deployments
         .iter()
+        .chain(&s.daemonsets)
         .filter(|d| ns_of(d) == svc.0)
         .filter(|d| {
             let labels = &d["spec"]["template"]["metadata"]["labels"];
             selector.iter().all(|(k, v)| &labels[k] == v)
         })
-        .map(|d| (d, d["status"]["availableReplicas"].as_u64().unwrap_or(0)))
+        .map(|d| {
+            let status = &d["status"];
+            let available = status["availableReplicas"].as_u64();
+            (
+                d,
+                available
+                    .or(status["numberAvailable"].as_u64())
+                    .unwrap_or(0),
+            )
+        })
         .filter(|(_, n)| *n > 0)
         .collect();
     let d = weighted(&ready, pick).ok_or_else(no_upstream)?;

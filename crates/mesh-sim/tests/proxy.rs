@@ -162,8 +162,24 @@ async fn a_proxied_client_reaches_the_selected_revision() {
         .text()
         .await
         .expect("body");
-    let istio_500 = r#"istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload="podinfo",destination_service_namespace="test",response_code="500"} 1"#;
-    assert!(metrics.contains(istio_500), "{metrics}");
+    // The destination's sidecar reports per pod (a second revision is a new series), the
+    // source's per destination workload.
+    let destination = r#"istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload="podinfo",destination_service_namespace="test",destination_app="podinfo",source_workload="mesh-sim",source_workload_namespace="mesh-sim",namespace="test",pod="podinfo-"#;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(destination) && l.ends_with(r#"response_code="500"} 1"#));
+    assert!(line.is_some(), "{metrics}");
+    let source = r#"istio_requests_total{reporter="source",destination_workload_namespace="test",destination_workload="podinfo",destination_service_namespace="test",destination_app="podinfo",source_workload="mesh-sim",source_workload_namespace="mesh-sim",namespace="mesh-sim",pod="mesh-sim",response_code="500"} 1"#;
+    assert!(metrics.contains(source), "{metrics}");
+    let podinfo = "http_request_duration_seconds_count{kubernetes_namespace=\"test\",kubernetes_pod_name=\"podinfo-";
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(podinfo))
+        .unwrap_or_default();
+    assert!(
+        line.contains(",namespace=\"test\",pod=\"podinfo-") && line.contains(",app=\"podinfo\""),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"response_total{namespace="test",deployment="podinfo""#),
         "{metrics}"

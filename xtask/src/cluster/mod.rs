@@ -288,8 +288,15 @@ impl Cluster {
                 "-listen-address",
                 "127.0.0.1",
             ])
-            .args(["-timeout", "5m"]);
+            .args(["-timeout", "5m"])
+            // Only the scenarios' namespaces, with a group as users write it.
+            .args([
+                "-namespace-regexp",
+                &format!("^({})$", LOADTESTER_NAMESPACES.join("|")),
+            ]);
         cluster.proxied(&mut loadtester);
+        // Its kubectl and helm tasks reach the cluster, as its ServiceAccount would.
+        loadtester.env("KUBECONFIG", &cluster.kubeconfig);
         cluster.spawn("loadtester", loadtester_port, &mut loadtester)?;
 
         let prom_port = free_port()?;
