@@ -107,6 +107,13 @@ enum Bench {
         /// flaggerd's -threadiness.
         #[arg(long, default_value_t = 2)]
         threadiness: u16,
+        /// flaggerd's -kubeconfig-qps (Flagger's default; raise it to measure flaggerd
+        /// rather than the client-side throttle).
+        #[arg(long, default_value_t = 100)]
+        kubeconfig_qps: u32,
+        /// flaggerd's -kubeconfig-burst.
+        #[arg(long, default_value_t = 250)]
+        kubeconfig_burst: u32,
     },
 }
 
@@ -136,8 +143,15 @@ fn main() -> Result<()> {
                     canaries,
                     others,
                     threadiness,
+                    kubeconfig_qps,
+                    kubeconfig_burst,
                 }),
-        } => bench_scale(canaries, others, threadiness),
+        } => bench_scale(
+            canaries,
+            others,
+            threadiness,
+            (kubeconfig_qps, kubeconfig_burst),
+        ),
         Task::E2e { cluster, names } => e2e::run(cluster, &names),
         Task::Conformance => conformance(&cluster::real::build()?),
         Task::Fuzz { cases } => fuzz(cases),
@@ -347,7 +361,7 @@ fn core_is_pure() -> Result<()> {
 
 /// `bench scale`: the release flaggerd against kube-sim, driven by the `scale` example of
 /// canary-controller (which starts kube-sim in its own process and flaggerd as a child).
-fn bench_scale(canaries: u32, others: u32, threadiness: u16) -> Result<()> {
+fn bench_scale(canaries: u32, others: u32, threadiness: u16, throttle: (u32, u32)) -> Result<()> {
     cargo(&["build", "--release", "-p", "flaggerd"])?;
     let flaggerd = cluster::target_dir().join("release").join("flaggerd");
     let flaggerd = flaggerd.display().to_string();
@@ -356,6 +370,7 @@ fn bench_scale(canaries: u32, others: u32, threadiness: u16) -> Result<()> {
         others.to_string(),
         threadiness.to_string(),
     );
+    let (qps, burst) = (throttle.0.to_string(), throttle.1.to_string());
     cargo(&[
         "run",
         "--release",
@@ -372,6 +387,10 @@ fn bench_scale(canaries: u32, others: u32, threadiness: u16) -> Result<()> {
         &others,
         "--threadiness",
         &threadiness,
+        "--kubeconfig-qps",
+        &qps,
+        "--kubeconfig-burst",
+        &burst,
     ])
 }
 

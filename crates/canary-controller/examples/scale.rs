@@ -38,6 +38,9 @@ struct Args {
     others: usize,
     flaggerd: String,
     threadiness: u16,
+    /// flaggerd's -kubeconfig-qps and -kubeconfig-burst (Flagger's 100 and 250 by default).
+    qps: u32,
+    burst: u32,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -46,6 +49,8 @@ fn args() -> anyhow::Result<Args> {
         others: 1000,
         flaggerd: "target/release/flaggerd".into(),
         threadiness: 2,
+        qps: 100,
+        burst: 250,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,8 +60,10 @@ fn args() -> anyhow::Result<Args> {
             "--others" => a.others = value.parse()?,
             "--flaggerd" => a.flaggerd = value,
             "--threadiness" => a.threadiness = value.parse()?,
+            "--kubeconfig-qps" => a.qps = value.parse()?,
+            "--kubeconfig-burst" => a.burst = value.parse()?,
             other => bail!(
-                "unknown flag {other}; usage: scale [--canaries N] [--others M] [--flaggerd PATH] [--threadiness N]"
+                "unknown flag {other}; usage: scale [--canaries N] [--others M] [--flaggerd PATH] [--threadiness N] [--kubeconfig-qps N] [--kubeconfig-burst N]"
             ),
         }
     }
@@ -110,6 +117,8 @@ async fn main() -> anyhow::Result<()> {
         .arg(format!("-kubeconfig={}", sim.kubeconfig_path().display()))
         .arg(format!("-port={port}"))
         .arg(format!("-threadiness={}", args.threadiness))
+        .arg(format!("-kubeconfig-qps={}", args.qps))
+        .arg(format!("-kubeconfig-burst={}", args.burst))
         .arg("-metrics-server=http://127.0.0.1:1")
         .arg("-log-level=error")
         .stdout(Stdio::null())

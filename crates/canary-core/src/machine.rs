@@ -144,10 +144,8 @@ impl<'a> Tick<'a> {
 
     fn run(&mut self) -> Flow {
         let (name, ns) = (self.c.name, self.c.namespace);
-        if self.c.spec.suspend {
-            self.emit(Level::Info, msg::SUSPENDED);
-            return Ok(());
-        }
+        // A canary being deleted is finalized even when suspended, as Flagger does: else its
+        // finalizer would hold `kubectl delete` and its namespace's deletion forever.
         if self.obs.deleting {
             if self.obs.has_finalizer {
                 self.set_phase(Phase::Terminating);
@@ -157,6 +155,10 @@ impl<'a> Tick<'a> {
                 self.emit(Level::Info, msg::terminated(name, ns));
                 self.push(Action::RemoveFinalizer);
             }
+            return Ok(());
+        }
+        if self.c.spec.suspend {
+            self.emit(Level::Info, msg::SUSPENDED);
             return Ok(());
         }
         match (self.c.spec.revert_on_deletion, self.obs.has_finalizer) {

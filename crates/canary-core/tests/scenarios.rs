@@ -688,6 +688,28 @@ fn revert_on_deletion_adds_a_finalizer_and_reverts() {
 }
 
 #[test]
+fn a_suspended_canary_is_still_finalized_when_deleted() {
+    let (name, ns, mut spec) = seed("004-istio.yaml");
+    spec.revert_on_deletion = true;
+    let mut sim = Sim::new(&name, &ns, spec, Settings::new("istio"));
+    sim.run_until(&mut Scripted::healthy(), &[Phase::Initialized], 10);
+    sim.spec.suspend = true;
+    sim.step(&mut Scripted::healthy());
+    assert!(sim.finalizer, "suspended, the canary keeps its finalizer");
+    sim.deleting = true;
+    let mark = sim.events.len();
+    sim.step(&mut Scripted::healthy());
+    assert_eq!(
+        sim.messages_since(mark),
+        [
+            "Terminating canary podinfo.test",
+            "Terminated canary podinfo.test"
+        ]
+    );
+    assert!(!sim.finalizer, "the finalizer goes, so the deletion ends");
+}
+
+#[test]
 fn a_restarted_controller_resumes_from_the_stored_status() {
     // One run straight through; another where, after every step, the status goes through
     // JSON (as it does through the API server) and the observation is rebuilt from scratch.
