@@ -79,17 +79,38 @@ pub fn checksum(obj: &Value) -> String {
     canary_core::hash::config_checksum(&data)
 }
 
+/// The name of a tracked object's `-primary` copy.
+pub fn copy_name(obj: &Value) -> String {
+    format!(
+        "{}-primary",
+        obj["metadata"]["name"].as_str().unwrap_or_default()
+    )
+}
+
 /// The `-primary` copy of a tracked object: same data and type, prefixed labels, owned by
-/// the canary (other canaries' owner references are kept as non-controller ones).
+/// the canary as controller. The owner references already on the copy (`existing`: another
+/// canary whose target uses the same config, a copy Flagger made) are kept as
+/// non-controller ones, as Flagger keeps them: the copy is garbage-collected only when the
+/// last of its canaries goes, and the API server never sees two controllers.
 pub fn primary_copy(
     obj: &Value,
+    existing: Option<&Value>,
     canary: &canary_api::Canary,
     include_prefixes: &[String],
 ) -> Value {
-    let name = format!(
-        "{}-primary",
-        obj["metadata"]["name"].as_str().unwrap_or_default()
-    );
+    let name = copy_name(obj);
+    let ours = crate::workload::owner_reference(canary);
+    let mut owners = vec![ours.clone()];
+    for other in existing
+        .and_then(|e| e["metadata"]["ownerReferences"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|r| r["uid"] != ours["uid"])
+    {
+        let mut other = other.clone();
+        other["controller"] = json!(false);
+        owners.push(other);
+    }
     let mut copy = json!({
         "apiVersion": "v1",
         "kind": obj["kind"],
@@ -97,7 +118,7 @@ pub fn primary_copy(
             "name": name,
             "namespace": obj["metadata"]["namespace"],
             "labels": crate::workload::filter_metadata(&obj["metadata"]["labels"], include_prefixes),
-            "ownerReferences": [crate::workload::owner_reference(canary)],
+            "ownerReferences": owners,
         },
     });
     for field in ["data", "binaryData", "type", "stringData"] {
@@ -110,3 +131,42 @@ pub fn primary_copy(
 
 /// The tracked configs of a revision: key to (checksum, object).
 pub type Tracked = BTreeMap<String, (String, Value)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_copy_keeps_the_other_canaries_as_owners() {
+        let canary = canary_api::Canary::from_yaml(
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: b, namespace: test, uid: uid-b}\nspec:\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: b}\n  service: {port: 80}\n  skipAnalysis: true\n",
+        )
+        .expect("canary");
+        let config = json!({"kind": "ConfigMap", "metadata": {"name": "shared", "namespace": "test"}, "data": {"k": "v"}});
+        let existing = json!({"metadata": {"ownerReferences": [
+            {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "a", "uid": "uid-a", "controller": true, "blockOwnerDeletion": true},
+            {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "b", "uid": "uid-b", "controller": false},
+        ]}});
+        let copy = primary_copy(&config, Some(&existing), &canary, &[]);
+        let owners = copy["metadata"]["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let summary: Vec<(String, bool)> = owners
+            .iter()
+            .map(|o| {
+                (
+                    o["name"].as_str().unwrap_or_default().to_string(),
+                    o["controller"] == true,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [("b".to_string(), true), ("a".to_string(), false)],
+            "one controller, both owners"
+        );
+        assert_eq!(copy["metadata"]["name"], "shared-primary");
+        assert_eq!(copy["data"]["k"], "v");
+    }
+}

@@ -190,10 +190,8 @@ impl Effects {
                 .await?;
         }
         self.primary_autoscaler(false).await?;
-        let ports = self.ports();
         for role in [services::Role::Canary, services::Role::Primary] {
-            let service = services::build(&self.canary, sel, role, &ports);
-            self.scene.world.apply("Service", &service).await?;
+            self.service(sel, role).await?;
         }
         Ok(())
     }
@@ -207,21 +205,23 @@ impl Effects {
         }
     }
 
-    /// The apex Service: created and owned when absent; when it is the user's, adopted as
-    /// Flagger does (selector and ports flaggerd's, the rest the user's, never owned).
+    /// The apex Service.
     async fn apex(&self, sel: &workload::Selector) -> Result<(), Error> {
-        let name = self.canary.spec.service_name();
-        let existing = self.scene.world.get("Service", name).await?;
-        match existing {
+        self.service(sel, services::Role::Apex).await
+    }
+
+    /// One of the canary's Services: created and owned when absent; when it is the user's
+    /// (made before the canary), adopted as Flagger does: selector and ports flaggerd's, the
+    /// rest the user's, never owned, so deleting the canary does not delete it.
+    async fn service(&self, sel: &workload::Selector, role: services::Role) -> Result<(), Error> {
+        let desired = services::build(&self.canary, sel, role, &self.ports());
+        let name = desired["metadata"]["name"].as_str().unwrap_or_default();
+        match self.scene.world.get("Service", name).await? {
             Some(existing) if !self.owned_by_canary(&existing) => {
-                let patch = services::adopt(&existing, &self.canary, sel, &self.ports());
+                let patch = services::adopt(&existing, &self.canary, sel, role, &self.ports());
                 self.scene.world.merge("Service", name, &patch).await
             }
-            _ => {
-                let service =
-                    services::build(&self.canary, sel, services::Role::Apex, &self.ports());
-                self.scene.world.apply("Service", &service).await
-            }
+            _ => self.scene.world.apply("Service", &desired).await,
         }
     }
 
@@ -275,7 +275,8 @@ impl Effects {
         let prefixes = &self.ctx.settings.include_label_prefix;
         for (_, (_, obj)) in self.scene.tracked.iter() {
             let kind = obj["kind"].as_str().unwrap_or("ConfigMap");
-            let copy = configs::primary_copy(obj, &self.canary, prefixes);
+            let existing = self.scene.world.get(kind, &configs::copy_name(obj)).await?;
+            let copy = configs::primary_copy(obj, existing.as_ref(), &self.canary, prefixes);
             self.scene.world.apply(kind, &copy).await?;
         }
         let names: BTreeSet<String> = self.scene.tracked.keys().cloned().collect();

@@ -113,23 +113,28 @@ fn ports(canary: &canary_api::Canary, extra_ports: &[Value]) -> Vec<Value> {
     ports
 }
 
-/// The merge patch that adopts the user's apex Service `existing`: the selector becomes
-/// the primary's alone, the ports flaggerd's (keeping the node port of a port of the same
-/// name), and Flux's annotations are added; labels, other annotations, the type and the
-/// owner stay the user's.
+/// The merge patch that adopts a Service the user made (`existing`) for `role`: the
+/// selector becomes flaggerd's alone (the primary's, or the target's for `-canary`), the
+/// ports flaggerd's (keeping the node port of a port of the same name), and Flux's
+/// annotations are added; labels, other annotations, the type and the owner stay the user's.
 pub fn adopt(
     existing: &Value,
     canary: &canary_api::Canary,
     sel: &Selector,
+    role: Role,
     extra_ports: &[Value],
 ) -> Value {
+    let value = match role {
+        Role::Canary => sel.value.clone(),
+        Role::Apex | Role::Primary => sel.primary_value(),
+    };
     let mut selector = Map::new();
     if let Some(old) = existing["spec"]["selector"].as_object() {
         for key in old.keys().filter(|k| **k != sel.label) {
             selector.insert(key.clone(), Value::Null);
         }
     }
-    selector.insert(sel.label.clone(), json!(sel.primary_value()));
+    selector.insert(sel.label.clone(), json!(value));
     let old_ports = existing["spec"]["ports"]
         .as_array()
         .cloned()
@@ -289,7 +294,7 @@ mod tests {
                 "ports": [{"name": "http", "port": 8080, "targetPort": 9898, "nodePort": 30080}]},
         });
         let extra = discovered_ports(&target(), &c.spec.service);
-        let patch = adopt(&existing, &c, &sel(), &extra);
+        let patch = adopt(&existing, &c, &sel(), Role::Apex, &extra);
         assert_eq!(
             patch["spec"]["selector"],
             json!({"app": "podinfo-primary", "tier": null})

@@ -52,6 +52,17 @@ spec:
   selector: {app: podinfo, tier: web}
   ports:
   - {name: web, port: 80, targetPort: 9898}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: podinfo-canary
+  namespace: test
+  labels: {team: payments}
+spec:
+  selector: {app: podinfo}
+  ports:
+  - {name: web, port: 80, targetPort: 9898}
 ";
 
 /// The apex Service the user made is adopted (flaggerd's selector and ports, the user's
@@ -60,7 +71,7 @@ spec:
 pub(super) fn services(p: &mut Play<'_>) -> Result<()> {
     p.podinfo("test")?;
     println!(
-        "$ kubectl apply -f podinfo-svc.yaml   # the user's own Service podinfo, before the canary"
+        "$ kubectl apply -f podinfo-svc.yaml   # the user's own Services podinfo and podinfo-canary, before the canary"
     );
     p.cluster.apply(USERS_SERVICE)?;
     let canary = seed_004(|spec| {
@@ -125,9 +136,11 @@ pub(super) fn services(p: &mut Play<'_>) -> Result<()> {
             has_flux_annotations(&svc),
             "Service {name} lacks Flux's annotations"
         );
+        // podinfo-canary is the user's too: adopted, not owned.
         ensure!(
-            owned_by_canary(&svc),
-            "Service {name} is not owned by the canary"
+            owned_by_canary(&svc) == (name == "podinfo-primary"),
+            "Service {name}: owned by the canary is {}, expected only for the one flaggerd made",
+            owned_by_canary(&svc)
         );
         ensure!(
             ports(&svc) == want,
@@ -136,7 +149,7 @@ pub(super) fn services(p: &mut Play<'_>) -> Result<()> {
         );
     }
     println!(
-        "  podinfo-primary and podinfo-canary: owned, Flux annotations, ports discovered to their numbers"
+        "  podinfo-primary (made, owned) and podinfo-canary (the user's, adopted): Flux annotations, ports discovered to their numbers"
     );
     promote(p, "test", "6.0.1")
 }
