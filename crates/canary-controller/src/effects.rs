@@ -122,6 +122,7 @@ impl Effects {
             Action::RunPostRolloutHooks { phase } => {
                 self.post_rollout(index, *phase, calls_done).await?
             }
+            Action::RestoreTarget => self.restore_target().await?,
             Action::Revert => self.revert().await?,
             Action::AddFinalizer | Action::RemoveFinalizer => {
                 self.finalizer(matches!(effect, Action::AddFinalizer))
@@ -352,21 +353,32 @@ impl Effects {
 
     /// `revertOnDeletion`: the target gets the primary's replicas back, a user's apex
     /// Service its target selector, and the router reverts its objects.
-    async fn revert(&self) -> Result<(), Error> {
+    /// Scales the target back up for `revertOnDeletion`: to the primary's replicas (else
+    /// its own, else 1), or lifts a DaemonSet's scale-to-zero node selector.
+    async fn restore_target(&self) -> Result<(), Error> {
         let spec: &canary_core::CanarySpec = &self.canary.spec;
         let kind = spec.target_ref.kind.as_str();
-        let world = &self.scene.world;
-        if !self.scene.target.is_null() {
-            let replicas = self
-                .scene
-                .primary
-                .as_ref()
-                .and_then(|p| p["spec"]["replicas"].as_i64())
-                .filter(|r| *r > 0)
-                .unwrap_or_else(|| workload::scale_up_replicas(&self.scene.target, None, None));
-            let patch = workload::scale_patch(kind, replicas);
-            world.merge(kind, &spec.target_ref.name, &patch).await?;
+        if self.scene.target.is_null() {
+            return Ok(());
         }
+        let replicas = self
+            .scene
+            .primary
+            .as_ref()
+            .and_then(|p| p["spec"]["replicas"].as_i64())
+            .filter(|r| *r > 0)
+            .unwrap_or_else(|| workload::scale_up_replicas(&self.scene.target, None, None));
+        let patch = workload::scale_patch(kind, replicas);
+        self.scene
+            .world
+            .merge(kind, &spec.target_ref.name, &patch)
+            .await
+    }
+
+    /// Points the user's apex Service and the routes back at the target (once it serves).
+    async fn revert(&self) -> Result<(), Error> {
+        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        let world = &self.scene.world;
         if let (Some(sel), Some(apex)) = (
             &self.scene.sel,
             world.get("Service", spec.service_name()).await?,

@@ -95,7 +95,11 @@ pub enum Action {
         /// `Succeeded` or `Failed`.
         phase: Phase,
     },
-    /// Restore the target and routing as `revertOnDeletion` promises.
+    /// `revertOnDeletion`, first: scale the target back up (to the primary's replicas), or
+    /// lift a DaemonSet's scale-to-zero node selector.
+    RestoreTarget,
+    /// `revertOnDeletion`, once the target serves: point the user's apex Service and the
+    /// routes back at it.
     Revert,
     /// Add flaggerd's finalizer to the canary.
     AddFinalizer,

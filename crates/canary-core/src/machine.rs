@@ -72,6 +72,9 @@ pub fn metrics_observer(spec: &CanarySpec, settings: &Settings) -> String {
     }
 }
 
+/// How often a terminating canary looks at its target coming back up.
+const TERMINATING_POLL: Duration = Duration::from_secs(2);
+
 /// A request for an observation the step needs before it can decide.
 struct Need(Action);
 
@@ -147,14 +150,28 @@ impl<'a> Tick<'a> {
         // A canary being deleted is finalized even when suspended, as Flagger does: else its
         // finalizer would hold `kubectl delete` and its namespace's deletion forever.
         if self.obs.deleting {
-            if self.obs.has_finalizer {
+            if !self.obs.has_finalizer {
+                return Ok(());
+            }
+            if self.phase() != Phase::Terminating {
                 self.set_phase(Phase::Terminating);
                 self.emit(Level::Info, msg::terminating(name, ns));
-                self.push(Action::Revert);
-                // Recorded before the finalizer goes: once it is gone, so is the canary.
-                self.emit(Level::Info, msg::terminated(name, ns));
-                self.push(Action::RemoveFinalizer);
+                self.push(Action::RestoreTarget);
+                self.push(Action::Requeue(TERMINATING_POLL));
+                return Ok(());
             }
+            // As Flagger: traffic goes back to the target only once it serves again. A target
+            // that is gone, or past its progress deadline, does not hold the deletion.
+            if self.obs.canary.is_some()
+                && let Ok(false) = self.ready(self.canary_readiness())
+            {
+                self.push(Action::Requeue(TERMINATING_POLL));
+                return Ok(());
+            }
+            self.push(Action::Revert);
+            // Recorded before the finalizer goes: once it is gone, so is the canary.
+            self.emit(Level::Info, msg::terminated(name, ns));
+            self.push(Action::RemoveFinalizer);
             return Ok(());
         }
         if self.c.spec.suspend {

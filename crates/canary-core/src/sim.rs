@@ -278,7 +278,7 @@ impl Sim {
                     })
                 }
                 Action::ScaleCanary(Scale::Zero) => self.target.replicas = 0,
-                Action::ScaleCanary(Scale::FromZero) => {
+                Action::ScaleCanary(Scale::FromZero) | Action::RestoreTarget => {
                     self.target.replicas = self.replicas;
                     self.target.rollout_steps = self.rollout_steps;
                     self.target.since = self.now;

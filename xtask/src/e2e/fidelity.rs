@@ -227,7 +227,16 @@ pub(super) fn revert(p: &mut Play<'_>) -> Result<()> {
         vs["metadata"]["labels"]["team"] == "payments",
         "the user's label was lost"
     );
-    println!("  after the canary's deletion the VirtualService is the user's again, intact");
+    // The routes went back only once the target served again (Flagger's order).
+    let target = get_json(p, &["deployment", "podinfo"])?;
+    let ready = target["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    ensure!(
+        ready >= 1,
+        "the VirtualService went back to podinfo before it was ready ({ready} ready replicas)"
+    );
+    println!(
+        "  after the canary's deletion the VirtualService is the user's again, intact, and podinfo serves ({ready} ready)"
+    );
     Ok(())
 }
 
