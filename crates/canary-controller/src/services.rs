@@ -76,19 +76,7 @@ pub fn build(
     })
 }
 
-/// The annotations that keep Flux from reverting what flaggerd manages.
-pub fn flux_annotations() -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert(
-        "kustomize.toolkit.fluxcd.io/reconcile".into(),
-        json!("disabled"),
-    );
-    m.insert(
-        "helm.toolkit.fluxcd.io/driftDetection".into(),
-        json!("disabled"),
-    );
-    m
-}
+pub use canary_router::flux_annotations;
 
 /// The Service's ports: `service.port` to `targetPort` (the port itself when unset), named
 /// `portName` (`http`), then the discovered ones.

@@ -492,6 +492,21 @@ pub fn apex_name(canary: &Canary) -> String {
     spec.service_name().to_string()
 }
 
+/// The annotations that keep Flux from reverting what flaggerd manages (Flagger's
+/// `filterMetadata`), on routing objects and Services alike.
+pub fn flux_annotations() -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "kustomize.toolkit.fluxcd.io/reconcile".into(),
+        json!("disabled"),
+    );
+    m.insert(
+        "helm.toolkit.fluxcd.io/driftDetection".into(),
+        json!("disabled"),
+    );
+    m
+}
+
 /// Metadata of a generated routing object: owned by the canary, the apex labels and
 /// annotations (`apex`), and the annotations that keep Flux from reverting it.
 pub fn managed_metadata(canary: &Canary, name: &str, apex: bool) -> Value {
@@ -501,14 +516,7 @@ pub fn managed_metadata(canary: &Canary, name: &str, apex: bool) -> Value {
         labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), json!(v))));
         annotations.extend(m.annotations.iter().map(|(k, v)| (k.clone(), json!(v))));
     }
-    annotations.insert(
-        "kustomize.toolkit.fluxcd.io/reconcile".into(),
-        json!("disabled"),
-    );
-    annotations.insert(
-        "helm.toolkit.fluxcd.io/driftDetection".into(),
-        json!("disabled"),
-    );
+    annotations.extend(flux_annotations());
     let mut meta = json!({
         "name": name,
         "namespace": canary.metadata.namespace,
