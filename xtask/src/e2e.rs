@@ -115,6 +115,13 @@ const SCENARIOS: &[Scenario] = &[
         run: fidelity::daemonset_kubernetes,
     },
     Scenario {
+        name: "grpc",
+        flagger: "istio-system",
+        real_only: false,
+        what: "gRPC webhooks: grpc_health_probe and ghz against podinfo's gRPC port through the mesh",
+        run: fidelity::grpc,
+    },
+    Scenario {
         name: "loadtester-helm",
         flagger: "istio-system",
         real_only: false,

@@ -16,12 +16,14 @@ use crate::cluster;
 /// The Rust target of the images' binaries: statically linked with musl.
 const MUSL: &str = "x86_64-unknown-linux-musl";
 
+/// gRPC's health service definition, `/tmp/ghz/health.proto` in the loadtester image.
+pub(crate) const HEALTH_PROTO: &str = "deploy/images/health.proto";
 /// The Go module of helm, grpc_health_probe and ghz.
 const TOOLS: &str = "xtask/tools";
 
 /// The Go commands of [`TOOLS`]: (binary, package). `go build` names a binary after its
 /// package's last element; grpc-health-probe is renamed to the name its users call.
-const TOOL_COMMANDS: [(&str, &str); 3] = [
+pub(crate) const TOOL_COMMANDS: [(&str, &str); 3] = [
     ("helm", "helm.sh/helm/v4/cmd/helm"),
     (
         "grpc_health_probe",
@@ -111,6 +113,7 @@ pub(crate) fn run() -> Result<()> {
     for (name, _) in TOOL_COMMANDS {
         copy(&tools.join(name), &bin.join(name))?;
     }
+    copy(Path::new(HEALTH_PROTO), &dir.join("health.proto"))?;
     debian_rootfs(&staging.join("debs"), &dir.join("rootfs"))?;
     let loadtester = build(&builder, &LOADTESTER, &dir, version)?;
 
@@ -433,7 +436,7 @@ fn check(builder: &str, image: &Image, name: &str, staging: &Path) -> Result<Pat
 /// The loadtester image's programs, run from its own files (`chroot`, as its user): the
 /// seeds' commands need each of them.
 fn programs_run(root: &Path) -> Result<()> {
-    let checks: [(&str, &str); 8] = [
+    let checks: [(&str, &str); 9] = [
         ("./loadtester -h", "loadtester"),
         ("curl --version", "curl "),
         ("hey 2>&1 | head -1", "Usage: hey"),
@@ -441,6 +444,7 @@ fn programs_run(root: &Path) -> Result<()> {
         ("helm version --short", "v4."),
         ("grpc_health_probe -version 2>&1", "0."),
         ("ghz --version", "0."),
+        ("test -r /tmp/ghz/health.proto && echo readable", "readable"),
         ("echo token=abc | grep -o token | sed s/t/T/", "Token"),
     ];
     for (script, want) in checks {

@@ -4,6 +4,10 @@
 //! of the chosen revision (in process) or forwarded to a registered upstream process, and
 //! counted in [`Metrics`]. Requests naming the proxy itself (an IP address or `localhost`)
 //! get its own endpoints: `/metrics` (the meshes' series), `/healthz`, `/resolve?host=H`.
+//!
+//! `CONNECT host:port` (what gRPC clients send to `HTTPS_PROXY`) opens a tunnel whose
+//! requests, HTTP/1 or HTTP/2 (gRPC), are routed one by one as above, as a mesh's sidecar
+//! routes each gRPC call.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +19,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use std::convert::Infallible;
 use tower::ServiceExt;
 
 use crate::cluster::Snapshot;
@@ -109,6 +116,9 @@ fn is_self(authority: &str) -> bool {
 }
 
 async fn handle(State(state): State<Shared>, req: Request) -> Response {
+    if req.method() == Method::CONNECT {
+        return tunnel(state, req);
+    }
     let authority = authority(&req);
     if is_self(&authority) {
         return own(&state, &req);
@@ -184,6 +194,53 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
     }
 }
 
+/// Answers `CONNECT host:port` with 200, then serves the tunnel's requests (HTTP/1, or
+/// HTTP/2 with prior knowledge as gRPC sends it) through [`handle`]; a request without an
+/// authority of its own is for the CONNECT target.
+fn tunnel(state: Shared, mut req: Request) -> Response {
+    let Some(target) = req.uri().authority().map(|a| a.to_string()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "mesh-sim: CONNECT needs host:port\n",
+        )
+            .into_response();
+    };
+    if is_self(&target) {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("mesh-sim: CONNECT {target}: tunnels are for cluster hosts\n"),
+        )
+            .into_response();
+    }
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let io = match upgrade.await {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::warn!(host = %target, "CONNECT upgrade failed: {e}");
+                return;
+            }
+        };
+        let service =
+            hyper::service::service_fn(move |mut inner: hyper::Request<hyper::body::Incoming>| {
+                let state = state.clone();
+                if inner.uri().authority().is_none()
+                    && !inner.headers().contains_key(header::HOST)
+                    && let Ok(v) = HeaderValue::try_from(target.as_str())
+                {
+                    inner.headers_mut().insert(header::HOST, v);
+                }
+                async move { Ok::<_, Infallible>(handle(State(state), inner.map(Body::new)).await) }
+            });
+        let builder =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        if let Err(e) = builder.serve_connection(io, service).await {
+            tracing::debug!("tunnel closed: {e}");
+        }
+    });
+    StatusCode::OK.into_response()
+}
+
 /// Serves a request with the workload's podinfo backend and counts it.
 async fn call_backend(
     state: &Shared,
@@ -203,13 +260,25 @@ async fn call_backend(
         Err(never) => match never {},
     };
     let (parts, body) = response.into_parts();
-    // The whole body is read before the request counts as answered, as a proxy would.
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .unwrap_or_default();
+    // The whole body (and its trailers: gRPC's status) is read before the request counts as
+    // answered, as a proxy would.
+    let (bytes, trailers) = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(all) => {
+            let trailers = all.trailers().cloned();
+            (all.to_bytes(), trailers)
+        }
+        Err(_) => (Bytes::new(), None),
+    };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     state.metrics.record(w, parts.status.as_u16(), ms);
-    Response::from_parts(parts, Body::from(bytes))
+    let body = match trailers {
+        None => Body::from(bytes),
+        Some(t) => {
+            let frames = [Frame::data(bytes), Frame::trailers(t)].map(Ok::<_, Infallible>);
+            Body::new(StreamBody::new(futures::stream::iter(frames)))
+        }
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Forwards a request to an upstream process (outside the cluster's workloads).

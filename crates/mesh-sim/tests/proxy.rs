@@ -32,7 +32,7 @@ async fn a_proxied_client_reaches_the_selected_revision() {
     create(
         Api::<Service>::namespaced(client.clone(), "test"),
         json!({"metadata": {"name": "podinfo-canary"},
-               "spec": {"selector": {"app": "podinfo"}, "ports": [{"port": 9898}]}}),
+               "spec": {"selector": {"app": "podinfo"}, "ports": [{"name": "http", "port": 9898}, {"name": "grpc", "port": 9999}]}}),
     )
     .await;
     let deployments = Api::<Deployment>::namespaced(client.clone(), "test");
@@ -196,4 +196,74 @@ async fn a_proxied_client_reaches_the_selected_revision() {
     );
     // The upstream's requests are not the mesh's workloads: not counted.
     assert!(!metrics.contains("loadtester"), "{metrics}");
+
+    // gRPC through a CONNECT tunnel, as grpc_health_probe reaches a Service with
+    // HTTPS_PROXY: the health service answers SERVING, an unknown service NOT_FOUND.
+    let (status, message) = grpc_health_check(mesh.addr(), "podinfo-canary.test:9999", "").await;
+    assert_eq!(
+        (status.as_str(), message),
+        ("0", vec![0, 0, 0, 0, 2, 0x08, 0x01])
+    );
+    let (status, message) = grpc_health_check(mesh.addr(), "podinfo-canary.test:9999", "x").await;
+    assert_eq!((status.as_str(), message), ("5", vec![]));
+    let (status, _) = grpc_health_check(mesh.addr(), "nowhere.test:9999", "").await;
+    assert_eq!(status, "no grpc-status (HTTP 502)");
+}
+
+/// One `grpc.health.v1.Health/Check` for `service` over HTTP/2 in a CONNECT tunnel to
+/// `target` through the proxy at `proxy`: the `grpc-status` trailer and the response body.
+async fn grpc_health_check(
+    proxy: std::net::SocketAddr,
+    target: &str,
+    service: &str,
+) -> (String, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut tcp = tokio::net::TcpStream::connect(proxy).await.expect("proxy");
+    tcp.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .expect("CONNECT");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        tcp.read_exact(&mut byte).await.expect("CONNECT answer");
+        head.push(byte[0]);
+        assert!(head.len() < 4096, "CONNECT answer too long");
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let mut message = vec![0u8, 0, 0, 0, 0];
+    if !service.is_empty() {
+        message[4] = 2 + service.len() as u8;
+        message.extend_from_slice(&[0x0a, service.len() as u8]);
+        message.extend_from_slice(service.as_bytes());
+    }
+    let request = hyper::Request::post(format!("http://{target}/grpc.health.v1.Health/Check"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(axum::body::Bytes::from(message)))
+        .expect("request");
+    let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+        .await
+        .expect("answered in time")
+        .expect("response");
+    let http = response.status();
+    let all = response.into_body().collect().await.expect("body");
+    let status = all
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .map(|v| v.to_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|| format!("no grpc-status (HTTP {})", http.as_u16()));
+    (status, all.to_bytes().to_vec())
 }

@@ -414,8 +414,12 @@ impl Cluster {
         if let Ok(joined) = std::env::join_paths(dirs) {
             cmd.env("PATH", joined);
         }
+        // gRPC clients (grpc_health_probe, ghz) take the proxy from HTTPS_PROXY and tunnel
+        // through it with CONNECT.
         cmd.env("http_proxy", &self.proxy)
             .env("HTTP_PROXY", &self.proxy)
+            .env("https_proxy", &self.proxy)
+            .env("HTTPS_PROXY", &self.proxy)
             .env("no_proxy", "127.0.0.1,localhost")
             .env("NO_PROXY", "127.0.0.1,localhost")
     }
