@@ -1171,24 +1171,44 @@ fn seed_commands(p: &mut Play<'_>) -> Result<()> {
         bail!("bash in the load tester's pod did not reach podinfo: {answer:?}");
     }
 
-    let port = crate::cluster::free_port()?;
-    p.background(
-        &format!("kubectl -n istio-system port-forward svc/istio-ingressgateway {port}:80"),
-        &format!("kubectl -n istio-system port-forward svc/istio-ingressgateway {port}:80"),
-        Duration::from_secs(60),
-    )?;
-    let url = format!("http://127.0.0.1:{port}/");
     // app.example.com: the host seed 004's VirtualService binds to the public gateway.
-    let through_gateway = p.wait_for("the port-forward", Duration::from_secs(20), |p| {
-        let out = p.shell_quiet(&format!(
-            "curl -s --noproxy '*' -H 'Host: app.example.com' {url}"
-        ));
-        Ok(out.filter(|o| o.contains("greetings from podinfo")))
-    })?;
-    println!("$ curl -H 'Host: app.example.com' {url}");
-    println!("  {}", through_gateway.trim());
-    p.stop_background();
+    curl_gateway(p, "istio-system", "istio-ingressgateway", "app.example.com")?;
     Ok(())
+}
+
+/// `curl -H 'Host: HOST'` to an ingress gateway's Service `ns/svc` until podinfo answers (at
+/// most 20 s), as a user reaches it: on the real cluster through `kubectl port-forward`
+/// (KWOK forwards it to mesh-sim), on kube-sim through mesh-sim's proxy. Returns the answer.
+pub(crate) fn curl_gateway(p: &mut Play<'_>, ns: &str, svc: &str, host: &str) -> Result<String> {
+    let (shown, script) = if p.cluster.kind == Kind::Real {
+        let port = crate::cluster::free_port()?;
+        let forward = format!("kubectl -n {ns} port-forward svc/{svc} {port}:80");
+        p.background(&forward, &forward, Duration::from_secs(60))?;
+        let url = format!("http://127.0.0.1:{port}/");
+        (
+            format!("curl -H 'Host: {host}' {url}"),
+            format!("curl -s --noproxy '*' -H 'Host: {host}' {url}"),
+        )
+    } else {
+        let url = format!("http://{svc}.{ns}/");
+        (
+            format!("curl -H 'Host: {host}' {url}"),
+            format!("curl -s -H 'Host: {host}' {url}"),
+        )
+    };
+    let answer = p.wait_for(
+        &format!("podinfo through {ns}/{svc}"),
+        Duration::from_secs(20),
+        |p| {
+            Ok(p.shell_quiet(&script)
+                .filter(|o| o.contains("greetings from podinfo")))
+        },
+    );
+    p.stop_background();
+    let answer = answer?;
+    println!("$ {shown}");
+    println!("  {}", answer.trim());
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -17,6 +17,11 @@
 //!    specific matching rule, weighted `backendRefs`, `requestMirror`, response header filters;
 //! 5. otherwise the Service itself (the kubernetes provider).
 //!
+//! A request to an ingress gateway's Service (Istio's, selecting `istio: ingressgateway`, or
+//! a Gateway API Gateway's, labelled `gateway.networking.k8s.io/gateway-name`) is routed by
+//! its `Host` header as that gateway would: through VirtualServices bound to a gateway other
+//! than `mesh`, or HTTPRoutes attached to that Gateway.
+//!
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
 //! Regular expressions match the whole value, as Envoy's do.
@@ -136,6 +141,16 @@ pub fn resolve(
             if let Err(e) = port_open(s, &svc, port) {
                 return Route::NoRoute(e);
             }
+            if let Some(entry) = entry_point(s, &svc) {
+                let host = req.header("host").map_or("", |h| split_port(h).0);
+                return match gateway_decision(s, host, req, pick, Some(&entry)) {
+                    Some(d) => backend(s, d, pick),
+                    None => Route::NoRoute(format!(
+                        "the gateway behind Service {}/{} has no route for host {host:?}",
+                        svc.0, svc.1
+                    )),
+                };
+            }
             mesh_decision(s, &svc, req, pick).unwrap_or_else(|| Decision {
                 via: format!("Service {}/{}", svc.0, svc.1),
                 to: svc,
@@ -143,7 +158,7 @@ pub fn resolve(
                 headers: Vec::new(),
             })
         }
-        None => match gateway_decision(s, host, req, pick) {
+        None => match gateway_decision(s, host, req, pick, None) {
             Some(d) => d,
             None => {
                 return Route::NoRoute(format!(
@@ -152,6 +167,11 @@ pub fn resolve(
             }
         },
     };
+    backend(s, decision, pick)
+}
+
+/// The endpoint (and mirror) of the Service a routing decision chose.
+fn backend(s: &Snapshot, decision: Decision, pick: &mut dyn Pick) -> Route {
     let workload = match endpoint(s, &decision.to, pick) {
         Ok(w) => w,
         Err(e) => return Route::Unavailable(format!("{e} (routed by {})", decision.via)),
@@ -291,22 +311,60 @@ fn mesh_decision(
     None
 }
 
-/// A host that is no Service: an ingress host of an Istio gateway or a Gateway API route.
+/// An ingress gateway in front of a Service.
+enum Entry {
+    /// Istio's ingress gateway: VirtualServices bound to a gateway other than `mesh`.
+    Istio,
+    /// A Gateway API Gateway (namespace, name): the HTTPRoutes attached to it.
+    Gateway(ServiceRef),
+}
+
+/// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
+/// `istio: ingressgateway`) or the Service a Gateway API implementation makes for a Gateway
+/// (label `gateway.networking.k8s.io/gateway-name`, as Istio's and Envoy Gateway's carry).
+fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
+    let o = service(s, svc)?;
+    if o["spec"]["selector"]["istio"] == "ingressgateway" {
+        return Some(Entry::Istio);
+    }
+    let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
+    Some(Entry::Gateway((svc.0.clone(), name.to_string())))
+}
+
+/// A host that is no Service, or a request through an ingress gateway's Service: an ingress
+/// host of an Istio gateway or of a Gateway API route (attached to the `entry` Gateway, when
+/// the request came through one).
 fn gateway_decision(
     s: &Snapshot,
     host: &str,
     req: &Request,
     pick: &mut dyn Pick,
+    entry: Option<&Entry>,
 ) -> Option<Decision> {
-    if let Some(vs) = s.istio.iter().find(|vs| {
-        strings(&vs["spec"]["hosts"]).any(|h| h == host) && gateways(vs).any(|g| g != "mesh")
-    }) {
+    if !matches!(entry, Some(Entry::Gateway(_)))
+        && let Some(vs) = s.istio.iter().find(|vs| {
+            strings(&vs["spec"]["hosts"]).any(|h| h == host) && gateways(vs).any(|g| g != "mesh")
+        })
+    {
         return istio(s, vs, req, pick);
     }
+    if matches!(entry, Some(Entry::Istio)) {
+        return None;
+    }
+    let attached = |r: &Value| match entry {
+        Some(Entry::Gateway((ns, name))) => r["spec"]["parentRefs"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["kind"].as_str().unwrap_or("Gateway") == "Gateway"
+                    && p["name"].as_str() == Some(name.as_str())
+                    && p["namespace"].as_str().unwrap_or(ns_of(r)) == ns
+            })
+        }),
+        _ => true,
+    };
     let route = s
         .httproutes
         .iter()
-        .find(|r| strings(&r["spec"]["hostnames"]).any(|h| h == host))?;
+        .find(|r| strings(&r["spec"]["hostnames"]).any(|h| h == host) && attached(r))?;
     httproute(s, route, req, pick)
 }
 

@@ -291,3 +291,64 @@ fn mirrors_and_session_cookies() {
         );
     }
 }
+
+#[test]
+fn ingress_gateway_services_route_by_host() {
+    let gateway_service = |ns: &str, name: &str, selector: Value, labels: Value| {
+        json!({"metadata": {"name": name, "namespace": ns, "labels": labels},
+               "spec": {"selector": selector, "ports": [{"name": "http", "port": 80}]}})
+    };
+    let mut s = cluster();
+    s.services.push(gateway_service(
+        "istio-system",
+        "istio-ingressgateway",
+        json!({"app": "istio-ingressgateway", "istio": "ingressgateway"}),
+        json!({"istio": "ingressgateway"}),
+    ));
+    s.services.push(gateway_service(
+        "istio-ingress",
+        "public-gateway-istio",
+        json!({"gateway.networking.k8s.io/gateway-name": "public-gateway"}),
+        json!({"gateway.networking.k8s.io/gateway-name": "public-gateway"}),
+    ));
+    s.istio = vec![snapshot_file("istio-004")["promoted"].clone()];
+    let mut route_v1 = snapshot_file("gatewayapi-v1-001")["weight 50"].clone();
+    route_v1["spec"]["parentRefs"] =
+        json!([{"name": "public-gateway", "namespace": "istio-ingress"}]);
+    route_v1["spec"]["hostnames"] = json!(["web.example.com"]);
+    s.httproutes = vec![route_v1];
+
+    // Istio's ingress gateway: the VirtualService bound to a gateway, by Host.
+    let through_istio = get(
+        "istio-ingressgateway.istio-system:80",
+        &[("host", "app.example.com")],
+    );
+    assert_eq!(answered_by(&s, &through_istio), "podinfo-primary");
+    let wrong_host = get(
+        "istio-ingressgateway.istio-system:80",
+        &[("host", "web.example.com")],
+    );
+    let refused = route(&s, &wrong_host, &mut 0);
+    assert!(
+        matches!(&refused, Route::NoRoute(e) if e.contains("has no route for host \"web.example.com\"")),
+        "{refused:?}"
+    );
+
+    // A Gateway's Service: the HTTPRoutes attached to that Gateway, with their weights.
+    let through_gateway = get(
+        "public-gateway-istio.istio-ingress",
+        &[("host", "web.example.com:80")],
+    );
+    let share = canary_share(&s, &through_gateway);
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+    let not_istio = get(
+        "public-gateway-istio.istio-ingress",
+        &[("host", "app.example.com")],
+    );
+    assert!(matches!(route(&s, &not_istio, &mut 0), Route::NoRoute(_)));
+    s.httproutes[0]["spec"]["parentRefs"][0]["name"] = json!("other-gateway");
+    assert!(matches!(
+        route(&s, &through_gateway, &mut 0),
+        Route::NoRoute(_)
+    ));
+}

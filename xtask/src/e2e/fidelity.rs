@@ -309,9 +309,17 @@ spec:
     )
 "#;
 
-/// Seed 004's canary on `gatewayapi:v1` (an HTTPRoute attached to a Gateway), checked by
-/// the MetricTemplates of Flagger's Gateway API guide, on the source reporter's series.
+/// Seed 004's canary on `gatewayapi:v1` (an HTTPRoute attached to a Gateway), its load sent
+/// through the Gateway's Service with the route's host, checked by the MetricTemplates of
+/// Flagger's Gateway API guide on the source reporter's series; after the promotion a user's
+/// curl through the Gateway (`kubectl port-forward` on the real cluster) reaches the new
+/// revision.
 pub(super) fn gateway_api(p: &mut Play<'_>) -> Result<()> {
+    println!(
+        "$ kubectl apply -f gateway.yaml   # the Gateway public-gateway, and its Deployment and Service as Istio makes them"
+    );
+    p.cluster
+        .apply(include_str!("../../e2e/gateway-api.yaml"))?;
     p.podinfo("test")?;
     println!(
         "$ kubectl apply -f metric-templates.yaml   # error-rate and latency on reporter=\"source\", as Flagger's Gateway API guide"
@@ -325,7 +333,18 @@ pub(super) fn gateway_api(p: &mut Play<'_>) -> Result<()> {
         service.remove("gateways");
         service.insert(
             Y::from("gatewayRefs"),
-            serde_yaml_ng::from_str("[{name: public-gateway, namespace: flagger-system}]")?,
+            serde_yaml_ng::from_str("[{name: public-gateway, namespace: istio-ingress}]")?,
+        );
+        // As Flagger's Gateway API guide: the load enters through the Gateway.
+        let hooks = spec["analysis"]["webhooks"]
+            .as_sequence_mut()
+            .context("seed 004's canary has webhooks")?;
+        let load = hooks
+            .iter_mut()
+            .find(|h| h["name"] == Y::from("load-test"))
+            .context("seed 004's canary has a load-test webhook")?;
+        load["metadata"]["cmd"] = Y::from(
+            "hey -z 1m -q 10 -c 2 -host app.example.com http://public-gateway-istio.istio-ingress/",
         );
         spec["analysis"]["metrics"] = serde_yaml_ng::from_str(
             "[{name: error-rate, templateRef: {name: error-rate}, thresholdRange: {max: 1}, interval: 1m},
@@ -348,6 +367,16 @@ pub(super) fn gateway_api(p: &mut Play<'_>) -> Result<()> {
         "only {measured} error-rate checks found the source reporter's series"
     );
     println!("  {measured} error-rate checks measured the source reporter's series");
+    let answer = super::curl_gateway(
+        p,
+        "istio-ingress",
+        "public-gateway-istio",
+        "app.example.com",
+    )?;
+    ensure!(
+        answer.contains("6.0.1"),
+        "through the Gateway after the promotion: {answer:?}, expected podinfo 6.0.1"
+    );
     Ok(())
 }
 
