@@ -129,6 +129,13 @@ const SCENARIOS: &[Scenario] = &[
         run: fidelity::loadtester_helm,
     },
     Scenario {
+        name: "helm-test",
+        flagger: "istio-system",
+        real_only: true,
+        what: "Flagger's helm test pre-rollout check: the loadtester runs `helm test` on a release whose test Pod curls the canary",
+        run: fidelity::helm_test,
+    },
+    Scenario {
         name: "istio-two-releases",
         flagger: "istio-system",
         real_only: false,

@@ -538,3 +538,64 @@ pub(super) fn grpc(p: &mut Play<'_>) -> Result<()> {
         "Pre-rollout check ghz-check passed",
     ])
 }
+
+/// Seed 004's canary with Flagger's "helm test" pre-rollout check: the loadtester's
+/// `helmv3` task runs `helm test` on a release installed beside podinfo, whose test hook Pod
+/// curls the canary. First a release whose test Pod cannot start (its image cannot be
+/// pulled) shows `helm test` failing, so the check can fail.
+pub(super) fn helm_test(p: &mut Play<'_>) -> Result<()> {
+    loadtester_tools(p)?;
+    p.podinfo("test")?;
+    let chart = std::path::absolute("xtask/e2e/charts/podinfo-tests")?;
+    let chart = chart.display();
+    p.shell(
+        "helm install podinfo-tests ./podinfo-tests -n test",
+        &format!("helm install podinfo-tests {chart} -n test"),
+    )?;
+    p.shell(
+        "helm install podinfo-broken ./podinfo-tests -n test --set image=ghcr.io/example/missing:1.0",
+        &format!(
+            "helm install podinfo-broken {chart} -n test --set image=ghcr.io/example/missing:1.0"
+        ),
+    )?;
+    let broken = p.shell(
+        "helm test podinfo-broken -n test --timeout 10s; echo exit=$?",
+        "helm test podinfo-broken -n test --timeout 10s 2>&1; echo exit=$?",
+    )?;
+    ensure!(
+        !broken.contains("exit=0"),
+        "helm test of a release whose test Pod cannot start passed: {broken:?}"
+    );
+    let canary = seed_004(|spec| {
+        let hooks = spec["analysis"]["webhooks"]
+            .as_sequence_mut()
+            .context("seed 004's canary has webhooks")?;
+        hooks.insert(
+            0,
+            serde_yaml_ng::from_str(
+                "{name: helm-test, type: pre-rollout, url: 'http://flagger-loadtester.test/', timeout: 3m, metadata: {type: helmv3, cmd: 'test podinfo-tests -n test --timeout 60s'}}",
+            )?,
+        );
+        Ok(())
+    })?;
+    p.canary(
+        &canary,
+        "podinfo-canary.yaml   # seed 004's canary with a helm test pre-rollout check",
+    )?;
+    promote(p, "test", "6.0.1")?;
+    p.expect_events(&["Pre-rollout check helm-test passed"])?;
+    let phase = p.kubectl(&[
+        "-n",
+        "test",
+        "get",
+        "pod",
+        "podinfo-tests-curl",
+        "-o",
+        "jsonpath={.status.phase}",
+    ])?;
+    ensure!(
+        phase.trim() == "Succeeded",
+        "the release's test Pod is {phase:?}, expected Succeeded"
+    );
+    Ok(())
+}
