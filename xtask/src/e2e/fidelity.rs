@@ -341,7 +341,7 @@ pub(super) fn gateway_api(p: &mut Play<'_>) -> Result<()> {
             .context("seed 004's canary has webhooks")?;
         let load = hooks
             .iter_mut()
-            .find(|h| h["name"] == Y::from("load-test"))
+            .find(|h| h["name"] == "load-test")
             .context("seed 004's canary has a load-test webhook")?;
         load["metadata"]["cmd"] = Y::from(
             "hey -z 1m -q 10 -c 2 -host app.example.com http://public-gateway-istio.istio-ingress/",
