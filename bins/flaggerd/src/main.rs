@@ -36,15 +36,25 @@ async fn main() -> anyhow::Result<()> {
         qps: settings.kubeconfig_qps,
         burst: settings.kubeconfig_burst,
     };
+    let main_url = config.cluster_url.clone();
     let client = canary_controller::client::counted(config, stats.clone(), throttle)?;
     let mesh_client = match &startup.kubeconfig_service_mesh {
         Some(path) => {
             let config = kube_config(Some(path), "-kubeconfig-service-mesh").await?;
-            Some(canary_controller::client::counted(
-                config,
-                stats.clone(),
-                throttle,
-            )?)
+            if config.cluster_url == main_url {
+                // The same API server (as Flagger compares hosts): routing objects are
+                // written as without the flag, with owner references.
+                tracing::info!(
+                    "-kubeconfig-service-mesh names this cluster's API server: routing objects get owner references"
+                );
+                None
+            } else {
+                Some(canary_controller::client::counted(
+                    config,
+                    stats.clone(),
+                    throttle,
+                )?)
+            }
         }
         None => None,
     };

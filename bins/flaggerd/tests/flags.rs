@@ -113,6 +113,11 @@ async fn flaggerd_starts_with_every_flag_of_flaggers_list() {
         "the canary did not initialize with {}:\n{logs}",
         args.join(" ")
     );
+    // -kubeconfig-service-mesh names the same API server: routing as without it.
+    assert!(
+        logs.contains("names this cluster's API server: routing objects get owner references"),
+        "{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,10 +227,7 @@ impl Effects {
     }
 
     fn owned_by_canary(&self, obj: &Value) -> bool {
-        let uid = self.canary.metadata.uid.as_deref().unwrap_or_default();
-        obj["metadata"]["ownerReferences"]
-            .as_array()
-            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+        canary_router::owned_by(obj, &self.canary)
     }
 
     /// Copies the target's template (and configs) to the primary, unless the target changed
@@ -384,7 +381,7 @@ impl Effects {
             world.get("Service", spec.service_name()).await?,
         ) && !self.owned_by_canary(&apex)
         {
-            let patch = json!({"spec": {"selector": {&sel.label: sel.value}}});
+            let patch = services::revert(&apex, sel);
             world.merge("Service", spec.service_name(), &patch).await?;
         }
         if let Some(router) = &self.scene.router {

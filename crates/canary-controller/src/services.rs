@@ -147,6 +147,30 @@ pub fn adopt(
     })
 }
 
+/// The merge patch that gives a user's apex Service back its selector when the canary is
+/// deleted: the one in kubectl's last-applied configuration, else the target's label alone
+/// (as Flagger's finalize).
+pub fn revert(apex: &Value, sel: &Selector) -> Value {
+    let stored =
+        apex["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            .and_then(|last| last["spec"]["selector"].as_object().cloned());
+    let wanted = stored.unwrap_or_else(|| {
+        let mut only = Map::new();
+        only.insert(sel.label.clone(), json!(sel.value));
+        only
+    });
+    let mut selector = Map::new();
+    if let Some(current) = apex["spec"]["selector"].as_object() {
+        for key in current.keys().filter(|k| !wanted.contains_key(*k)) {
+            selector.insert(key.clone(), Value::Null);
+        }
+    }
+    selector.extend(wanted);
+    json!({"spec": {"selector": selector}})
+}
+
 /// With `portDiscovery`, the target's container ports but the service's own (the one
 /// `targetPort` names or numbers, else `service.port`) and the mesh sidecars' (`istio-proxy`,
 /// `envoy`), each to its own number; an unnamed port is called `tcp-<container>-<i>`, and of
@@ -303,6 +327,26 @@ mod tests {
         assert!(
             patch["metadata"].get("labels").is_none(),
             "labels stay the user's"
+        );
+    }
+
+    #[test]
+    fn a_users_apex_selector_comes_back_from_kubectls_last_applied_configuration() {
+        let last = json!({"apiVersion": "v1", "kind": "Service",
+            "spec": {"selector": {"app": "podinfo", "tier": "web"}}});
+        let apex = json!({
+            "metadata": {"annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": last.to_string()}},
+            "spec": {"selector": {"app": "podinfo-primary", "extra": "x"}}});
+        assert_eq!(
+            revert(&apex, &sel()),
+            json!({"spec": {"selector": {"extra": null, "app": "podinfo", "tier": "web"}}})
+        );
+        // Without kubectl's copy: the target's label alone.
+        let bare = json!({"spec": {"selector": {"app": "podinfo-primary", "extra": "x"}}});
+        assert_eq!(
+            revert(&bare, &sel()),
+            json!({"spec": {"selector": {"extra": null, "app": "podinfo"}}})
         );
     }
 }

@@ -312,12 +312,23 @@ pub const ORIGINAL: &str = "flagger.kubernetes.io/original-configuration";
 /// kubectl's copy of what was last applied, which Flagger restores from first.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// True when `obj` is owned by `canary`.
-fn owned_by(obj: &Value, canary: &Canary) -> bool {
-    let uid = canary.metadata.uid.as_deref().unwrap_or_default();
+/// True when `obj` (in the canary's namespace) has an owner reference to `canary`: a
+/// `flagger.app` Canary of its name, whatever its uid, as Flagger judges it. A Canary deleted
+/// and made again under the same name so recognises its predecessor's objects (whose stale
+/// reference its next apply replaces) instead of taking them over as a user's.
+pub fn owned_by(obj: &Value, canary: &Canary) -> bool {
+    let name = canary.metadata.name.as_deref().unwrap_or_default();
     obj["metadata"]["ownerReferences"]
         .as_array()
-        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+        .is_some_and(|refs| {
+            refs.iter().any(|r| {
+                r["kind"] == "Canary"
+                    && r["apiVersion"]
+                        .as_str()
+                        .is_some_and(|v| v.starts_with("flagger.app/"))
+                    && r["name"] == name
+            })
+        })
 }
 
 /// The spec a taken-over object had before: kubectl's last-applied configuration, else

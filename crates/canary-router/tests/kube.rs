@@ -310,3 +310,47 @@ async fn a_users_virtual_service_is_taken_over_without_ownership_and_restored() 
     assert_eq!(vs["spec"], users["spec"], "the user's spec is back intact");
     assert_eq!(vs["metadata"]["labels"]["team"], "payments");
 }
+
+#[tokio::test]
+async fn a_canary_made_again_under_its_name_keeps_its_predecessors_objects_as_its_own() {
+    let (_sim, client) = cluster().await;
+    let first = seed("004-istio.yaml");
+    let router = canary_router::for_provider("istio", client.clone(), None).expect("router");
+    router.reconcile(&first).await.expect("reconcile");
+    let vs_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource(
+            "networking.istio.io",
+            "v1beta1",
+            "VirtualService",
+            "virtualservices",
+        ),
+    );
+    // Deleted and applied again before the garbage collector ran: a new uid.
+    let mut again = first.clone();
+    again.metadata.uid = Some("uid-podinfo-2".into());
+    router.reconcile(&again).await.expect("reconcile");
+    let vs = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
+    let owners: Vec<&str> = vs["metadata"]["ownerReferences"]
+        .as_array()
+        .expect("owned")
+        .iter()
+        .filter_map(|r| r["uid"].as_str())
+        .collect();
+    assert_eq!(
+        owners,
+        ["uid-podinfo-2"],
+        "the stale reference is replaced: {vs}"
+    );
+    assert!(
+        vs["metadata"]["annotations"][canary_router::ORIGINAL].is_null(),
+        "its own object is not taken over as a user's: {vs}"
+    );
+    // A Canary of another name does not own it.
+    let mut other = first.clone();
+    other.metadata.name = Some("frontend".into());
+    let obj = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
+    assert!(canary_router::owned_by(&obj, &again));
+    assert!(!canary_router::owned_by(&obj, &other));
+}

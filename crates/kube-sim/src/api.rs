@@ -344,6 +344,7 @@ impl Cluster {
             m.remove("status");
         }
         crate::defaults::apply(rt, &mut obj);
+        one_controller(rt, &name, &obj)?;
         let before = json!({});
         ssa::record_update(&before, &mut obj, manager, &now());
         if rt.kind == "CustomResourceDefinition" {
@@ -529,6 +530,7 @@ impl Cluster {
                 n
             }
         };
+        one_controller(rt, name, &next)?;
         for field in [
             "uid",
             "creationTimestamp",
@@ -749,4 +751,34 @@ fn conflict(rt: &ResourceType, name: &str, conflicts: &[ssa::Conflict]) -> ApiEr
         ),
         details: json!({"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}),
     }
+}
+
+/// The API server's rule that at most one owner reference is the controller.
+fn one_controller(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), ApiError> {
+    let controllers: Vec<String> = obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["controller"] == true)
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap_or_default(),
+                r["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    if controllers.len() < 2 {
+        return Ok(());
+    }
+    Err(ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: format!(
+            "{} \"{name}\" is invalid: metadata.ownerReferences: Invalid value: []v1.OwnerReference{{...}}: Only one reference can have Controller set to true. Found \"true\" in references for {}",
+            rt.kind,
+            controllers.join(" and ")
+        ),
+        details: json!({"kind": rt.kind, "name": name}),
+    })
 }

@@ -27,6 +27,11 @@ pub fn leaves(object: &Value) -> BTreeSet<FieldPath> {
             walk(v, k, vec![format!("f:{k}")], &mut out);
         }
         if let Some(meta) = map.get("metadata") {
+            // Owner references: a list keyed by uid, as the API server tracks it.
+            if let Some(refs) = meta.get("ownerReferences") {
+                let path = vec!["f:metadata".into(), "f:ownerReferences".into()];
+                walk(refs, "ownerReferences", path, &mut out);
+            }
             for k in ["labels", "annotations"] {
                 if let Some(Value::Object(m)) = meta.get(k) {
                     for name in m.keys() {
@@ -444,6 +449,22 @@ mod tests {
         .expect("apply");
         let twice = apply(&once, &config, "flaggerd", false, "t2").expect("apply");
         assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn owner_references_are_owned_by_uid_and_dropped_when_no_longer_applied() {
+        let owner = |uid: &str| json!({"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "podinfo", "uid": uid, "controller": true});
+        let config = |uid: &str| json!({"metadata": {"name": "vs", "ownerReferences": [owner(uid)]}, "spec": {"hosts": ["a"]}});
+        let first = apply(
+            &json!({"metadata": {"name": "vs"}}),
+            &config("u1"),
+            "flaggerd",
+            true,
+            "t",
+        )
+        .expect("apply");
+        let second = apply(&first, &config("u2"), "flaggerd", true, "t").expect("apply");
+        assert_eq!(second["metadata"]["ownerReferences"], json!([owner("u2")]));
     }
 
     #[test]
