@@ -255,11 +255,12 @@ impl Effects {
         }
         let spec: &canary_core::CanarySpec = &self.canary.spec;
         let mut primary = self.desired_primary(sel).await?;
-        if spec.autoscaler_ref.is_some()
-            && let Some(current) = &self.scene.primary
-        {
-            // With an autoscaler the primary keeps the replicas the autoscaler gave it.
-            primary["spec"]["replicas"] = current["spec"]["replicas"].clone();
+        if let Some(current) = &self.scene.primary {
+            if spec.autoscaler_ref.is_some() {
+                // With an autoscaler the primary keeps the replicas the autoscaler gave it.
+                primary["spec"]["replicas"] = current["spec"]["replicas"].clone();
+            }
+            not_owned_unless_ours(&mut primary, current, &self.canary);
         }
         self.scene
             .world
@@ -296,12 +297,8 @@ impl Effects {
         };
         let primary_name = format!("{}-primary", a.name);
         let world = &self.scene.world;
-        if !update
-            && world
-                .get("HorizontalPodAutoscaler", &primary_name)
-                .await?
-                .is_some()
-        {
+        let existing = world.get("HorizontalPodAutoscaler", &primary_name).await?;
+        if !update && existing.is_some() {
             return Ok(());
         }
         let Some(hpa) = world.get("HorizontalPodAutoscaler", &a.name).await? else {
@@ -321,18 +318,21 @@ impl Effects {
                 hpa_spec["maxReplicas"] = json!(max);
             }
         }
-        let prefixes = &self.ctx.settings.include_label_prefix;
-        let obj = json!({
+        // All the target HPA's labels but Flux's, as Flagger gives the primary's.
+        let mut obj = json!({
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
             "metadata": {
                 "name": primary_name,
                 "namespace": self.ns(),
-                "labels": workload::filter_metadata(&hpa["metadata"]["labels"], prefixes),
+                "labels": workload::filter_metadata(&hpa["metadata"]["labels"], &["*".to_string()]),
                 "ownerReferences": [workload::owner_reference(&self.canary)],
             },
             "spec": hpa_spec,
         });
+        if let Some(current) = &existing {
+            not_owned_unless_ours(&mut obj, current, &self.canary);
+        }
         world.apply("HorizontalPodAutoscaler", &obj).await
     }
 
@@ -458,5 +458,16 @@ pub fn object_reference(
         uid: meta.uid.clone(),
         resource_version: None,
         field_path: None,
+    }
+}
+
+/// A `-primary` object that exists without the canary's owner reference (made before the
+/// canary, or by someone else) is updated but never made the canary's, as Flagger sets the
+/// reference only when it creates the object: deleting the canary does not delete it.
+fn not_owned_unless_ours(desired: &mut Value, current: &Value, canary: &canary_api::Canary) {
+    if !canary_router::owned_by(current, canary)
+        && let Some(meta) = desired["metadata"].as_object_mut()
+    {
+        meta.remove("ownerReferences");
     }
 }

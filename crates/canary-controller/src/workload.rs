@@ -51,6 +51,12 @@ pub fn selector(
     ))
 }
 
+/// Annotations Kubernetes' workload controllers write on each Deployment or DaemonSet.
+const CONTROLLER_ANNOTATIONS: [&str; 2] = [
+    "deployment.kubernetes.io/revision",
+    "deprecated.daemonset.template.generation",
+];
+
 /// Keeps the labels or annotations whose keys start with one of `prefixes` (`*` keeps all),
 /// never Flux's toolkit keys nor kubectl's last-applied configuration.
 pub fn filter_metadata(map: &Value, prefixes: &[String]) -> Map<String, Value> {
@@ -106,6 +112,10 @@ pub fn primary(
     labels.insert(sel.label.clone(), json!(primary_value));
     let mut annotations = filter_metadata(&target["metadata"]["annotations"], &["*".to_string()]);
     annotations.remove(FLAGGER_ID);
+    // Kubernetes' controllers keep these for each workload; the target's are not the primary's.
+    for key in CONTROLLER_ANNOTATIONS {
+        annotations.remove(key);
+    }
 
     let mut template = target["spec"]["template"].clone();
     template["metadata"]["labels"][&sel.label] = json!(primary_value);
@@ -380,7 +390,8 @@ mod tests {
 
     #[test]
     fn the_primary_selects_its_own_pods_and_uses_the_config_copies() {
-        let target = json!({"kind": "Deployment", "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo", "team": "a"}},
+        let target = json!({"kind": "Deployment", "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo", "team": "a"},
+                "annotations": {"deployment.kubernetes.io/revision": "7", "team": "a"}},
             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "podinfo"}},
                 "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {
                     "containers": [{"name": "app", "envFrom": [{"configMapRef": {"name": "cfg"}}, {"secretRef": {"name": "untracked"}}]}],
@@ -397,6 +408,11 @@ mod tests {
             p["metadata"]["labels"],
             json!({"app": "podinfo-primary"}),
             "only prefixed labels are copied (none by default)"
+        );
+        assert_eq!(
+            p["metadata"]["annotations"],
+            json!({"team": "a"}),
+            "the target's annotations but the Deployment controller's revision"
         );
         assert_eq!(
             p["spec"]["replicas"], 1,

@@ -73,14 +73,15 @@ async fn seed_001_initializes_then_promotes_a_new_revision() {
         Some("podinfo-primary")
     );
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), "test");
+    let primary_hpa = hpas.get("podinfo-primary").await.expect("primary hpa");
     assert_eq!(
-        hpas.get("podinfo-primary")
-            .await
-            .expect("primary hpa")
-            .spec
-            .scale_target_ref
-            .name,
+        primary_hpa.spec.scale_target_ref.name,
         "podinfo-primary"
+    );
+    // The target HPA's labels but Flux's, as Flagger gives them.
+    assert_eq!(
+        primary_hpa.metadata.labels.unwrap_or_default(),
+        [("app.kubernetes.io/name".to_string(), "podinfo".to_string())].into()
     );
     assert_eq!(
         deploys.get("podinfo").await.expect("target").spec.replicas,
@@ -579,4 +580,50 @@ async fn a_running_canary_retargeted_at_a_held_workload_is_reported() {
     set_image(&c.client, NEW_IMAGE).await;
     wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_the_user_made_is_promoted_to_but_never_owned() {
+    let c = cluster(FaultConfig::default()).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
+    let mut users = deploys.get("podinfo").await.expect("target");
+    users.metadata = kube::api::ObjectMeta {
+        name: Some("podinfo-primary".into()),
+        namespace: Some("test".into()),
+        ..Default::default()
+    };
+    let spec = &mut users.spec;
+    spec.selector.match_labels = Some([("app".to_string(), "podinfo-primary".to_string())].into());
+    if let Some(labels) = spec
+        .template
+        .metadata
+        .as_mut()
+        .and_then(|m| m.labels.as_mut())
+    {
+        labels.insert("app".into(), "podinfo-primary".into());
+    }
+    deploys
+        .create(&PostParams::default(), &users)
+        .await
+        .expect("the user's primary");
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    canaries
+        .create(&PostParams::default(), &seed_canary(Some(2)))
+        .await
+        .expect("canary");
+    let running = start(context(c.client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    set_image(&c.client, NEW_IMAGE).await;
+    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
+    running.stop().await;
+    assert_eq!(primary_image(&c.client).await.as_deref(), Some(NEW_IMAGE));
+    let primary = deploys.get("podinfo-primary").await.expect("primary");
+    assert!(
+        primary
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty(),
+        "the user's primary is not made the canary's (it would be deleted with it)"
+    );
 }
