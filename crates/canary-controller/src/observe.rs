@@ -444,9 +444,8 @@ impl World {
         if self.unchanged(kind, name, obj) {
             return Ok(());
         }
-        let params = PatchParams::apply(MANAGER).force();
-        let (api, patch) = (self.api(kind), Patch::Apply(obj));
-        let written = retry(|| api.patch(name, &params, &patch))
+        let api = self.api(kind);
+        let written = retry(|| canary_router::managed::apply(&api, name, obj, MANAGER))
             .await
             .map_err(|e| Error::kube("apply", self.object(kind, name), e))?;
         self.written(kind, name, written);

@@ -74,10 +74,7 @@ async fn seed_001_initializes_then_promotes_a_new_revision() {
     );
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), "test");
     let primary_hpa = hpas.get("podinfo-primary").await.expect("primary hpa");
-    assert_eq!(
-        primary_hpa.spec.scale_target_ref.name,
-        "podinfo-primary"
-    );
+    assert_eq!(primary_hpa.spec.scale_target_ref.name, "podinfo-primary");
     // The target HPA's labels but Flux's, as Flagger gives them.
     assert_eq!(
         primary_hpa.metadata.labels.unwrap_or_default(),
@@ -625,5 +622,74 @@ async fn a_primary_the_user_made_is_promoted_to_but_never_owned() {
             .unwrap_or_default()
             .is_empty(),
         "the user's primary is not made the canary's (it would be deleted with it)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_flagger_wrote_loses_what_the_target_no_longer_has() {
+    let c = cluster(FaultConfig::default()).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "test");
+    // The primary as Flagger left it: written by its client (field manager `flagger`), owned
+    // by the Canary, with an env var the target has since dropped.
+    let mut flaggers = deploys.get("podinfo").await.expect("target");
+    flaggers.metadata = serde_json::from_value(serde_json::json!({
+        "name": "podinfo-primary", "namespace": "test",
+        "ownerReferences": [{"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "podinfo",
+                             "uid": "uid-from-flagger", "controller": true, "blockOwnerDeletion": true}]}))
+    .expect("meta");
+    let spec = &mut flaggers.spec;
+    spec.selector.match_labels = Some([("app".to_string(), "podinfo-primary".to_string())].into());
+    let template = spec.template.metadata.as_mut().expect("template metadata");
+    template
+        .labels
+        .get_or_insert_default()
+        .insert("app".into(), "podinfo-primary".into());
+    let pod = spec.template.spec.as_mut().expect("pod spec");
+    pod.containers[0].env = Some(vec![k8s_openapi::api::core::v1::EnvVar {
+        name: "DROPPED".into(),
+        value: Some("1".into()),
+        ..Default::default()
+    }]);
+    let by_flagger = PostParams {
+        field_manager: Some("flagger".into()),
+        ..Default::default()
+    };
+    deploys
+        .create(&by_flagger, &flaggers)
+        .await
+        .expect("Flagger's primary");
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    canaries
+        .create(&PostParams::default(), &seed_canary(Some(2)))
+        .await
+        .expect("canary");
+    let running = start(context(c.client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    set_image(&c.client, NEW_IMAGE).await;
+    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
+    running.stop().await;
+    let primary = deploys.get("podinfo-primary").await.expect("primary");
+    let env = primary.spec.template.spec.expect("pod").containers[0]
+        .env
+        .clone();
+    assert!(
+        env.unwrap_or_default().iter().all(|e| e.name != "DROPPED"),
+        "the env var the target dropped is gone from the promoted primary"
+    );
+    let managers: Vec<(String, String)> = primary
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            (
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        !managers.contains(&("flagger".into(), "Update".into())),
+        "{managers:?}"
     );
 }

@@ -12,6 +12,7 @@ pub mod appmesh;
 pub mod cached;
 pub mod gatewayapi;
 pub mod istio;
+pub mod managed;
 mod matches;
 pub mod smi;
 
@@ -294,10 +295,7 @@ impl ObjectRouter {
         if current.as_ref().is_some_and(|c| cached::holds(c, &obj)) {
             return Ok(());
         }
-        let params = PatchParams::apply(MANAGER).force();
-        let written = self
-            .api(canary, resource)
-            .patch(name, &params, &Patch::Apply(&*obj))
+        let written = managed::apply(&self.api(canary, resource), name, &obj, MANAGER)
             .await
             .map_err(io)?;
         if let (Some(c), Ok(v)) = (&self.cache, serde_json::to_value(written)) {

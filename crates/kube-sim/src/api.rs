@@ -577,7 +577,14 @@ impl Cluster {
             let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             next["metadata"]["generation"] = json!(generation);
         }
-        if !matches!(kind_of_write, WriteKind::Apply) {
+        let sets_managed = next["metadata"]["managedFields"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+            && next["metadata"]["managedFields"] != current["metadata"]["managedFields"];
+        if sets_managed && !matches!(kind_of_write, WriteKind::Apply) {
+            // A request that rewrites managedFields itself (as kubectl's upgrade from
+            // client-side apply does) is taken as it is, as the API server takes it.
+        } else if !matches!(kind_of_write, WriteKind::Apply) {
             // Ordinary writes keep the field ownership and record what they changed.
             match current["metadata"].get("managedFields") {
                 Some(m) => next["metadata"]["managedFields"] = m.clone(),
