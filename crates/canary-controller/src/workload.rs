@@ -118,6 +118,12 @@ pub fn primary(
     }
 
     let mut template = target["spec"]["template"].clone();
+    // Flux's keys stay on the target's pods only, as Flagger's primary template drops them.
+    for field in ["labels", "annotations"] {
+        if let Some(m) = template["metadata"][field].as_object_mut() {
+            m.retain(|k, _| !k.contains("toolkit.fluxcd.io"));
+        }
+    }
     template["metadata"]["labels"][&sel.label] = json!(primary_value);
     template["metadata"]["annotations"][FLAGGER_ID] = json!(flagger_id);
     if let Some(pod) = template.get_mut("spec") {
@@ -393,7 +399,7 @@ mod tests {
         let target = json!({"kind": "Deployment", "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo", "team": "a"},
                 "annotations": {"deployment.kubernetes.io/revision": "7", "team": "a"}},
             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "podinfo"}},
-                "template": {"metadata": {"labels": {"app": "podinfo"}}, "spec": {
+                "template": {"metadata": {"labels": {"app": "podinfo", "kustomize.toolkit.fluxcd.io/name": "apps"}}, "spec": {
                     "containers": [{"name": "app", "envFrom": [{"configMapRef": {"name": "cfg"}}, {"secretRef": {"name": "untracked"}}]}],
                     "volumes": [{"name": "v", "secret": {"secretName": "tls"}}]}}}});
         let canary = canary_api::Canary::new("podinfo", canary_api::CanarySpec::default());
@@ -423,7 +429,7 @@ mod tests {
             "podinfo-primary"
         );
         let pod = &p["spec"]["template"];
-        assert_eq!(pod["metadata"]["labels"]["app"], "podinfo-primary");
+        assert_eq!(pod["metadata"]["labels"], json!({"app": "podinfo-primary"}));
         assert_eq!(pod["metadata"]["annotations"][FLAGGER_ID], "id-1");
         assert_eq!(
             pod["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"],

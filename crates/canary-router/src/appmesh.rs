@@ -172,11 +172,14 @@ pub fn virtual_services(canary: &Canary) -> [Value; 2] {
         let mut metadata = managed_metadata(canary, &name, true);
         if name == apex && !s.hosts.is_empty() {
             metadata["annotations"]["gateway.appmesh.k8s.aws/expose"] = json!("true");
-            metadata["annotations"]["gateway.appmesh.k8s.aws/domain"] = json!(s.hosts.join(","));
-            if let Some(t) = &s.timeout {
+            // Flagger's form, which its App Mesh gateway reads: each host followed by a comma,
+            // the timeout when set, the retries when there is at least one attempt.
+            let domain: String = s.hosts.iter().map(|h| format!("{h},")).collect();
+            metadata["annotations"]["gateway.appmesh.k8s.aws/domain"] = json!(domain);
+            if let Some(t) = s.timeout.as_ref().filter(|t| !t.is_empty()) {
                 metadata["annotations"]["gateway.appmesh.k8s.aws/timeout"] = json!(t);
             }
-            if let Some(r) = s.retries.as_ref().and_then(|r| r.attempts) {
+            if let Some(r) = s.retries.as_ref().and_then(|r| r.attempts).filter(|a| *a > 0) {
                 metadata["annotations"]["gateway.appmesh.k8s.aws/retries"] = json!(r.to_string());
             }
         }
@@ -201,4 +204,28 @@ pub fn routes_of(router: &Value, canary: &Canary) -> Result<Routes> {
             .find(|t| t["virtualNodeRef"]["name"] == name)
             .map(|t| t["weight"].as_u64().unwrap_or(0) as u32)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_annotations_take_flaggers_form() {
+        let yaml = "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\nspec:\n  provider: appmesh\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}\n  service: {port: 9898, hosts: [app.example.com, www.example.com], timeout: 15s, retries: {attempts: 0}}\n  skipAnalysis: true\n";
+        let canary = Canary::from_yaml(yaml).expect("canary");
+        let [apex, other] = virtual_services(&canary);
+        let a = &apex["metadata"]["annotations"];
+        assert_eq!(a["gateway.appmesh.k8s.aws/expose"], "true");
+        assert_eq!(
+            a["gateway.appmesh.k8s.aws/domain"],
+            "app.example.com,www.example.com,"
+        );
+        assert_eq!(a["gateway.appmesh.k8s.aws/timeout"], "15s");
+        assert!(
+            a["gateway.appmesh.k8s.aws/retries"].is_null(),
+            "no retries at 0 attempts"
+        );
+        assert!(other["metadata"]["annotations"]["gateway.appmesh.k8s.aws/expose"].is_null());
+    }
 }

@@ -273,7 +273,7 @@ impl ObjectRouter {
         let ns = namespace(canary);
         let current = self.get(canary, resource, name).await?;
         let mut obj = std::borrow::Cow::Borrowed(obj);
-        if let Some(current) = current.as_ref().filter(|c| !owned_by(c, canary)) {
+        if let Some(current) = current.as_ref().filter(|c| !self.ours(c, canary)) {
             let meta = &mut obj.to_mut()["metadata"];
             if let Some(m) = meta.as_object_mut() {
                 m.remove("ownerReferences");
@@ -350,47 +350,14 @@ fn namespace(canary: &Canary) -> &str {
 #[async_trait]
 impl TrafficRouter for ObjectRouter {
     async fn reconcile(&self, canary: &Canary) -> Result<()> {
-        if self.kind == Kind::Istio {
-            let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "DestinationRule");
-            let dr = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
-            for rule in istio::destination_rules(canary) {
-                self.apply(canary, &dr, &rule).await?;
-            }
-        }
         let routes = match self.current(canary).await? {
             Some(obj) => self.kind.routes_of(&obj, canary).unwrap_or_default(),
             None => Routes::default(),
         };
-        if self.kind == Kind::AppMesh {
-            let Some(sel) = &self.selector else {
-                return Err(Error::Io(
-                    "App Mesh needs the target's selector label to build its virtual nodes".into(),
-                ));
-            };
-            let mesh = |kind: &str, plural: &str| {
-                let gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", kind);
-                ApiResource::from_gvk_with_plural(&gvk, plural)
-            };
-            for node in appmesh::virtual_nodes(canary, sel) {
-                self.apply(canary, &mesh("VirtualNode", "virtualnodes"), &node)
-                    .await?;
-            }
-            let [apex, canary_router] = appmesh::virtual_routers(canary, routes);
-            self.apply(
-                canary,
-                &mesh("VirtualRouter", "virtualrouters"),
-                &canary_router,
-            )
-            .await?;
-            self.apply(canary, &mesh("VirtualRouter", "virtualrouters"), &apex)
-                .await?;
-            for service in appmesh::virtual_services(canary) {
-                self.apply(canary, &mesh("VirtualService", "virtualservices"), &service)
-                    .await?;
-            }
-            return Ok(());
+        for (resource, obj) in self.objects(canary, routes)? {
+            self.apply(canary, &resource, &obj).await?;
         }
-        self.set_routes(canary, routes).await
+        Ok(())
     }
 
     async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
@@ -410,35 +377,124 @@ impl TrafficRouter for ObjectRouter {
     }
 
     async fn finalize(&self, canary: &Canary) -> Result<()> {
-        let Some(current) = self.current(canary).await? else {
-            return Ok(());
-        };
-        if owned_by(&current, canary) {
-            // Routes go back to the primary; the object is garbage-collected with the canary.
-            return self.set_routes(canary, Routes::default()).await;
+        if let Some(current) = self.current(canary).await?
+            && self.ours(&current, canary)
+        {
+            // Routes go back to the primary; the objects are garbage-collected with the canary.
+            self.set_routes(canary, Routes::default()).await?;
         }
-        // Someone else's object: its spec as it was before the canary took it over. Without
-        // a copy it is left as it is, as Flagger does (a warning, not an error that would
-        // hold the canary's deletion forever).
-        let Some(spec) = original_spec(&current) else {
+        // Objects someone else made: each gets back its spec as it was before the canary
+        // took it over (the apex object, and a user's DestinationRules or App Mesh objects).
+        // A spec the provider cannot build still lets the canary go: its apex object alone.
+        let objects = self.objects(canary, Routes::default()).unwrap_or_else(|_| {
+            vec![(
+                self.kind.resource(),
+                json!({"metadata": {"name": apex_name(canary)}}),
+            )]
+        });
+        for (resource, obj) in objects {
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            match self.get(canary, &resource, name).await? {
+                Some(found) if !self.ours(&found, canary) => {
+                    self.restore(canary, &resource, name, &found).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ObjectRouter {
+    /// True when `obj` is one of the canary's routing objects rather than a user's: owned by
+    /// the canary, or, in another cluster (no owner references there), written by flaggerd
+    /// and never taken over (a user's object carries its original spec after the take-over).
+    /// Objects read there come without the caches, so their managed fields are known.
+    fn ours(&self, obj: &Value, canary: &Canary) -> bool {
+        if owned_by(obj, canary) {
+            return true;
+        }
+        let kept = &obj["metadata"]["annotations"];
+        !self.owner_references
+            && kept[ORIGINAL].is_null()
+            && kept[LAST_APPLIED].is_null()
+            && obj["metadata"]["managedFields"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|e| e["manager"] == MANAGER))
+    }
+
+    /// Every object the provider writes for `canary` at `routes`, in the order they are
+    /// applied (what the apex object routes to before the apex object).
+    fn objects(&self, canary: &Canary, routes: Routes) -> Result<Vec<(ApiResource, Value)>> {
+        let mut out = Vec::new();
+        if self.kind == Kind::Istio {
+            let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "DestinationRule");
+            let dr = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
+            out.extend(
+                istio::destination_rules(canary)
+                    .into_iter()
+                    .map(|r| (dr.clone(), r)),
+            );
+        }
+        if self.kind != Kind::AppMesh {
+            out.push((self.kind.resource(), self.kind.build(canary, routes)?));
+            return Ok(out);
+        }
+        let Some(sel) = &self.selector else {
+            return Err(Error::Io(
+                "App Mesh needs the target's selector label to build its virtual nodes".into(),
+            ));
+        };
+        let mesh = |kind: &str, plural: &str| {
+            let gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", kind);
+            ApiResource::from_gvk_with_plural(&gvk, plural)
+        };
+        let nodes = mesh("VirtualNode", "virtualnodes");
+        out.extend(
+            appmesh::virtual_nodes(canary, sel)
+                .into_iter()
+                .map(|n| (nodes.clone(), n)),
+        );
+        let routers = mesh("VirtualRouter", "virtualrouters");
+        let [apex, canary_router] = appmesh::virtual_routers(canary, routes);
+        out.push((routers.clone(), canary_router));
+        out.push((routers, apex));
+        let services = mesh("VirtualService", "virtualservices");
+        out.extend(
+            appmesh::virtual_services(canary)
+                .into_iter()
+                .map(|v| (services.clone(), v)),
+        );
+        Ok(out)
+    }
+
+    /// Gives a user's object back its spec from before the take-over. Without a copy it is
+    /// left as it is, as Flagger does (a warning, not an error that would hold the canary's
+    /// deletion forever).
+    async fn restore(
+        &self,
+        canary: &Canary,
+        resource: &ApiResource,
+        name: &str,
+        current: &Value,
+    ) -> Result<()> {
+        let Some(spec) = original_spec(current) else {
             tracing::warn!(
-                "{} {}.{}: original configuration not found, unable to revert",
-                self.kind.resource().kind,
-                apex_name(canary),
+                "{} {name}.{}: original configuration not found, unable to revert",
+                resource.kind,
                 namespace(canary)
             );
             return Ok(());
         };
-        let resource = self.kind.resource();
         let restored = json!({
             "apiVersion": resource.api_version,
             "kind": resource.kind,
-            "metadata": {"name": apex_name(canary), "namespace": namespace(canary)},
+            "metadata": {"name": name, "namespace": namespace(canary)},
             "spec": spec,
         });
         let params = PatchParams::apply(MANAGER).force();
-        self.api(canary, &resource)
-            .patch(&apex_name(canary), &params, &Patch::Apply(&restored))
+        self.api(canary, resource)
+            .patch(name, &params, &Patch::Apply(&restored))
             .await
             .map_err(io)?;
         Ok(())

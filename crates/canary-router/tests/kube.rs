@@ -275,6 +275,29 @@ async fn a_users_virtual_service_is_taken_over_without_ownership_and_restored() 
         )
         .await
         .expect("the user's virtual service");
+    // And a DestinationRule of the user's for the canary's host.
+    let dr_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource(
+            "networking.istio.io",
+            "v1beta1",
+            "DestinationRule",
+            "destinationrules",
+        ),
+    );
+    let users_rule = json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+        "metadata": {"name": "podinfo-canary", "namespace": "test"},
+        "spec": {"host": "podinfo-canary.test.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "DISABLE"}}},
+    });
+    dr_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(users_rule.clone()).expect("dr"),
+        )
+        .await
+        .expect("the user's destination rule");
     let router = canary_router::for_provider("istio", client.clone(), None).expect("router");
     router.reconcile(&canary).await.expect("reconcile");
     router
@@ -288,6 +311,8 @@ async fn a_users_virtual_service_is_taken_over_without_ownership_and_restored() 
         )
         .await
         .expect("set");
+    let rule = serde_json::to_value(dr_api.get("podinfo-canary").await.expect("dr")).expect("json");
+    assert_ne!(rule["spec"], users_rule["spec"], "taken over: {rule}");
     let vs = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
     assert!(
         vs["metadata"]["ownerReferences"]
@@ -309,6 +334,11 @@ async fn a_users_virtual_service_is_taken_over_without_ownership_and_restored() 
     let vs = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
     assert_eq!(vs["spec"], users["spec"], "the user's spec is back intact");
     assert_eq!(vs["metadata"]["labels"]["team"], "payments");
+    let rule = serde_json::to_value(dr_api.get("podinfo-canary").await.expect("dr")).expect("json");
+    assert_eq!(
+        rule["spec"], users_rule["spec"],
+        "the user's rule is back intact"
+    );
 }
 
 #[tokio::test]
@@ -353,4 +383,42 @@ async fn a_canary_made_again_under_its_name_keeps_its_predecessors_objects_as_it
     let obj = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
     assert!(canary_router::owned_by(&obj, &again));
     assert!(!canary_router::owned_by(&obj, &other));
+}
+
+#[tokio::test]
+async fn in_another_cluster_its_own_objects_are_not_taken_for_a_users() {
+    let (_sim, client) = cluster().await;
+    let canary = seed("004-istio.yaml");
+    let router = canary_router::for_provider_remote("istio", client.clone(), None).expect("router");
+    router.reconcile(&canary).await.expect("reconcile");
+    for w in [10, 20] {
+        let routes = Routes {
+            primary: 100 - w,
+            canary: w,
+            mirrored: false,
+        };
+        router.set_routes(&canary, routes).await.expect("set");
+    }
+    let vs_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource(
+            "networking.istio.io",
+            "v1beta1",
+            "VirtualService",
+            "virtualservices",
+        ),
+    );
+    let vs = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
+    assert!(vs["metadata"]["ownerReferences"].is_null(), "{vs}");
+    assert!(
+        vs["metadata"]["annotations"][canary_router::ORIGINAL].is_null(),
+        "flaggerd's own object carries no original configuration: {vs}"
+    );
+    router.finalize(&canary).await.expect("finalize");
+    assert_eq!(
+        router.get_routes(&canary).await.expect("routes"),
+        Routes::default(),
+        "finalize sends traffic back to the primary"
+    );
 }
