@@ -579,6 +579,20 @@ async fn a_running_canary_retargeted_at_a_held_workload_is_reported() {
     running.stop().await;
 }
 
+/// Seed 001's canary (two iterations) initialized, then a release of [`NEW_IMAGE`] promoted.
+async fn release_of_two_iterations(client: &kube::Client) {
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), "test");
+    canaries
+        .create(&PostParams::default(), &seed_canary(Some(2)))
+        .await
+        .expect("canary");
+    let running = start(context(client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    set_image(client, NEW_IMAGE).await;
+    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_the_user_made_is_promoted_to_but_never_owned() {
     let c = cluster(FaultConfig::default()).await;
@@ -603,16 +617,7 @@ async fn a_primary_the_user_made_is_promoted_to_but_never_owned() {
         .create(&PostParams::default(), &users)
         .await
         .expect("the user's primary");
-    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
-    canaries
-        .create(&PostParams::default(), &seed_canary(Some(2)))
-        .await
-        .expect("canary");
-    let running = start(context(c.client.clone(), healthy()));
-    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
-    set_image(&c.client, NEW_IMAGE).await;
-    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
-    running.stop().await;
+    release_of_two_iterations(&c.client).await;
     assert_eq!(primary_image(&c.client).await.as_deref(), Some(NEW_IMAGE));
     let primary = deploys.get("podinfo-primary").await.expect("primary");
     assert!(
@@ -658,16 +663,7 @@ async fn a_primary_flagger_wrote_loses_what_the_target_no_longer_has() {
         .create(&by_flagger, &flaggers)
         .await
         .expect("Flagger's primary");
-    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
-    canaries
-        .create(&PostParams::default(), &seed_canary(Some(2)))
-        .await
-        .expect("canary");
-    let running = start(context(c.client.clone(), healthy()));
-    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
-    set_image(&c.client, NEW_IMAGE).await;
-    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
-    running.stop().await;
+    release_of_two_iterations(&c.client).await;
     let primary = deploys.get("podinfo-primary").await.expect("primary");
     let env = primary.spec.template.spec.expect("pod").containers[0]
         .env

@@ -46,32 +46,23 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
+/// The Istio objects of kind `kind` in the test namespace.
+fn istio_api(client: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource("networking.istio.io", "v1beta1", kind, plural),
+    )
+}
+
 #[tokio::test]
 async fn istio_objects_are_created_and_weights_round_trip() {
     let (_sim, client) = cluster().await;
     let canary = seed("004-istio.yaml");
     let router = canary_router::for_provider("istio", client.clone(), None).expect("router");
     router.reconcile(&canary).await.expect("reconcile");
-    let vs_api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "test",
-        &resource(
-            "networking.istio.io",
-            "v1beta1",
-            "VirtualService",
-            "virtualservices",
-        ),
-    );
-    let dr_api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "test",
-        &resource(
-            "networking.istio.io",
-            "v1beta1",
-            "DestinationRule",
-            "destinationrules",
-        ),
-    );
+    let vs_api = istio_api(&client, "VirtualService", "virtualservices");
+    let dr_api = istio_api(&client, "DestinationRule", "destinationrules");
     assert!(
         vs_api.get("podinfo").await.is_ok(),
         "virtualservice podinfo"
@@ -253,16 +244,7 @@ async fn app_mesh_creates_the_objects_seed_002_lists() {
 async fn a_users_virtual_service_is_taken_over_without_ownership_and_restored() {
     let (_sim, client) = cluster().await;
     let canary = seed("004-istio.yaml");
-    let vs_api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "test",
-        &resource(
-            "networking.istio.io",
-            "v1beta1",
-            "VirtualService",
-            "virtualservices",
-        ),
-    );
+    let vs_api = istio_api(&client, "VirtualService", "virtualservices");
     let users = json!({
         "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
         "metadata": {"name": "podinfo", "namespace": "test", "labels": {"team": "payments"}},
@@ -276,16 +258,7 @@ async fn a_users_virtual_service_is_taken_over_without_ownership_and_restored() 
         .await
         .expect("the user's virtual service");
     // And a DestinationRule of the user's for the canary's host.
-    let dr_api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "test",
-        &resource(
-            "networking.istio.io",
-            "v1beta1",
-            "DestinationRule",
-            "destinationrules",
-        ),
-    );
+    let dr_api = istio_api(&client, "DestinationRule", "destinationrules");
     let users_rule = json!({
         "apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
         "metadata": {"name": "podinfo-canary", "namespace": "test"},
@@ -347,16 +320,7 @@ async fn a_canary_made_again_under_its_name_keeps_its_predecessors_objects_as_it
     let first = seed("004-istio.yaml");
     let router = canary_router::for_provider("istio", client.clone(), None).expect("router");
     router.reconcile(&first).await.expect("reconcile");
-    let vs_api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "test",
-        &resource(
-            "networking.istio.io",
-            "v1beta1",
-            "VirtualService",
-            "virtualservices",
-        ),
-    );
+    let vs_api = istio_api(&client, "VirtualService", "virtualservices");
     // Deleted and applied again before the garbage collector ran: a new uid.
     let mut again = first.clone();
     again.metadata.uid = Some("uid-podinfo-2".into());
@@ -399,16 +363,7 @@ async fn in_another_cluster_its_own_objects_are_not_taken_for_a_users() {
         };
         router.set_routes(&canary, routes).await.expect("set");
     }
-    let vs_api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "test",
-        &resource(
-            "networking.istio.io",
-            "v1beta1",
-            "VirtualService",
-            "virtualservices",
-        ),
-    );
+    let vs_api = istio_api(&client, "VirtualService", "virtualservices");
     let vs = serde_json::to_value(vs_api.get("podinfo").await.expect("vs")).expect("json");
     assert!(vs["metadata"]["ownerReferences"].is_null(), "{vs}");
     assert!(
