@@ -197,6 +197,16 @@ fn timed(what: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     result
 }
 
+/// canary-core as an embedder meets it: its docs build without a warning, and the example
+/// controller (`examples/embed.rs`) runs a release to its promotion.
+fn core_docs() -> Result<()> {
+    cargo_with(
+        &["doc", "-p", "canary-core", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings".as_ref())],
+    )?;
+    cargo(&["run", "-q", "-p", "canary-core", "--example", "embed"])
+}
+
 fn test() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     timed("cargo clippy", || {
@@ -224,6 +234,7 @@ fn test() -> Result<()> {
     })?;
     crds(true)?;
     core_is_pure()?;
+    timed("canary-core's docs and embedding example", core_docs)?;
     timed("the container images", image::run)?;
     timed("the Helm chart", || chart::run(&controlplane))?;
     timed(

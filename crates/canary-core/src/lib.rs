@@ -8,6 +8,33 @@
 //! It must never do I/O: no clock (time is an argument), no sleeping, no async, no kube,
 //! tokio, hyper or reqwest in its dependency tree (`cargo xtask test` checks this). A failed
 //! analysis is data in the status, never an `Err`.
+//!
+//! # Embedding it in a controller
+//!
+//! `examples/embed.rs` is a whole controller of its own around this crate
+//! (`cargo run -p canary-core --example embed`). Each time it reconciles a canary:
+//!
+//! 1. It fills an [`Observation`]: the target's [`Revision`], the primary's and the target's
+//!    [`WorkloadStatus`], the current [`Routes`], whether the canary is being deleted.
+//! 2. It calls [`advance`] with a [`CanaryRef`] (name, namespace, [`CanarySpec`],
+//!    [`Settings`]), the last [`CanaryStatus`] and the time. While [`Step::request`] names a
+//!    request ([`Action::RunWebhooks`], [`Action::QueryMetrics`],
+//!    [`Action::CheckMetricProviders`]), it puts the answer in the observation and calls
+//!    [`advance`] again; each kind is asked at most once per reconcile.
+//! 3. It stores [`Step::status`] first, then carries out [`Step::actions`] in order; each
+//!    [`Action`] variant says what it asks (create the primary, set the weights, scale,
+//!    promote, emit an event, alert, requeue).
+//! 4. It reconciles again after the [`Action::Requeue`] delay, or when something it watches
+//!    changes.
+//!
+//! # Stability
+//!
+//! The public API is [`advance`] and [`metrics_observer`], the types they take and return
+//! ([`CanaryRef`], [`Observation`] and its parts, [`Step`], [`Action`] and its parts), the
+//! spec and status models (Flagger's `flagger.app/v1beta1` schema: fields follow Flagger),
+//! [`validate()`](fn@validate), [`messages`] (Flagger's texts, word for word), [`weights`], [`readiness`],
+//! [`hash`] and [`duration`]. [`sim`] is a test aid and may change. Until 1.0 a breaking
+//! change is named in the CHANGELOG.
 
 pub mod action;
 pub mod duration;

@@ -1,7 +1,7 @@
 //! An offline simulation of one canary: a model cluster that carries out the engine's
 //! actions (routes, scaling, promotion) and answers its requests from a script.
 //!
-//! Tests, the benchmark and `cargo xtask demo` drive [`advance`](crate::advance) through it;
+//! Tests, the benchmark and `cargo xtask demo` drive [`advance`] through it;
 //! `kubectl canary simulate` will too. It is pure: time moves by the requeue each step asks.
 
 use std::collections::BTreeMap;

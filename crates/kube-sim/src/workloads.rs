@@ -306,14 +306,17 @@ fn autoscale(
     };
     if desired != current {
         let name = target["metadata"]["name"].as_str().unwrap_or_default();
-        let _ = c.patch(
-            deploy_rt,
+        let to = crate::api::WriteTo {
+            rt: deploy_rt,
             ns,
             name,
+            target: Target::Main,
+            manager: MANAGER,
+        };
+        let _ = c.patch(
+            &to,
             crate::api::PatchKind::Merge,
             json!({"spec": {"replicas": desired}}),
-            Target::Main,
-            MANAGER,
         );
     }
     let status = json!({"currentReplicas": current, "desiredReplicas": desired});

@@ -1,0 +1,307 @@
+//! [`ObjectRouter`]: a provider's routing objects written with server-side apply, a user's
+//! objects taken over and restored, and the test of what is the canary's.
+
+use async_trait::async_trait;
+use canary_api::Canary;
+use canary_core::Routes;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+use crate::{Error, Kind, Result, TrafficRouter, apex_name, appmesh, cached, istio, managed};
+
+/// Applies a provider's routing object with server-side apply (field manager `flaggerd`),
+/// reading through a cache when it has one.
+pub struct ObjectRouter {
+    pub(crate) client: kube::Client,
+    pub(crate) kind: Kind,
+    pub(crate) selector: Option<appmesh::PodSelector>,
+    pub(crate) cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
+    /// Whether the objects are owned by the canary (not when they live in another cluster).
+    pub(crate) owner_references: bool,
+}
+
+/// The field manager of the routing objects.
+pub const MANAGER: &str = "flaggerd";
+
+impl ObjectRouter {
+    fn api(&self, canary: &Canary, resource: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            canary.metadata.namespace.as_deref().unwrap_or("default"),
+            resource,
+        )
+    }
+
+    async fn current(&self, canary: &Canary) -> Result<Option<Value>> {
+        self.get(canary, &self.kind.resource(), &apex_name(canary))
+            .await
+    }
+
+    /// An object, from the cache when it knows it.
+    async fn get(
+        &self,
+        canary: &Canary,
+        resource: &ApiResource,
+        name: &str,
+    ) -> Result<Option<Value>> {
+        let ns = namespace(canary);
+        if let Some(known) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.lookup(resource, ns, name))
+        {
+            return Ok(known);
+        }
+        let obj = self
+            .api(canary, resource)
+            .get_opt(name)
+            .await
+            .map_err(io)?
+            .and_then(|o| serde_json::to_value(o).ok());
+        if let Some(c) = &self.cache {
+            c.fill(resource, ns, name, obj.as_ref());
+        }
+        Ok(obj)
+    }
+
+    /// Applies `obj`, unless the current object already holds it. An object someone else
+    /// made (not owned by the canary) is taken over as Flagger does: never owned, and its
+    /// spec as it was kept in `flagger.kubernetes.io/original-configuration` (unless kubectl's
+    /// last-applied configuration already holds it), for [`TrafficRouter::finalize`].
+    async fn apply(&self, canary: &Canary, resource: &ApiResource, obj: &Value) -> Result<()> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let ns = namespace(canary);
+        let current = self.get(canary, resource, name).await?;
+        let mut obj = std::borrow::Cow::Borrowed(obj);
+        if let Some(current) = current.as_ref().filter(|c| !self.ours(c, canary)) {
+            let meta = &mut obj.to_mut()["metadata"];
+            if let Some(m) = meta.as_object_mut() {
+                m.remove("ownerReferences");
+            }
+            let kept = &current["metadata"]["annotations"];
+            let original = match kept[ORIGINAL].as_str() {
+                Some(text) => Some(text.to_string()),
+                None if kept[LAST_APPLIED].is_string() => None,
+                None => Some(serde_json::to_string(&current["spec"]).unwrap_or_default()),
+            };
+            if let Some(text) = original {
+                meta["annotations"][ORIGINAL] = json!(text);
+            }
+        } else if !self.owner_references
+            && let Some(m) = obj.to_mut()["metadata"].as_object_mut()
+        {
+            m.remove("ownerReferences");
+        }
+        if current.as_ref().is_some_and(|c| cached::holds(c, &obj)) {
+            return Ok(());
+        }
+        let written = managed::apply(&self.api(canary, resource), name, &obj, MANAGER)
+            .await
+            .map_err(io)?;
+        if let (Some(c), Ok(v)) = (&self.cache, serde_json::to_value(written)) {
+            c.written(resource, ns, name, &v);
+        }
+        Ok(())
+    }
+}
+
+/// Where Flagger keeps the spec of a routing object it took over.
+pub const ORIGINAL: &str = "flagger.kubernetes.io/original-configuration";
+/// kubectl's copy of what was last applied, which Flagger restores from first.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// True when `obj` (in the canary's namespace) has an owner reference to `canary`: a
+/// `flagger.app` Canary of its name, whatever its uid, as Flagger judges it. A Canary deleted
+/// and made again under the same name so recognises its predecessor's objects (whose stale
+/// reference its next apply replaces) instead of taking them over as a user's.
+pub fn owned_by(obj: &Value, canary: &Canary) -> bool {
+    let name = canary.metadata.name.as_deref().unwrap_or_default();
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter().any(|r| {
+                r["kind"] == "Canary"
+                    && r["apiVersion"]
+                        .as_str()
+                        .is_some_and(|v| v.starts_with("flagger.app/"))
+                    && r["name"] == name
+            })
+        })
+}
+
+/// The spec a taken-over object had before: kubectl's last-applied configuration, else
+/// flaggerd's (and Flagger's) annotation.
+pub(crate) fn original_spec(obj: &Value) -> Option<Value> {
+    let kept = &obj["metadata"]["annotations"];
+    if let Some(text) = kept[LAST_APPLIED].as_str() {
+        return serde_json::from_str::<Value>(text)
+            .ok()
+            .map(|v| v["spec"].clone());
+    }
+    kept[ORIGINAL]
+        .as_str()
+        .and_then(|t| serde_json::from_str(t).ok())
+}
+
+pub(crate) fn namespace(canary: &Canary) -> &str {
+    canary.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+#[async_trait]
+impl TrafficRouter for ObjectRouter {
+    async fn reconcile(&self, canary: &Canary) -> Result<()> {
+        let routes = match self.current(canary).await? {
+            Some(obj) => self.kind.routes_of(&obj, canary).unwrap_or_default(),
+            None => Routes::default(),
+        };
+        for (resource, obj) in self.objects(canary, routes)? {
+            self.apply(canary, &resource, &obj).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
+        let obj = self.kind.build(canary, routes)?;
+        self.apply(canary, &self.kind.resource(), &obj).await
+    }
+
+    async fn get_routes(&self, canary: &Canary) -> Result<Routes> {
+        match self.current(canary).await? {
+            Some(obj) => self.kind.routes_of(&obj, canary),
+            None => Err(Error::Io(format!(
+                "{} {} not found",
+                self.kind.resource().kind.to_lowercase(),
+                apex_name(canary)
+            ))),
+        }
+    }
+
+    async fn finalize(&self, canary: &Canary) -> Result<()> {
+        if let Some(current) = self.current(canary).await?
+            && self.ours(&current, canary)
+        {
+            // Routes go back to the primary; the objects are garbage-collected with the canary.
+            self.set_routes(canary, Routes::default()).await?;
+        }
+        // Objects someone else made: each gets back its spec as it was before the canary
+        // took it over (the apex object, and a user's DestinationRules or App Mesh objects).
+        // A spec the provider cannot build still lets the canary go: its apex object alone.
+        let objects = self.objects(canary, Routes::default()).unwrap_or_else(|_| {
+            vec![(
+                self.kind.resource(),
+                json!({"metadata": {"name": apex_name(canary)}}),
+            )]
+        });
+        for (resource, obj) in objects {
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            match self.get(canary, &resource, name).await? {
+                Some(found) if !self.ours(&found, canary) => {
+                    self.restore(canary, &resource, name, &found).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ObjectRouter {
+    /// True when `obj` is one of the canary's routing objects rather than a user's: owned by
+    /// the canary, or, in another cluster (no owner references there), written by flaggerd
+    /// and never taken over (a user's object carries its original spec after the take-over).
+    /// Objects read there come without the caches, so their managed fields are known.
+    fn ours(&self, obj: &Value, canary: &Canary) -> bool {
+        if owned_by(obj, canary) {
+            return true;
+        }
+        let kept = &obj["metadata"]["annotations"];
+        !self.owner_references
+            && kept[ORIGINAL].is_null()
+            && kept[LAST_APPLIED].is_null()
+            && obj["metadata"]["managedFields"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|e| e["manager"] == MANAGER))
+    }
+
+    /// Every object the provider writes for `canary` at `routes`, in the order they are
+    /// applied (what the apex object routes to before the apex object).
+    fn objects(&self, canary: &Canary, routes: Routes) -> Result<Vec<(ApiResource, Value)>> {
+        let mut out = Vec::new();
+        if self.kind == Kind::Istio {
+            let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "DestinationRule");
+            let dr = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
+            out.extend(
+                istio::destination_rules(canary)
+                    .into_iter()
+                    .map(|r| (dr.clone(), r)),
+            );
+        }
+        if self.kind != Kind::AppMesh {
+            out.push((self.kind.resource(), self.kind.build(canary, routes)?));
+            return Ok(out);
+        }
+        let Some(sel) = &self.selector else {
+            return Err(Error::Io(
+                "App Mesh needs the target's selector label to build its virtual nodes".into(),
+            ));
+        };
+        let mesh = |kind: &str, plural: &str| {
+            let gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", kind);
+            ApiResource::from_gvk_with_plural(&gvk, plural)
+        };
+        let nodes = mesh("VirtualNode", "virtualnodes");
+        out.extend(
+            appmesh::virtual_nodes(canary, sel)
+                .into_iter()
+                .map(|n| (nodes.clone(), n)),
+        );
+        let routers = mesh("VirtualRouter", "virtualrouters");
+        let [apex, canary_router] = appmesh::virtual_routers(canary, routes);
+        out.push((routers.clone(), canary_router));
+        out.push((routers, apex));
+        let services = mesh("VirtualService", "virtualservices");
+        out.extend(
+            appmesh::virtual_services(canary)
+                .into_iter()
+                .map(|v| (services.clone(), v)),
+        );
+        Ok(out)
+    }
+
+    /// Gives a user's object back its spec from before the take-over. Without a copy it is
+    /// left as it is, as Flagger does (a warning, not an error that would hold the canary's
+    /// deletion forever).
+    async fn restore(
+        &self,
+        canary: &Canary,
+        resource: &ApiResource,
+        name: &str,
+        current: &Value,
+    ) -> Result<()> {
+        let Some(spec) = original_spec(current) else {
+            tracing::warn!(
+                "{} {name}.{}: original configuration not found, unable to revert",
+                resource.kind,
+                namespace(canary)
+            );
+            return Ok(());
+        };
+        let restored = json!({
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {"name": name, "namespace": namespace(canary)},
+            "spec": spec,
+        });
+        let params = PatchParams::apply(MANAGER).force();
+        self.api(canary, resource)
+            .patch(name, &params, &Patch::Apply(&restored))
+            .await
+            .map_err(io)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn io(e: kube::Error) -> Error {
+    Error::Io(e.to_string())
+}
