@@ -18,36 +18,15 @@ pub(super) async fn serve(
         tokio::time::sleep(delay).await;
     }
     let write = method != Method::GET;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let mut body = body;
-    if write && content_type.contains("protobuf") {
-        if let Some(obj) = crate::proto::decode(&body) {
-            body = Bytes::from(obj.to_string());
-        } else {
-            return error(&ApiError {
-                code: 415,
-                reason: "UnsupportedMediaType",
-                message:
-                    "kube-sim reads protobuf only for Namespace, ConfigMap and Secret; send JSON"
-                        .into(),
-                details: json!({}),
-            });
+    let content_type = header_text(&headers, header::CONTENT_TYPE);
+    let body = if write {
+        match decode_body(content_type, body) {
+            Ok(b) => b,
+            Err(e) => return error(&e),
         }
-    } else if write && content_type.contains("cbor") {
-        // JSON only: clients fall back to JSON on 415, as they do with a real API server
-        // that does not speak their binary encoding.
-        return error(&ApiError {
-            code: 415,
-            reason: "UnsupportedMediaType",
-            message: format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {content_type:?}"
-            ),
-            details: json!({}),
-        });
-    }
+    } else {
+        body
+    };
     if let Some(code) = state.faults.error(write) {
         return injected(code);
     }
@@ -106,45 +85,14 @@ pub(super) async fn serve(
             parse_body(&body).and_then(|b| c.update(&rt, &ns, name, b, target, &manager))
         }
         (&Method::PATCH, Some(name)) => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            let force = query.get("force").is_some_and(|f| f == "true");
-            let kind = match content_type.split(';').next().unwrap_or_default().trim() {
-                "application/merge-patch+json" => Some(PatchKind::Merge),
-                "application/json-patch+json" => Some(PatchKind::Json),
-                "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
-                "application/apply-patch+yaml" | "application/apply-patch+json" => {
-                    Some(PatchKind::Apply { force })
-                }
-                _ => None,
+            let to = WriteTo {
+                rt: &rt,
+                ns: &ns,
+                name,
+                target,
+                manager: &manager,
             };
-            match kind {
-                None => Err(ApiError {
-                    code: 415,
-                    reason: "UnsupportedMediaType",
-                    message: format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type:?}"
-                    ),
-                    details: json!({}),
-                }),
-                Some(kind) => {
-                    let parsed = if matches!(kind, PatchKind::Apply { .. }) {
-                        parse_yaml(&body)
-                    } else {
-                        parse_body(&body)
-                    };
-                    let to = WriteTo {
-                        rt: &rt,
-                        ns: &ns,
-                        name,
-                        target,
-                        manager: &manager,
-                    };
-                    parsed.and_then(|b| c.patch(&to, kind, b))
-                }
-            }
+            patch(c, &to, content_type, &query, &body)
         }
         (&Method::DELETE, Some(name)) => {
             let options: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -156,25 +104,7 @@ pub(super) async fn serve(
                 || options["orphanDependents"] == Value::Bool(true);
             c.delete(&rt, &ns, name, orphan)
         }
-        (&Method::DELETE, None) => {
-            let (items, _) = c.list(&rt, &ns);
-            let selected = select(items, &query);
-            match selected {
-                Ok(items) => {
-                    for o in &items {
-                        let (ons, oname) = (
-                            o["metadata"]["namespace"].as_str().unwrap_or_default(),
-                            o["metadata"]["name"].as_str().unwrap_or_default(),
-                        );
-                        let _ = c.delete(&rt, ons, oname, false);
-                    }
-                    Ok(
-                        json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}),
-                    )
-                }
-                Err(e) => Err(e),
-            }
-        }
+        (&Method::DELETE, None) => delete_collection(c, &rt, &ns, &query),
         _ => Err(ApiError {
             code: 405,
             reason: "MethodNotAllowed",
@@ -200,4 +130,97 @@ pub(super) async fn serve(
 pub(super) fn return_created(mut o: Value) -> Value {
     o["__created"] = Value::Bool(true);
     o
+}
+
+/// A request header as text (empty when absent or not text).
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> &str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// The body of a write as JSON text: protobuf decoded for the kinds kube-sim reads in it,
+/// CBOR refused (clients fall back to JSON on 415, as with an API server that does not
+/// speak their binary encoding).
+fn decode_body(content_type: &str, body: Bytes) -> Result<Bytes, ApiError> {
+    if content_type.contains("protobuf") {
+        return crate::proto::decode(&body)
+            .map(|obj| Bytes::from(obj.to_string()))
+            .ok_or_else(|| ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message:
+                    "kube-sim reads protobuf only for Namespace, ConfigMap and Secret; send JSON"
+                        .into(),
+                details: json!({}),
+            });
+    }
+    if content_type.contains("cbor") {
+        return Err(ApiError {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {content_type:?}"
+            ),
+            details: json!({}),
+        });
+    }
+    Ok(body)
+}
+
+/// A PATCH: the patch format from the content type, then the write.
+fn patch(
+    c: &crate::api::Cluster,
+    to: &WriteTo<'_>,
+    content_type: &str,
+    query: &BTreeMap<String, String>,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
+    let force = query.get("force").is_some_and(|f| f == "true");
+    let kind = match content_type.split(';').next().unwrap_or_default().trim() {
+        "application/merge-patch+json" => PatchKind::Merge,
+        "application/json-patch+json" => PatchKind::Json,
+        "application/strategic-merge-patch+json" => PatchKind::Strategic,
+        "application/apply-patch+yaml" | "application/apply-patch+json" => {
+            PatchKind::Apply { force }
+        }
+        _ => {
+            return Err(ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type:?}"
+                ),
+                details: json!({}),
+            });
+        }
+    };
+    let parsed = if matches!(kind, PatchKind::Apply { .. }) {
+        parse_yaml(body)
+    } else {
+        parse_body(body)
+    };
+    parsed.and_then(|b| c.patch(to, kind, b))
+}
+
+/// DELETE of a collection: every object the selectors pick.
+fn delete_collection(
+    c: &crate::api::Cluster,
+    rt: &ResourceType,
+    ns: &str,
+    query: &BTreeMap<String, String>,
+) -> Result<Value, ApiError> {
+    let (items, _) = c.list(rt, ns);
+    let items = select(items, query)?;
+    for o in &items {
+        let (ons, oname) = (
+            o["metadata"]["namespace"].as_str().unwrap_or_default(),
+            o["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        let _ = c.delete(rt, ons, oname, false);
+    }
+    Ok(
+        json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}),
+    )
 }
