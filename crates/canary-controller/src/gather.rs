@@ -68,7 +68,12 @@ pub fn start(ctx: &Arc<Context>, canary: Arc<Canary>, status: CanaryStatus, obs:
                     }
                     Some(Action::QueryMetrics) => obs.metrics = Some(metrics(&ctx, &canary).await),
                     Some(Action::CheckMetricProviders) => {
-                        obs.providers_online = Some(ctx.metrics.check_online(&canary).await)
+                        obs.providers_online = Some(
+                            ctx.metrics
+                                .check_online(&canary)
+                                .await
+                                .map_err(|e| canary_core::error_chain(&e)),
+                        )
                     }
                     _ => break,
                 }
@@ -99,7 +104,11 @@ async fn hooks(
     for (i, hook) in hooks.into_iter().enumerate() {
         let key = format!("{uid}:{}:{}:{i}", step_key(status), kind.as_str());
         let payload = canary_webhooks::Payload::new(canary, phase, &hook).with_key(key);
-        let outcome = ctx.webhooks.call(&hook, &payload).await;
+        let outcome = ctx
+            .webhooks
+            .call(&hook, &payload)
+            .await
+            .map_err(|e| e.to_string());
         let stop = match until {
             canary_core::RunUntil::FirstFailure => outcome.is_err(),
             canary_core::RunUntil::FirstSuccess => outcome.is_ok(),

@@ -179,11 +179,14 @@ impl Context {
     /// The real implementations for `settings`.
     pub fn new(client: kube::Client, settings: Settings) -> Result<Context, String> {
         let stats = Arc::new(Stats::new(VERSION, &settings.engine.default_provider));
-        let metrics = Arc::new(canary_metrics::PrometheusProvider::new(
-            &settings.metrics_server,
-            settings.engine.clone(),
-            Some(client.clone()),
-        )?);
+        let metrics = Arc::new(
+            canary_metrics::PrometheusProvider::new(
+                &settings.metrics_server,
+                settings.engine.clone(),
+                Some(client.clone()),
+            )
+            .map_err(|e| canary_core::error_chain(&e))?,
+        );
         let notifier = Arc::new(
             canary_notifier::AlertProviders::new(client.clone(), &settings.cluster_name)
                 .with_global(settings.global_notifier.clone()),
@@ -204,7 +207,9 @@ impl Context {
             events: Events::new(client.clone(), &settings.instance, wall_clock),
             client,
             metrics,
-            webhooks: Arc::new(canary_webhooks::HttpWebhooks::new()?),
+            webhooks: Arc::new(
+                canary_webhooks::HttpWebhooks::new().map_err(|e| canary_core::error_chain(&e))?,
+            ),
             notifier,
             routers,
             stats,

@@ -26,7 +26,7 @@ struct OneSlowCanary;
 
 #[async_trait]
 impl WebhookClient for OneSlowCanary {
-    async fn call(&self, _: &Webhook, payload: &Payload) -> Result<(), String> {
+    async fn call(&self, _: &Webhook, payload: &Payload) -> Result<(), canary_webhooks::Error> {
         if payload.name == "slow" {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }

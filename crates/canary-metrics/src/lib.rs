@@ -5,11 +5,13 @@
 //! queries, MetricTemplates) plug in here. A provider must never turn a failure into a value:
 //! an unreachable backend is an error, which fails the check.
 
+mod error;
 pub mod gotemplate;
 pub mod prometheus;
 mod provider;
 pub mod query;
 
+pub use error::Error;
 pub use provider::{PrometheusProvider, model};
 
 use async_trait::async_trait;
@@ -24,7 +26,7 @@ pub trait MetricsProvider: Send + Sync {
     /// The value of `metric` for `canary` now.
     async fn query(&self, canary: &Canary, metric: &Metric) -> MetricOutcome;
     /// Whether the providers the canary's metrics use answer.
-    async fn check_online(&self, canary: &Canary) -> Result<(), String>;
+    async fn check_online(&self, canary: &Canary) -> Result<(), Error>;
 }
 
 /// The provider used when none is configured: every query is an error, so a canary with
@@ -40,7 +42,7 @@ impl MetricsProvider for Unconfigured {
             metric.name
         ))
     }
-    async fn check_online(&self, _: &Canary) -> Result<(), String> {
-        Err("no metrics provider is configured (-metrics-server)".into())
+    async fn check_online(&self, _: &Canary) -> Result<(), Error> {
+        Err(Error::Unconfigured)
     }
 }

@@ -58,12 +58,12 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// A client for `address` (`http://prometheus:9090`).
-    pub fn new(address: &str, insecure_skip_verify: bool) -> Result<Self, String> {
+    pub fn new(address: &str, insecure_skip_verify: bool) -> Result<Self, crate::Error> {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .danger_accept_invalid_certs(insecure_skip_verify)
             .build()
-            .map_err(|e| format!("cannot build the Prometheus client: {e}"))?;
+            .map_err(crate::Error::Client)?;
         Ok(Prometheus {
             address: address.trim_end_matches('/').to_string(),
             http,
@@ -177,17 +177,17 @@ impl Prometheus {
     }
 
     /// Flagger's availability check: `vector(1)` answers 1.
-    pub async fn is_online(&self) -> Result<(), String> {
+    pub async fn is_online(&self) -> Result<(), crate::Error> {
         match self.instant("vector(1)").await {
             Ok(1.0) => Ok(()),
-            Ok(v) => Err(format!(
-                "prometheus at {} answered vector(1) with {v}",
-                self.address
-            )),
-            Err(e) => Err(format!(
-                "prometheus at {} is not available: {e}",
-                self.address
-            )),
+            Ok(value) => Err(crate::Error::NotOne {
+                address: self.address.clone(),
+                value,
+            }),
+            Err(source) => Err(crate::Error::Offline {
+                address: self.address.clone(),
+                source,
+            }),
         }
     }
 }

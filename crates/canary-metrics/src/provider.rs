@@ -11,6 +11,7 @@ use canary_core::spec::Metric;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+use crate::Error;
 use crate::MetricsProvider;
 use crate::prometheus::{Auth, Prometheus, QueryError};
 use crate::query::{self, Model};
@@ -30,7 +31,7 @@ impl PrometheusProvider {
         address: &str,
         settings: canary_core::Settings,
         client: Option<kube::Client>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         Ok(PrometheusProvider {
             default: Prometheus::new(address, false)?,
             address: address.into(),
@@ -39,7 +40,7 @@ impl PrometheusProvider {
         })
     }
 
-    fn server(&self, canary: &Canary) -> Result<Prometheus, String> {
+    fn server(&self, canary: &Canary) -> Result<Prometheus, Error> {
         match canary.spec.metrics_server.as_deref() {
             Some(a) if !a.is_empty() && a != self.address => Prometheus::new(a, false),
             _ => Ok(self.default.clone()),
@@ -51,14 +52,13 @@ impl PrometheusProvider {
         canary: &Canary,
         metric: &Metric,
         model: &Model,
-    ) -> Result<(Prometheus, String), String> {
+    ) -> Result<(Prometheus, String), Error> {
         let Some(r) = &metric.template_ref else {
-            return Err("no templateRef".into());
+            return Err(Error::NoTemplateRef {
+                metric: metric.name.clone(),
+            });
         };
-        let client = self
-            .client
-            .clone()
-            .ok_or("MetricTemplates need a Kubernetes client")?;
+        let client = self.client.clone().ok_or(Error::NoClient)?;
         let ns = r
             .namespace
             .clone()
@@ -66,16 +66,18 @@ impl PrometheusProvider {
             .or(canary.metadata.namespace.clone())
             .unwrap_or_default();
         let api: Api<MetricTemplate> = Api::namespaced(client.clone(), &ns);
-        let template = api
-            .get(&r.name)
-            .await
-            .map_err(|e| format!("metric template {}.{ns} error: {e}", r.name))?;
+        let template = api.get(&r.name).await.map_err(|source| Error::Template {
+            name: r.name.clone(),
+            namespace: ns.clone(),
+            source: Box::new(source),
+        })?;
         let provider = &template.spec.provider;
         if provider.r#type != "prometheus" {
-            return Err(format!(
-                "metric template {}.{ns}: provider type {:?} is not supported yet; supported: prometheus",
-                r.name, provider.r#type
-            ));
+            return Err(Error::UnsupportedProvider {
+                name: r.name.clone(),
+                namespace: ns.clone(),
+                kind: provider.r#type.clone(),
+            });
         }
         let address = provider
             .address
@@ -84,12 +86,15 @@ impl PrometheusProvider {
         let mut auth = None;
         if let Some(s) = &provider.secret_ref {
             let secrets: Api<Secret> = Api::namespaced(client, &ns);
-            let secret = secrets.get(&s.name).await.map_err(|e| {
-                format!(
-                    "metric template {}.{ns} secret {} error: {e}",
-                    r.name, s.name
-                )
-            })?;
+            let secret = secrets
+                .get(&s.name)
+                .await
+                .map_err(|source| Error::TemplateSecret {
+                    name: r.name.clone(),
+                    namespace: ns.clone(),
+                    secret: s.name.clone(),
+                    source: Box::new(source),
+                })?;
             let data: BTreeMap<String, String> = secret
                 .data
                 .unwrap_or_default()
@@ -113,8 +118,11 @@ impl PrometheusProvider {
             .collect();
         let server = Prometheus::new(&address, provider.insecure_skip_verify)?.with(auth, headers);
         let name = format!("{}.{ns}", r.name);
-        let q = query::render(&name, &template.spec.query, model)
-            .map_err(|e| format!("metric template {name} query render error: {e}"))?;
+        let q =
+            query::render(&name, &template.spec.query, model).map_err(|source| Error::Render {
+                name: name.clone(),
+                source,
+            })?;
         Ok((server, q))
     }
 }
@@ -182,12 +190,12 @@ impl MetricsProvider for PrometheusProvider {
         if metric.template_ref.is_some() {
             return match self.template(canary, metric, &model).await {
                 Ok((server, q)) => check(&server, canary, metric, &q, 1.0).await,
-                Err(e) => MetricOutcome::Error(e),
+                Err(e) => MetricOutcome::Error(canary_core::error_chain(&e)),
             };
         }
         let server = match self.server(canary) {
             Ok(s) => s,
-            Err(e) => return MetricOutcome::Error(e),
+            Err(e) => return MetricOutcome::Error(canary_core::error_chain(&e)),
         };
         if let Some(builtin) = metric.builtin() {
             let observer =
@@ -216,7 +224,7 @@ impl MetricsProvider for PrometheusProvider {
         }
     }
 
-    async fn check_online(&self, canary: &Canary) -> Result<(), String> {
+    async fn check_online(&self, canary: &Canary) -> Result<(), Error> {
         let metrics = canary
             .spec
             .analysis()

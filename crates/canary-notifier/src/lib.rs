@@ -17,6 +17,119 @@ use canary_core::{Alert, Level};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+/// Why an alert was not delivered. Never names an address, a token or a proxy (they often
+/// come from Secrets); the causes are kept as sources.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The AlertProvider could not be read.
+    #[error("alert provider {name}.{namespace} error")]
+    Provider {
+        /// Its name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+        /// The API error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The AlertProvider's Secret could not be read.
+    #[error("alert provider {name}.{namespace} secret {secret} error")]
+    Secret {
+        /// The AlertProvider's name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+        /// The Secret's name (`spec.secretRef.name`).
+        secret: String,
+        /// The API error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Neither `spec.address` nor the Secret's `address` is set.
+    #[error(
+        "alert provider {name}.{namespace} has no address (spec.address or the secret's address)"
+    )]
+    NoAddress {
+        /// The AlertProvider's name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+    },
+    /// `spec.proxy` is not a valid address.
+    #[error("the {kind} proxy address is not valid")]
+    Proxy {
+        /// The provider type.
+        kind: String,
+        /// Why (without the address).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the {kind} client")]
+    Client {
+        /// The provider type.
+        kind: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The message could not be encoded.
+    #[error("cannot encode the {kind} message")]
+    Encode {
+        /// The provider type.
+        kind: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No answer (connection, timeout).
+    #[error("posting to {kind} failed")]
+    Post {
+        /// The provider type.
+        kind: String,
+        /// Why (without the address).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An answer that is not a success.
+    #[error("{kind} answered {status}: {body}")]
+    Refused {
+        /// The provider type.
+        kind: String,
+        /// The HTTP status.
+        status: reqwest::StatusCode,
+        /// The answer, at most 200 characters, the address and token blanked.
+        body: String,
+    },
+    /// The global notifier (`-slack-url`, `-msteams-url`) failed.
+    #[error("global {kind} notifier")]
+    Global {
+        /// `slack` or `msteams`.
+        kind: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// Some of the canary's alerts failed: each with its alert and provider.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Alerts(Vec<AlertFailure>),
+}
+
+/// One of a canary's `analysis.alerts` that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("alert {alert} ({provider}.{namespace}): {}", canary_core::error_chain(.error))]
+pub struct AlertFailure {
+    /// The alert's name.
+    pub alert: String,
+    /// The AlertProvider it names.
+    pub provider: String,
+    /// The AlertProvider's namespace.
+    pub namespace: String,
+    /// Why.
+    pub error: Error,
+}
+
 /// Flagger's notifier timeout.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -25,7 +138,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Sends `alert` about `canary` to the providers that take its severity.
-    async fn send(&self, canary: &Canary, alert: &Alert) -> Result<(), String>;
+    async fn send(&self, canary: &Canary, alert: &Alert) -> Result<(), Error>;
 }
 
 /// No alerting configured: alerts are dropped.
@@ -34,7 +147,7 @@ pub struct NopNotifier;
 
 #[async_trait]
 impl Notifier for NopNotifier {
-    async fn send(&self, _: &Canary, _: &Alert) -> Result<(), String> {
+    async fn send(&self, _: &Canary, _: &Alert) -> Result<(), Error> {
         Ok(())
     }
 }
@@ -114,7 +227,7 @@ pub fn takes(severity: &str, level: Level) -> bool {
 
 #[async_trait]
 impl Notifier for AlertProviders {
-    async fn send(&self, canary: &Canary, alert: &Alert) -> Result<(), String> {
+    async fn send(&self, canary: &Canary, alert: &Alert) -> Result<(), Error> {
         let ns = canary.metadata.namespace.clone().unwrap_or_default();
         let alerts = canary
             .spec
@@ -134,7 +247,10 @@ impl Notifier for AlertProviders {
                     };
                     self.deliver(canary, alert, &to)
                         .await
-                        .map_err(|e| format!("global {} notifier: {e}", g.kind))
+                        .map_err(|e| Error::Global {
+                            kind: g.kind.clone(),
+                            source: Box::new(e),
+                        })
                 }
                 None => Ok(()),
             };
@@ -154,16 +270,18 @@ impl Notifier for AlertProviders {
                 .post(canary, alert, &a.provider_ref.name, &provider_ns)
                 .await
             {
-                failures.push(format!(
-                    "alert {} ({}.{provider_ns}): {e}",
-                    a.name, a.provider_ref.name
-                ));
+                failures.push(AlertFailure {
+                    alert: a.name.clone(),
+                    provider: a.provider_ref.name.clone(),
+                    namespace: provider_ns,
+                    error: e,
+                });
             }
         }
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(failures.join("; "))
+            Err(Error::Alerts(failures))
         }
     }
 }
@@ -175,20 +293,26 @@ impl AlertProviders {
         alert: &Alert,
         name: &str,
         ns: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let providers: Api<AlertProvider> = Api::namespaced(self.client.clone(), ns);
         let provider = providers
             .get(name)
             .await
-            .map_err(|e| format!("alert provider {name}.{ns} error: {e}"))?;
+            .map_err(|source| Error::Provider {
+                name: name.into(),
+                namespace: ns.into(),
+                source: Box::new(source),
+            })?;
         let spec = &provider.spec;
         let (mut url, mut token) = (spec.address.clone().unwrap_or_default(), None);
         if let Some(s) = &spec.secret_ref {
             let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-            let secret = secrets
-                .get(&s.name)
-                .await
-                .map_err(|e| format!("alert provider {name}.{ns} secret {} error: {e}", s.name))?;
+            let secret = secrets.get(&s.name).await.map_err(|source| Error::Secret {
+                name: name.into(),
+                namespace: ns.into(),
+                secret: s.name.clone(),
+                source: Box::new(source),
+            })?;
             let data = secret.data.unwrap_or_default();
             if let Some(a) = data.get("address") {
                 url = String::from_utf8_lossy(&a.0).trim().to_string();
@@ -198,9 +322,10 @@ impl AlertProviders {
                 .map(|t| String::from_utf8_lossy(&t.0).trim().to_string());
         }
         if url.is_empty() {
-            return Err(format!(
-                "alert provider {name}.{ns} has no address (spec.address or the secret's address)"
-            ));
+            return Err(Error::NoAddress {
+                name: name.into(),
+                namespace: ns.into(),
+            });
         }
         let to = Destination {
             kind: spec.r#type.clone(),
@@ -215,12 +340,7 @@ impl AlertProviders {
 
     /// Posts `alert` to `to`; the error names the provider type and the cause, never the
     /// address, token or proxy.
-    async fn deliver(
-        &self,
-        canary: &Canary,
-        alert: &Alert,
-        to: &Destination,
-    ) -> Result<(), String> {
+    async fn deliver(&self, canary: &Canary, alert: &Alert, to: &Destination) -> Result<(), Error> {
         let mut fields = Vec::new();
         if !self.cluster.is_empty() {
             fields.push(("Cluster".to_string(), self.cluster.clone()));
@@ -241,15 +361,21 @@ impl AlertProviders {
         let mut builder = reqwest::Client::builder().timeout(TIMEOUT);
         let kind = &to.kind;
         if let Some(proxy) = to.proxy.as_deref().filter(|p| !p.is_empty()) {
-            let proxy = reqwest::Proxy::all(proxy).map_err(|e| {
-                format!("the {kind} proxy address is not valid: {}", e.without_url())
+            let proxy = reqwest::Proxy::all(proxy).map_err(|e| Error::Proxy {
+                kind: kind.clone(),
+                source: e.without_url(),
             })?;
             builder = builder.proxy(proxy);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the {kind} client: {}", e.without_url()))?;
-        let body = serde_json::to_vec(&payload::body(kind, &message)).map_err(|e| e.to_string())?;
+        let client = builder.build().map_err(|e| Error::Client {
+            kind: kind.clone(),
+            source: e.without_url(),
+        })?;
+        let body =
+            serde_json::to_vec(&payload::body(kind, &message)).map_err(|source| Error::Encode {
+                kind: kind.clone(),
+                source,
+            })?;
         let mut req = client
             .post(payload::address(kind, &to.url))
             .header("Content-Type", "application/json")
@@ -257,19 +383,18 @@ impl AlertProviders {
         if let Some(t) = &to.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|e| {
-            format!(
-                "posting to {kind} failed: {}",
-                canary_core::error_chain(&e.without_url())
-            )
+        let resp = req.send().await.map_err(|e| Error::Post {
+            kind: kind.clone(),
+            source: e.without_url(),
         })?;
         if !resp.status().is_success() {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
-            return Err(format!(
-                "{kind} answered {status}: {}",
-                canary_core::validate::truncate(&redact(&text, to), 200)
-            ));
+            return Err(Error::Refused {
+                kind: kind.clone(),
+                status,
+                body: canary_core::validate::truncate(&redact(&text, to), 200),
+            });
         }
         Ok(())
     }

@@ -61,6 +61,31 @@ impl Payload {
     }
 }
 
+/// Why a webhook call did not succeed. The text is what events and logs show (Flagger's:
+/// the receiver's answer, or what kept the call from being made), never the address.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The HTTP client could not be built (TLS setup).
+    #[error("cannot build the webhook client")]
+    Client(#[source] reqwest::Error),
+    /// The payload could not be encoded as JSON.
+    #[error("cannot encode the webhook payload")]
+    Encode(#[source] serde_json::Error),
+    /// No answer: the connection failed or timed out (its address left out).
+    #[error("{}", describe(.0))]
+    Transport(#[source] reqwest::Error),
+    /// An answer that is not a success (above 202): the receiver's body, or its status when
+    /// the body is empty.
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The body, trimmed, or `status <code>`.
+        message: String,
+    },
+}
+
 /// The header that carries [`Payload::idempotency_key`].
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -68,8 +93,8 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait WebhookClient: Send + Sync {
-    /// Posts `payload` to `hook`; `Err` carries the error or the response body.
-    async fn call(&self, hook: &Webhook, payload: &Payload) -> Result<(), String>;
+    /// Posts `payload` to `hook`; `Err` carries why it did not succeed.
+    async fn call(&self, hook: &Webhook, payload: &Payload) -> Result<(), Error>;
 }
 
 /// The HTTP client.
@@ -84,12 +109,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl HttpWebhooks {
     /// A client; fails only when TLS cannot be set up.
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, Error> {
         let build = |insecure: bool| {
             reqwest::Client::builder()
                 .danger_accept_invalid_certs(insecure)
                 .build()
-                .map_err(|e| format!("cannot build the webhook client: {e}"))
+                .map_err(Error::Client)
         };
         Ok(HttpWebhooks {
             verified: build(false)?,
@@ -100,15 +125,15 @@ impl HttpWebhooks {
 
 #[async_trait]
 impl WebhookClient for HttpWebhooks {
-    async fn call(&self, hook: &Webhook, payload: &Payload) -> Result<(), String> {
+    async fn call(&self, hook: &Webhook, payload: &Payload) -> Result<(), Error> {
         let client = if hook.disable_tls {
             &self.insecure
         } else {
             &self.verified
         };
-        let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(payload).map_err(Error::Encode)?;
         let attempts = hook.retries.unwrap_or(0).max(0) as u32 + 1;
-        let mut last = String::new();
+        let mut last = None;
         for attempt in 0..attempts {
             if attempt > 0 {
                 let backoff = Duration::from_secs(1u64 << (attempt - 1).min(5)).min(MAX_BACKOFF);
@@ -124,31 +149,35 @@ impl WebhookClient for HttpWebhooks {
             }
             let sent = request.send().await;
             match sent {
-                Err(e) => last = describe(e),
+                Err(e) => last = Some(Error::Transport(e.without_url())),
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let text = response.text().await.unwrap_or_default();
                     if status <= 202 {
                         return Ok(());
                     }
-                    last = if text.trim().is_empty() {
+                    let message = if text.trim().is_empty() {
                         format!("status {status}")
                     } else {
                         text.trim().to_string()
                     };
+                    last = Some(Error::Refused { status, message });
                     if status != 429 && status < 500 {
                         break;
                     }
                 }
             }
         }
-        Err(last)
+        Err(last.unwrap_or(Error::Refused {
+            status: 0,
+            message: "no attempt was made".into(),
+        }))
     }
 }
 
 /// What went wrong, with its causes and without the address: the global event webhook's
 /// often comes from a Secret (`EVENT_WEBHOOK_URL`), and a hook is named by the caller.
-fn describe(e: reqwest::Error) -> String {
+fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout: "
     } else if e.is_connect() {
@@ -156,5 +185,5 @@ fn describe(e: reqwest::Error) -> String {
     } else {
         ""
     };
-    format!("{kind}{}", canary_core::error_chain(&e.without_url()))
+    format!("{kind}{}", canary_core::error_chain(e))
 }

@@ -53,11 +53,13 @@ impl Effects {
     }
 
     /// Makes the outside call `key` once in this process: a retry of the effect (after a
-    /// failed event or progress write) gets the first outcome instead of calling again.
-    pub(super) async fn call_once<F, Fut>(&self, key: &str, call: F) -> Result<(), String>
+    /// failed event or progress write) gets the first outcome instead of calling again. The
+    /// outcome is kept as the text events show.
+    pub(super) async fn call_once<F, Fut, E>(&self, key: &str, call: F) -> Result<(), String>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
+        Fut: std::future::Future<Output = Result<(), E>>,
+        E: std::error::Error,
     {
         let (canary, work) = (self.id(), journal::work(self.decided_at));
         if self.recorded
@@ -65,7 +67,7 @@ impl Effects {
         {
             return outcome;
         }
-        let outcome = call().await;
+        let outcome = call().await.map_err(|e| canary_core::error_chain(&e));
         if self.recorded {
             self.ctx
                 .tasks
