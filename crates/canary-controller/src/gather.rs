@@ -108,7 +108,7 @@ async fn hooks(
             .webhooks
             .call(&hook, &payload)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| crate::error_chain(&e));
         let stop = match until {
             canary_core::RunUntil::FirstFailure => outcome.is_err(),
             canary_core::RunUntil::FirstSuccess => outcome.is_ok(),

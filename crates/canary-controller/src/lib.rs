@@ -45,8 +45,8 @@ pub use stats::Stats;
 /// The version flaggerd reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The field manager of everything flaggerd writes.
-pub const MANAGER: &str = "flaggerd";
+/// The field manager of everything flaggerd writes (one definition, in canary-router).
+pub use canary_router::MANAGER;
 
 /// Errors of a reconcile or of a step's effects; the canary is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -97,11 +97,11 @@ impl Error {
     }
 
     /// True when trying again may succeed without anyone changing anything: a conflict, a
-    /// throttled or failed API request, a broken connection. (A router's error does not say
-    /// which it is, so it counts as lasting.)
+    /// throttled or failed API request (a router's too), a broken connection.
     pub fn transient(&self) -> bool {
         match self {
             Error::Kube { source, .. } => retriable(source),
+            Error::Route { source, .. } => source.kube_error().is_some_and(retriable),
             Error::Conflict(_) => true,
             _ => false,
         }

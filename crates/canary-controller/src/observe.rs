@@ -220,7 +220,10 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
         }
     };
     let routes = match &router {
-        Some(r) => r.get_routes(canary).await.map_err(|e| e.to_string()),
+        Some(r) => r
+            .get_routes(canary)
+            .await
+            .map_err(|e| crate::error_chain(&e)),
         None => Ok(Routes::default()),
     };
     Ok(Scene {

@@ -15,7 +15,7 @@ pub fn http_route(canary: &Canary, routes: Routes, version: &str) -> Result<Valu
     let spec: &canary_core::CanarySpec = &canary.spec;
     let s = &spec.service;
     if s.gateway_refs.is_empty() {
-        return Err(Error::Io(
+        return Err(Error::Invalid(
             "spec.service.gatewayRefs: required by the Gateway API provider".into(),
         ));
     }
@@ -281,7 +281,7 @@ pub fn routes_of(route: &Value, canary: &Canary) -> Result<Routes> {
             });
         }
     }
-    Err(Error::Io(format!(
+    Err(Error::Invalid(format!(
         "httproute {apex} has no rule with {apex}-primary and {apex}-canary"
     )))
 }

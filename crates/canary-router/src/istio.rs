@@ -200,7 +200,7 @@ pub fn routes_of(vs: &Value, canary: &Canary) -> Result<Routes> {
         };
         if let (Some(p), Some(c)) = (weight(&primary), weight(&canary_host)) {
             if p == 0 && c == 0 {
-                return Err(Error::Io(format!(
+                return Err(Error::Invalid(format!(
                     "virtualservice {apex}: both weights are 0"
                 )));
             }
@@ -211,7 +211,7 @@ pub fn routes_of(vs: &Value, canary: &Canary) -> Result<Routes> {
             });
         }
     }
-    Err(Error::Io(format!(
+    Err(Error::Invalid(format!(
         "virtualservice {apex} has no route to {primary} and {canary_host}"
     )))
 }

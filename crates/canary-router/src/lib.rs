@@ -37,9 +37,31 @@ pub enum Error {
         "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1"
     )]
     Unsupported(String),
-    /// The routing objects could not be read or written.
+    /// A routing object could not be read or written.
+    #[error("cannot {verb} {object}")]
+    Kube {
+        /// What was attempted: `get`, `apply`, `restore`.
+        verb: &'static str,
+        /// The object: `virtualservice test/podinfo`.
+        object: String,
+        /// The API server's or the client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// A routing object or the canary does not hold what routing needs (a weight, a
+    /// route, a selector): the message names the object and the field.
     #[error("{0}")]
-    Io(String),
+    Invalid(String),
+}
+
+impl Error {
+    /// The underlying API error, if any: the controller retries a transient one.
+    pub fn kube_error(&self) -> Option<&kube::Error> {
+        match self {
+            Error::Kube { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].
@@ -227,7 +249,7 @@ pub(crate) fn weight_pair(
             canary,
             mirrored: false,
         }),
-        _ => Err(Error::Io(format!(
+        _ => Err(Error::Invalid(format!(
             "{what} {apex} has no weights for {apex}-primary and {apex}-canary"
         ))),
     }

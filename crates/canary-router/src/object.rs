@@ -57,7 +57,7 @@ impl ObjectRouter {
             .api(canary, resource)
             .get_opt(name)
             .await
-            .map_err(io)?
+            .map_err(|e| io("get", resource, ns, name, e))?
             .and_then(|o| serde_json::to_value(o).ok());
         if let Some(c) = &self.cache {
             c.fill(resource, ns, name, obj.as_ref());
@@ -98,7 +98,7 @@ impl ObjectRouter {
         }
         let written = managed::apply(&self.api(canary, resource), name, &obj, MANAGER)
             .await
-            .map_err(io)?;
+            .map_err(|e| io("apply", resource, ns, name, e))?;
         if let (Some(c), Ok(v)) = (&self.cache, serde_json::to_value(written)) {
             c.written(resource, ns, name, &v);
         }
@@ -169,7 +169,7 @@ impl TrafficRouter for ObjectRouter {
     async fn get_routes(&self, canary: &Canary) -> Result<Routes> {
         match self.current(canary).await? {
             Some(obj) => self.kind.routes_of(&obj, canary),
-            None => Err(Error::Io(format!(
+            None => Err(Error::Invalid(format!(
                 "{} {} not found",
                 self.kind.resource().kind.to_lowercase(),
                 apex_name(canary)
@@ -242,7 +242,7 @@ impl ObjectRouter {
             return Ok(out);
         }
         let Some(sel) = &self.selector else {
-            return Err(Error::Io(
+            return Err(Error::Invalid(
                 "App Mesh needs the target's selector label to build its virtual nodes".into(),
             ));
         };
@@ -297,11 +297,22 @@ impl ObjectRouter {
         self.api(canary, resource)
             .patch(name, &params, &Patch::Apply(&restored))
             .await
-            .map_err(io)?;
+            .map_err(|e| io("restore", resource, namespace(canary), name, e))?;
         Ok(())
     }
 }
 
-pub(crate) fn io(e: kube::Error) -> Error {
-    Error::Io(e.to_string())
+/// A failed request about `resource` `ns/name`.
+pub(crate) fn io(
+    verb: &'static str,
+    resource: &ApiResource,
+    ns: &str,
+    name: &str,
+    source: kube::Error,
+) -> Error {
+    Error::Kube {
+        verb,
+        object: format!("{} {ns}/{name}", resource.kind.to_lowercase()),
+        source: Box::new(source),
+    }
 }

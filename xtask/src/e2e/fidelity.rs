@@ -414,22 +414,11 @@ spec:
 pub(super) fn daemonset_kubernetes(p: &mut Play<'_>) -> Result<()> {
     p.kubectl(&["create", "namespace", "test"])?;
     p.loadtester("test")?;
-    let (workload, _) = include_str!("../../e2e/daemonset.yaml")
-        .split_once("\n---\n")
-        .context("daemonset.yaml holds a DaemonSet, then a Canary")?;
-    println!(
-        "$ kubectl apply -f podinfo-daemonset.yaml   # the DaemonSet, and a kubernetes-provider canary with a pre-rollout curl"
-    );
-    p.cluster.apply(workload)?;
-    p.canary(DAEMONSET_CANARY, "podinfo-daemonset-canary.yaml")?;
-    p.kubectl(&[
-        "-n",
-        "test",
-        "set",
-        "image",
-        "daemonset/podinfo",
-        "podinfod=ghcr.io/stefanprodan/podinfo:6.0.1",
-    ])?;
+    super::daemonset_release(
+        p,
+        Some(DAEMONSET_CANARY),
+        "the DaemonSet, and a kubernetes-provider canary with a pre-rollout curl",
+    )?;
     super::finish(p, "the DaemonSet release", "Succeeded")?;
     p.expect_events(&[
         "New revision detected! Scaling up podinfo.test",

@@ -156,20 +156,7 @@ pub(crate) fn blue_green(p: &mut Play<'_>) -> Result<()> {
 pub(crate) fn daemonset(p: &mut Play<'_>) -> Result<()> {
     p.kubectl(&["create", "namespace", "test"])?;
     p.loadtester("test")?;
-    println!("$ kubectl apply -f podinfo-daemonset.yaml   # a DaemonSet and its Canary");
-    let (workload, canary) = include_str!("../../e2e/daemonset.yaml")
-        .split_once("\n---\n")
-        .context("daemonset.yaml holds a DaemonSet, then a Canary")?;
-    p.cluster.apply(workload)?;
-    p.canary(canary, "podinfo-daemonset.yaml")?;
-    p.kubectl(&[
-        "-n",
-        "test",
-        "set",
-        "image",
-        "daemonset/podinfo",
-        "podinfod=ghcr.io/stefanprodan/podinfo:6.0.1",
-    ])?;
+    daemonset_release(p, None, "a DaemonSet and its Canary")?;
     p.wait_for("a podinfo pod of the new revision", PHASE_TIMEOUT, |p| {
         let pods = p.cluster.kubectl(&["get", "pods", "-n", "test"])?;
         let canary = pods.lines().any(|l| {

@@ -132,3 +132,23 @@ pub(crate) fn fail(
     println!("  podinfo-primary still runs {primary}");
     Ok(())
 }
+
+/// The DaemonSet of xtask/e2e/daemonset.yaml applied with `canary` (a comment tells which),
+/// then its release of podinfo 6.0.1 started.
+pub(crate) fn daemonset_release(p: &mut Play<'_>, canary: Option<&str>, shown: &str) -> Result<()> {
+    let (workload, own_canary) = include_str!("../../e2e/daemonset.yaml")
+        .split_once("\n---\n")
+        .context("daemonset.yaml holds a DaemonSet, then a Canary")?;
+    println!("$ kubectl apply -f podinfo-daemonset.yaml   # {shown}");
+    p.cluster.apply(workload)?;
+    p.canary(canary.unwrap_or(own_canary), "podinfo-daemonset.yaml")?;
+    p.kubectl(&[
+        "-n",
+        "test",
+        "set",
+        "image",
+        "daemonset/podinfo",
+        "podinfod=ghcr.io/stefanprodan/podinfo:6.0.1",
+    ])?;
+    Ok(())
+}
