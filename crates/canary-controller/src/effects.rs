@@ -11,7 +11,7 @@ use std::sync::Arc;
 use canary_api::Canary;
 use canary_core::{Action, Level, Scale};
 use chrono::{DateTime, Utc};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use serde_json::{Value, json};
 
 use crate::crashpoints::{self, Class};
@@ -421,7 +421,7 @@ impl Effects {
             patch
         };
         match api
-            .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+            .patch(name, &crate::write_params(), &Patch::<()>::Json(patch))
             .await
         {
             Ok(written) => {

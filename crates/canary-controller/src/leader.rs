@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 
 /// The Lease name.
 pub const LEASE: &str = "flagger-leader-election";
@@ -75,7 +75,7 @@ pub async fn release(api: &Api<Lease>, identity: &str) {
         return;
     }
     spec.holder_identity = None;
-    match api.replace(LEASE, &PostParams::default(), &lease).await {
+    match api.replace(LEASE, &crate::create_params(), &lease).await {
         Ok(_) => tracing::info!("leader election: {identity} released lease {LEASE}"),
         Err(e) => tracing::warn!("leader election: cannot release lease {LEASE}: {e}"),
     }
@@ -114,11 +114,13 @@ async fn try_take(api: &Api<Lease>, identity: &str, duration: Duration) -> Resul
     spec.lease_duration_seconds = Some(duration.as_secs() as i32);
     spec.renew_time = Some(stamp);
     let result = if current.is_some() {
-        api.replace(LEASE, &PostParams::default(), &lease)
+        api.replace(LEASE, &crate::create_params(), &lease)
             .await
             .map(|_| ())
     } else {
-        api.create(&PostParams::default(), &lease).await.map(|_| ())
+        api.create(&crate::create_params(), &lease)
+            .await
+            .map(|_| ())
     };
     match result {
         Ok(()) => Ok(true),

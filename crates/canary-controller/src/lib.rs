@@ -48,6 +48,22 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The field manager of everything flaggerd writes (one definition, in canary-router).
 pub use canary_router::MANAGER;
 
+/// Parameters of a patch by flaggerd (field manager [`MANAGER`]).
+pub(crate) fn write_params() -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// Parameters of a create or replace by flaggerd (field manager [`MANAGER`]).
+pub(crate) fn create_params() -> kube::api::PostParams {
+    kube::api::PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    }
+}
+
 /// Errors of a reconcile or of a step's effects; the canary is retried with backoff.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -202,7 +202,7 @@ async fn release(
     ]))
     .map_err(|e| Error::Encode(format!("finalizer patch: {e}")))?;
     match api
-        .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .patch(&name, &crate::write_params(), &Patch::<()>::Json(patch))
         .await
     {
         Ok(_) => Ok(Action::await_change()),

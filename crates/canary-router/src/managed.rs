@@ -56,7 +56,14 @@ async fn take_over(
         return false;
     };
     match api
-        .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .patch(
+            name,
+            &PatchParams {
+                field_manager: Some(manager.into()),
+                ..Default::default()
+            },
+            &Patch::<()>::Json(patch),
+        )
         .await
     {
         Ok(_) => {
