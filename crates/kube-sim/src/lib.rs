@@ -28,8 +28,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
-
 pub use api::Cluster;
 pub use faults::{FaultConfig, FaultCounters, Faults};
 pub use workloads::{NEVER_READY, WorkloadConfig};
@@ -88,18 +86,58 @@ pub struct KubeSim {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Why kube-sim could not start or give a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The loopback port could not be bound.
+    #[error("cannot listen on 127.0.0.1:{port}")]
+    Listen {
+        /// The port asked for (0: any).
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kubeconfig could not be written.
+    #[error("cannot write the kubeconfig {}", .path.display())]
+    WriteKubeconfig {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kubeconfig could not be read back into a client configuration.
+    #[error("cannot read the kubeconfig {}", .path.display())]
+    ReadKubeconfig {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The client could not be built.
+    #[error("cannot build a client for kube-sim")]
+    Client(#[source] kube::Error),
+}
+
 impl KubeSim {
     /// Starts kube-sim on a free loopback port with default options.
-    pub async fn start() -> anyhow::Result<KubeSim> {
+    pub async fn start() -> Result<KubeSim, Error> {
         Self::start_with(Options::default()).await
     }
 
     /// Starts kube-sim with `options`.
-    pub async fn start_with(options: Options) -> anyhow::Result<KubeSim> {
+    pub async fn start_with(options: Options) -> Result<KubeSim, Error> {
+        let listen = |source| Error::Listen {
+            port: options.port,
+            source,
+        };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{}", options.port))?;
-        let addr = listener.local_addr()?;
+            .map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
         let shared = Arc::new(Shared {
             cluster: Cluster::new(options.history),
             faults: Faults::new(options.faults.clone()),
@@ -124,8 +162,12 @@ impl KubeSim {
                 addr.port()
             ))
         });
-        std::fs::write(&kubeconfig, kubeconfig_yaml(addr, &options.token))
-            .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+        std::fs::write(&kubeconfig, kubeconfig_yaml(addr, &options.token)).map_err(|source| {
+            Error::WriteKubeconfig {
+                path: kubeconfig.clone(),
+                source,
+            }
+        })?;
         Ok(KubeSim {
             shared,
             kubeconfig,
@@ -145,10 +187,16 @@ impl KubeSim {
     }
 
     /// A kube-rs client for this server.
-    pub async fn client(&self) -> anyhow::Result<kube::Client> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-        Ok(kube::Client::try_from(config)?)
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        let read = |source| Error::ReadKubeconfig {
+            path: self.kubeconfig.clone(),
+            source,
+        };
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(read)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .map_err(read)?;
+        kube::Client::try_from(config).map_err(Error::Client)
     }
 
     /// The fault knobs and counters.

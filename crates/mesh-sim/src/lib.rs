@@ -38,15 +38,42 @@ pub struct MeshSim {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Why mesh-sim could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The loopback port could not be bound.
+    #[error("cannot listen on 127.0.0.1:{port}")]
+    Listen {
+        /// The port asked for (0: any).
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The proxy's HTTP client for upstream processes could not be built.
+    #[error("cannot build the upstream client")]
+    Client(#[source] reqwest::Error),
+    /// The cluster's Services and routing objects could not be read.
+    #[error("cannot read the cluster's Services and routing objects")]
+    Load(#[source] kube::Error),
+}
+
 impl MeshSim {
     /// Reads the cluster once (so the first request is routed), then serves while watching
     /// it.
-    pub async fn start(client: kube::Client, options: Options) -> anyhow::Result<MeshSim> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(proxy::Proxy::new(options.upstreams)?);
+    pub async fn start(client: kube::Client, options: Options) -> Result<MeshSim, Error> {
+        let listen = |source| Error::Listen {
+            port: options.port,
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
+        let state = Arc::new(proxy::Proxy::new(options.upstreams).map_err(Error::Client)?);
         *state.snapshot.write().unwrap_or_else(|e| e.into_inner()) =
-            Snapshot::load(&client).await?;
+            Snapshot::load(&client).await.map_err(Error::Load)?;
         let mut tasks = cluster::watch_all(client, state.snapshot.clone());
         tasks.push(tokio::spawn(proxy::serve(listener, state)));
         Ok(MeshSim { addr, tasks })
