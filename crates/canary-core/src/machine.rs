@@ -234,11 +234,7 @@ impl<'a> Tick<'a> {
             return Ok(());
         }
         if matches!(phase, Phase::Progressing | Phase::WaitingPromotion) && changed {
-            self.push(Action::SetRoutes {
-                primary: TOTAL_WEIGHT,
-                canary: 0,
-                mirrored: false,
-            });
+            self.all_to_primary();
             self.sync_revision(Phase::Progressing);
             self.emit(Level::Info, msg::restarting_analysis(target, ns));
             return Ok(());
@@ -306,12 +302,7 @@ impl<'a> Tick<'a> {
             return Ok(());
         }
         if phase == Phase::Finalising {
-            self.push(Action::ScaleCanary(Scale::Zero));
-            self.set_phase(Phase::Succeeded);
-            self.push(Action::Record(Outcome::Completed));
-            self.push(Action::RunPostRolloutHooks {
-                phase: Phase::Succeeded,
-            });
+            self.succeed(Outcome::Completed);
             self.emit(Level::Info, msg::promotion_completed(target, ns));
             self.alert(Level::Info, alerts::SUCCEEDED, false);
             return Ok(());

@@ -42,22 +42,13 @@ impl Tick<'_> {
 
     pub(super) fn promote_without_analysis(&mut self) -> Flow {
         let (target, ns) = (self.target(), self.c.namespace);
-        self.push(Action::SetRoutes {
-            primary: TOTAL_WEIGHT,
-            canary: 0,
-            mirrored: false,
-        });
+        self.all_to_primary();
         self.emit(Level::Info, msg::copying(target, ns));
         self.push(Action::Promote);
         if self.c.spec.autoscaler_ref.is_some() {
             self.push(Action::SyncPrimaryAutoscaler);
         }
-        self.push(Action::ScaleCanary(Scale::Zero));
-        self.set_phase(Phase::Succeeded);
-        self.push(Action::Record(Outcome::Skipped));
-        self.push(Action::RunPostRolloutHooks {
-            phase: Phase::Succeeded,
-        });
+        self.succeed(Outcome::Skipped);
         self.emit(Level::Info, msg::promotion_skipped(target, ns));
         self.alert(Level::Info, alerts::SKIPPED, false);
         Ok(())
@@ -70,11 +61,7 @@ impl Tick<'_> {
             self.emit(Level::Warn, msg::rolling_back_threshold(name, ns, failed));
             self.alert(Level::Error, alerts::threshold_reached(failed), false);
         }
-        self.push(Action::SetRoutes {
-            primary: TOTAL_WEIGHT,
-            canary: 0,
-            mirrored: false,
-        });
+        self.all_to_primary();
         self.emit(Level::Warn, msg::canary_failed(name, ns));
         self.push(Action::ScaleCanary(Scale::Zero));
         self.sync_revision(Phase::Failed);

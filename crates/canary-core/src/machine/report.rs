@@ -134,4 +134,24 @@ impl<'a> Tick<'a> {
         });
         report.checks.push(check);
     }
+
+    /// All traffic to the primary, none mirrored.
+    pub(super) fn all_to_primary(&mut self) {
+        self.push(Action::SetRoutes {
+            primary: crate::weights::TOTAL_WEIGHT,
+            canary: 0,
+            mirrored: false,
+        });
+    }
+
+    /// The end of a release that succeeded: the canary scaled to zero, the phase, the
+    /// outcome counted, the post-rollout hooks called. Events and alerts are the caller's.
+    pub(super) fn succeed(&mut self, outcome: crate::action::Outcome) {
+        self.push(Action::ScaleCanary(crate::action::Scale::Zero));
+        self.set_phase(Phase::Succeeded);
+        self.push(Action::Record(outcome));
+        self.push(Action::RunPostRolloutHooks {
+            phase: Phase::Succeeded,
+        });
+    }
 }

@@ -142,11 +142,7 @@ impl Tick<'_> {
             self.set_phase(Phase::Finalising);
         } else if step == 0 || routes.canary == 0 {
             self.emit(Level::Info, msg::ROUTING_ALL_TO_PRIMARY);
-            self.push(Action::SetRoutes {
-                primary: TOTAL_WEIGHT,
-                canary: 0,
-                mirrored: false,
-            });
+            self.all_to_primary();
             self.set_phase(Phase::Finalising);
         } else {
             let canary = routes.canary.saturating_sub(step);
