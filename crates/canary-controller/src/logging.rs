@@ -37,28 +37,24 @@ pub struct JsonLines;
 
 struct Fields(serde_json::Map<String, serde_json::Value>);
 
+impl Fields {
+    /// Records `value` under the field's name (`message` becomes Flagger's `msg`).
+    fn put(&mut self, field: &Field, value: String) {
+        let key = match field.name() {
+            "message" => "msg",
+            other => other,
+        };
+        self.0
+            .insert(key.to_string(), serde_json::Value::String(value));
+    }
+}
+
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let key = if field.name() == "message" {
-            "msg"
-        } else {
-            field.name()
-        };
-        self.0.insert(
-            key.to_string(),
-            serde_json::Value::String(format!("{value:?}")),
-        );
+        self.put(field, format!("{value:?}"));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        let key = if field.name() == "message" {
-            "msg"
-        } else {
-            field.name()
-        };
-        self.0.insert(
-            key.to_string(),
-            serde_json::Value::String(value.to_string()),
-        );
+        self.put(field, value.to_string());
     }
 }
 
