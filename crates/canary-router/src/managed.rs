@@ -48,9 +48,13 @@ async fn take_over(
     current: &DynamicObject,
     manager: &str,
 ) -> bool {
-    let Some(patch) = serde_json::to_value(current)
-        .ok()
-        .and_then(|w| upgrade(&w, manager))
+    // What `upgrade` reads, not the whole object: this runs after every write.
+    let meta = &current.metadata;
+    let written = json!({
+        "apiVersion": current.types.as_ref().map(|t| t.api_version.as_str()),
+        "metadata": {"resourceVersion": meta.resource_version, "managedFields": meta.managed_fields},
+    });
+    let Some(patch) = upgrade(&written, manager)
         .and_then(|p| serde_json::from_value::<json_patch::Patch>(p).ok())
     else {
         return false;
