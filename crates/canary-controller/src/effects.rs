@@ -108,9 +108,12 @@ impl Effects {
             Action::ScaleCanary(scale) if target_exists => {
                 let replicas = match scale {
                     Scale::Zero => 0,
-                    Scale::FromZero => workload::scale_up_replicas(
-                        &self.scene.target,
-                        self.scene.primary.as_ref(),
+                    Scale::FromZero => canary_core::scaling::scale_up(
+                        self.scene.target["spec"]["replicas"].as_i64(),
+                        self.scene
+                            .primary
+                            .as_ref()
+                            .and_then(|p| p["spec"]["replicas"].as_i64()),
                         self.hpa_min().await?,
                     ),
                 };
@@ -256,9 +259,12 @@ impl Effects {
         let spec: &canary_core::CanarySpec = &self.canary.spec;
         let mut primary = self.desired_primary(sel).await?;
         if let Some(current) = &self.scene.primary {
-            if spec.autoscaler_ref.is_some() {
-                // With an autoscaler the primary keeps the replicas the autoscaler gave it.
-                primary["spec"]["replicas"] = current["spec"]["replicas"].clone();
+            if spec.target_ref.kind == "Deployment" {
+                primary["spec"]["replicas"] = json!(canary_core::scaling::primary(
+                    self.scene.target["spec"]["replicas"].as_i64(),
+                    current["spec"]["replicas"].as_i64(),
+                    spec.autoscaler_ref.is_some(),
+                ));
             }
             not_owned_unless_ours(&mut primary, current, &self.canary);
         }
@@ -308,28 +314,7 @@ impl Effects {
                 self.ns()
             )));
         };
-        let mut hpa_spec = hpa["spec"].clone();
-        hpa_spec["scaleTargetRef"]["name"] = json!(format!("{}-primary", spec.target_ref.name));
-        if let Some(r) = &a.primary_scaler_replicas {
-            if let Some(min) = r.min_replicas {
-                hpa_spec["minReplicas"] = json!(min);
-            }
-            if let Some(max) = r.max_replicas {
-                hpa_spec["maxReplicas"] = json!(max);
-            }
-        }
-        // All the target HPA's labels but Flux's, as Flagger gives the primary's.
-        let mut obj = json!({
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {
-                "name": primary_name,
-                "namespace": self.ns(),
-                "labels": workload::filter_metadata(&hpa["metadata"]["labels"], &["*".to_string()]),
-                "ownerReferences": [workload::owner_reference(&self.canary)],
-            },
-            "spec": hpa_spec,
-        });
+        let mut obj = workload::primary_autoscaler(&hpa, &self.canary)?;
         if let Some(current) = &existing {
             not_owned_unless_ours(&mut obj, current, &self.canary);
         }
@@ -358,13 +343,13 @@ impl Effects {
         if self.scene.target.is_null() {
             return Ok(());
         }
-        let replicas = self
-            .scene
-            .primary
-            .as_ref()
-            .and_then(|p| p["spec"]["replicas"].as_i64())
-            .filter(|r| *r > 0)
-            .unwrap_or_else(|| workload::scale_up_replicas(&self.scene.target, None, None));
+        let replicas = canary_core::scaling::restored(
+            self.scene.target["spec"]["replicas"].as_i64(),
+            self.scene
+                .primary
+                .as_ref()
+                .and_then(|p| p["spec"]["replicas"].as_i64()),
+        );
         let patch = workload::scale_patch(kind, replicas);
         self.scene
             .world

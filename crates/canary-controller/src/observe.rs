@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use canary_api::{Canary, Lenient, MetricTemplate};
+use canary_core::blocked::{self, Claim, Problem};
 use canary_core::{Observation, Revision, Routes};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
@@ -13,24 +14,6 @@ use serde_json::Value;
 
 use crate::cache::{self, Caches};
 use crate::{Context, Error, MANAGER, configs, workload};
-
-/// Why a canary cannot run, as its `Valid` condition shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The condition's reason, e.g. `MissingReference`.
-    pub reason: &'static str,
-    /// What is wrong, with the field path.
-    pub message: String,
-}
-
-impl Problem {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Problem {
-            reason,
-            message: message.into(),
-        }
-    }
-}
 
 /// Everything observed of a canary's world; owned, so a task can carry out effects with it.
 pub struct Scene {
@@ -118,13 +101,8 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             &format!("{}-primary", spec.target_ref.name),
         )
         .await?;
-    let mut problem = target_taken_by(ctx, canary, primary.as_ref()).map(|owner| {
-        Problem::new(
-            "TargetConflict",
-            format!(
-                "spec.targetRef: {kind} {target_name} is already the target of canary {owner}.{ns}; only one canary may target a workload"
-            ),
-        )
+    let mut problem = target_taken_by(ctx, canary, primary.as_ref()).map(|holder| {
+        Problem::target_conflict(&spec.target_ref.kind, &spec.target_ref.name, &ns, &holder)
     });
     let target = world
         .get(&spec.target_ref.kind, &spec.target_ref.name)
@@ -133,9 +111,9 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
         Some(t) => t,
         None => {
             if !deleting {
-                problem.get_or_insert(Problem::new(
-                    "MissingReference",
-                    format!("spec.targetRef: {kind} {target_name} not found"),
+                problem.get_or_insert(Problem::missing(
+                    "spec.targetRef",
+                    format!("{kind} {target_name} not found"),
                 ));
             }
             Value::Null
@@ -152,24 +130,18 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
         );
         match s {
             Ok(s) if s.primary_value().len() > 63 => {
-                problem.get_or_insert(Problem::new(
-                    "InvalidTarget",
-                    format!(
-                        "spec.targetRef: {kind} {target_name}: its selector label {}={} makes the primary's label value {:?} {} characters long; label values have at most 63",
+                problem.get_or_insert(Problem::invalid_target(format!(
+                        "{kind} {target_name}: its selector label {}={} makes the primary's label value {:?} {} characters long; label values have at most 63",
                         s.label,
                         s.value,
                         s.primary_value(),
                         s.primary_value().len()
-                    ),
-                ));
+                    )));
                 None
             }
             Ok(s) => Some(s),
             Err(msg) => {
-                problem.get_or_insert(Problem::new(
-                    "InvalidTarget",
-                    format!("spec.targetRef: {msg}"),
-                ));
+                problem.get_or_insert(Problem::invalid_target(msg));
                 None
             }
         }
@@ -177,10 +149,7 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
     let tracked = match world.tracked_configs(&target).await? {
         Ok(t) => t,
         Err(msg) => {
-            problem.get_or_insert(Problem::new(
-                "MissingReference",
-                format!("spec.targetRef: {msg}"),
-            ));
+            problem.get_or_insert(Problem::missing("spec.targetRef", msg));
             configs::Tracked::new()
         }
     };
@@ -191,12 +160,9 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             .await?
             .is_none()
     {
-        problem.get_or_insert(Problem::new(
-            "MissingReference",
-            format!(
-                "spec.autoscalerRef.name: horizontalpodautoscaler {}.{ns} not found",
-                a.name
-            ),
+        problem.get_or_insert(Problem::missing(
+            "spec.autoscalerRef.name",
+            format!("horizontalpodautoscaler {}.{ns} not found", a.name),
         ));
     }
     if let Some(p) = missing_template(ctx, canary) {
@@ -215,7 +181,7 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             } else {
                 "-mesh-provider"
             };
-            problem.get_or_insert(Problem::new("UnsupportedProvider", format!("{path}: {e}")));
+            problem.get_or_insert(Problem::unsupported_provider(path, e));
             None
         }
     };
@@ -239,13 +205,11 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
 }
 
 /// The canary that holds the same workload, if another does, from the controller's cache of
-/// canaries: the one that owns `<target>-primary`; when none of them does, one that already
-/// runs (has a phase) before one that does not, then the older (by creation second, then
-/// name).
+/// canaries ([`blocked::holder`] decides).
 fn target_taken_by(ctx: &Context, canary: &Canary, primary: Option<&Value>) -> Option<String> {
     let store = ctx.canaries.get()?;
     let all = store.state();
-    let rivals: Vec<&Canary> = all
+    let rivals: Vec<Claim<'_>> = all
         .iter()
         .filter_map(|c| c.decoded())
         .filter(|c| {
@@ -255,6 +219,7 @@ fn target_taken_by(ctx: &Context, canary: &Canary, primary: Option<&Value>) -> O
                 && c.spec.target_ref.kind == canary.spec.target_ref.kind
                 && c.spec.target_ref.name == canary.spec.target_ref.name
         })
+        .map(claim)
         .collect();
     if rivals.is_empty() {
         return None;
@@ -265,35 +230,21 @@ fn target_taken_by(ctx: &Context, canary: &Canary, primary: Option<&Value>) -> O
             .iter()
             .find(|r| r["kind"] == "Canary")?["uid"]
             .as_str()
-            .map(String::from)
     });
-    if let Some(owner) = owner {
-        if canary.metadata.uid.as_deref() == Some(owner.as_str()) {
-            return None;
-        }
-        if let Some(holder) = rivals
-            .iter()
-            .find(|c| c.metadata.uid.as_deref() == Some(owner.as_str()))
-        {
-            return holder.metadata.name.clone();
-        }
+    blocked::holder(&claim(canary), &rivals, owner).map(String::from)
+}
+
+fn claim(c: &Canary) -> Claim<'_> {
+    Claim {
+        name: c.metadata.name.as_deref().unwrap_or_default(),
+        uid: c.metadata.uid.as_deref(),
+        running: c.status.as_ref().and_then(|s| s.phase).is_some(),
+        created: c
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second()),
     }
-    let key = |c: &Canary| {
-        (
-            c.status.as_ref().and_then(|s| s.phase).is_none(),
-            c.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.as_second()),
-            c.metadata.name.clone(),
-        )
-    };
-    let me = key(canary);
-    rivals
-        .into_iter()
-        .filter(|c| key(c) < me)
-        .map(|c| c.metadata.name.clone().unwrap_or_default())
-        .min()
 }
 
 /// A MetricTemplate the analysis names that is missing or cannot be read. Only checked
@@ -325,12 +276,9 @@ fn missing_template(ctx: &Context, canary: &Canary) -> Option<Problem> {
             Some(Lenient::Undecodable(u)) => format!("cannot be read: {}", u.error),
             Some(Lenient::Decoded(_)) => return None,
         };
-        Some(Problem::new(
-            "MissingReference",
-            format!(
-                "{path}.metrics[{i}].templateRef: metrictemplate {}.{t_ns} {what}",
-                t.name
-            ),
+        Some(Problem::missing(
+            &format!("{path}.metrics[{i}].templateRef"),
+            format!("metrictemplate {}.{t_ns} {what}", t.name),
         ))
     })
 }

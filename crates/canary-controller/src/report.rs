@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use canary_api::{Canary, Undecodable};
 use canary_core::Level;
+use canary_core::blocked::{self, Problem, Report};
 use canary_core::messages::CONDITION_VALID;
 use chrono::{DateTime, Utc};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -20,7 +21,6 @@ use serde_json::{Value, json};
 
 use crate::events::Mark;
 use crate::journal::Recorded;
-use crate::observe::Problem;
 use crate::{Context, Error, MANAGER};
 
 /// How often a canary that cannot run is looked at again when no watch event comes (a
@@ -29,32 +29,12 @@ const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Reports a decoded canary that cannot run.
 pub async fn blocked(ctx: &Context, canary: &Canary, problem: &Problem) -> Result<Action, Error> {
-    let mut status = canary.status.clone().unwrap_or_default();
-    let current = status.condition(CONDITION_VALID);
-    let since = match current {
-        Some(c)
-            if c.status == "False"
-                && c.reason == problem.reason
-                && c.message == problem.message =>
-        {
-            c.last_transition_time
-        }
-        _ => None,
-    };
-    let since = match since {
-        Some(t) => t,
-        None => {
-            let now = (ctx.clock)();
-            status.conditions.retain(|c| c.r#type != CONDITION_VALID);
-            status.conditions.push(canary_core::status::Condition {
-                r#type: CONDITION_VALID.into(),
-                status: "False".into(),
-                last_update_time: Some(now),
-                last_transition_time: Some(now),
-                reason: problem.reason.into(),
-                message: problem.message.clone(),
-            });
-            if crate::journal::record(ctx, canary, &status).await? != Recorded::Written {
+    let status = canary.status.clone().unwrap_or_default();
+    let now = (ctx.clock)();
+    let since = match blocked::report(&status, problem, now) {
+        Report::Reported(since) => since,
+        Report::Write(next) => {
+            if crate::journal::record(ctx, canary, &next).await? != Recorded::Written {
                 return Ok(Action::requeue(std::time::Duration::from_millis(200)));
             }
             now

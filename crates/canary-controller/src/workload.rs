@@ -4,7 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
+
+use crate::Error;
 
 /// Annotation whose new value on each promotion forces the primary to roll.
 pub const FLAGGER_ID: &str = "flagger-id";
@@ -146,8 +150,11 @@ pub fn primary(
         }
     }
     if kind == "Deployment" {
-        let replicas = t["replicas"].as_i64().filter(|r| *r > 0).unwrap_or(1);
-        spec["replicas"] = json!(replicas);
+        spec["replicas"] = json!(canary_core::scaling::primary(
+            t["replicas"].as_i64(),
+            None,
+            false
+        ));
         for field in ["progressDeadlineSeconds", "strategy"] {
             if !t[field].is_null() {
                 spec[field] = t[field].clone();
@@ -286,20 +293,44 @@ pub fn revision_hash(target: &Value) -> String {
     canary_core::hash::spec_hash(&template)
 }
 
-/// The replicas Flagger scales a target up to: its own when above zero, else the primary's
-/// (without an HPA), else the HPA's minimum when above one, else 1.
-pub fn scale_up_replicas(target: &Value, primary: Option<&Value>, hpa_min: Option<i64>) -> i64 {
-    if let Some(r) = target["spec"]["replicas"].as_i64().filter(|r| *r > 0) {
-        return r;
-    }
-    match (hpa_min, primary) {
-        (None, Some(p)) => p["spec"]["replicas"]
-            .as_i64()
-            .filter(|r| *r > 0)
-            .unwrap_or(1),
-        (Some(min), _) if min > 1 => min,
-        _ => 1,
-    }
+/// The `-primary` HorizontalPodAutoscaler copied from the target's, `hpa`: its spec aimed at
+/// `<target>-primary` with the bounds [`canary_core::scaling::primary_bounds`] gives, and all
+/// its labels but Flux's, as Flagger gives the primary's.
+pub fn primary_autoscaler(hpa: &Value, canary: &canary_api::Canary) -> Result<Value, Error> {
+    let ns = canary.metadata.namespace.clone().unwrap_or_default();
+    let target: HorizontalPodAutoscaler = serde_json::from_value(hpa.clone()).map_err(|e| {
+        Error::Encode(format!(
+            "horizontalpodautoscaler {ns}/{}: {e}",
+            hpa["metadata"]["name"].as_str().unwrap_or_default()
+        ))
+    })?;
+    let mut spec = target.spec;
+    spec.scale_target_ref.name = format!("{}-primary", canary.spec.target_ref.name);
+    let overrides = canary.spec.autoscaler_ref.as_ref();
+    (spec.min_replicas, spec.max_replicas) = canary_core::scaling::primary_bounds(
+        (spec.min_replicas, spec.max_replicas),
+        overrides.and_then(|a| a.primary_scaler_replicas.as_ref()),
+    );
+    let labels = filter_metadata(&hpa["metadata"]["labels"], &["*".to_string()])
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+        .collect();
+    let copy = HorizontalPodAutoscaler {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}-primary",
+                target.metadata.name.unwrap_or_default()
+            )),
+            namespace: Some(ns),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec,
+        status: None,
+    };
+    let mut obj = serde_json::to_value(copy).map_err(|e| Error::Encode(e.to_string()))?;
+    obj["metadata"]["ownerReferences"] = json!([owner_reference(canary)]);
+    Ok(obj)
 }
 
 /// The patch that scales a target: `spec.replicas` for a Deployment, the scale-to-zero node
@@ -443,5 +474,38 @@ mod tests {
             pod["spec"]["volumes"][0]["secret"]["secretName"],
             "tls-primary"
         );
+    }
+
+    #[test]
+    fn the_primary_autoscaler_aims_at_the_primary_with_its_own_bounds() {
+        let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "podinfo", "namespace": "test", "resourceVersion": "9",
+                "labels": {"team": "a", "kustomize.toolkit.fluxcd.io/name": "apps"}},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "minReplicas": 1, "maxReplicas": 4,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+            "status": {"currentReplicas": 2, "desiredReplicas": 2}});
+        let mut spec = canary_api::CanarySpec::default();
+        spec.target_ref.name = "podinfo".into();
+        spec.autoscaler_ref = serde_json::from_value(json!({"apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler", "name": "podinfo",
+            "primaryScalerReplicas": {"minReplicas": 2}}))
+        .ok();
+        let mut canary = canary_api::Canary::new("podinfo", spec);
+        canary.metadata.namespace = Some("test".into());
+        let copy = primary_autoscaler(&hpa, &canary).expect("a copy");
+        assert_eq!(copy["apiVersion"], "autoscaling/v2");
+        assert_eq!(copy["metadata"]["name"], "podinfo-primary");
+        assert_eq!(copy["metadata"]["labels"], json!({"team": "a"}));
+        assert_eq!(copy["metadata"]["ownerReferences"][0]["kind"], "Canary");
+        assert!(copy["metadata"]["resourceVersion"].is_null());
+        assert!(copy["status"].is_null());
+        assert_eq!(copy["spec"]["scaleTargetRef"]["name"], "podinfo-primary");
+        assert_eq!(
+            (&copy["spec"]["minReplicas"], &copy["spec"]["maxReplicas"]),
+            (&json!(2), &json!(4))
+        );
+        assert_eq!(copy["spec"]["metrics"], hpa["spec"]["metrics"]);
     }
 }

@@ -27,22 +27,29 @@
 //! 4. It reconciles again after the [`Action::Requeue`] delay, or when something it watches
 //!    changes.
 //!
+//! Before that, a canary whose references cannot be resolved is not advanced: the shell
+//! names the [`blocked::Problem`] (a contested target is settled by [`blocked::holder`])
+//! and writes the condition [`blocked::report`] returns. When it carries out a scale or a
+//! promotion it takes the replica counts from [`scaling`].
+//!
 //! # Stability
 //!
 //! The public API is [`advance`] and [`metrics_observer`], the types they take and return
 //! ([`CanaryRef`], [`Observation`] and its parts, [`Step`], [`Action`] and its parts), the
 //! spec and status models (Flagger's `flagger.app/v1beta1` schema: fields follow Flagger),
 //! [`validate()`](fn@validate), [`messages`] (Flagger's texts, word for word), [`weights`], [`readiness`],
-//! [`hash`] and [`duration`]. [`sim`] is a test aid and may change. Until 1.0 a breaking
+//! [`blocked`], [`scaling`], [`hash`] and [`duration`]. [`sim`] is a test aid and may change. Until 1.0 a breaking
 //! change is named in the CHANGELOG.
 
 pub mod action;
+pub mod blocked;
 pub mod duration;
 pub mod hash;
 mod machine;
 pub mod messages;
 pub mod observe;
 pub mod readiness;
+pub mod scaling;
 pub mod sim;
 pub mod spec;
 pub mod status;
