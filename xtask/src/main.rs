@@ -382,39 +382,43 @@ fn bench_scale(canaries: u32, others: u32, threadiness: u16, throttle: (u32, u32
         threadiness.to_string(),
     );
     let (qps, burst) = (throttle.0.to_string(), throttle.1.to_string());
-    cargo(&[
+    controller_example(
+        "scale",
+        &[
+            "--flaggerd",
+            &flaggerd,
+            "--canaries",
+            &canaries,
+            "--others",
+            &others,
+            "--threadiness",
+            &threadiness,
+            "--kubeconfig-qps",
+            &qps,
+            "--kubeconfig-burst",
+            &burst,
+        ],
+    )
+}
+
+/// `cargo run --release -p canary-controller --example <name> -- <args>`.
+fn controller_example(name: &str, args: &[&str]) -> Result<()> {
+    let mut all = vec![
         "run",
         "--release",
         "-p",
         "canary-controller",
         "--example",
-        "scale",
+        name,
         "--",
-        "--flaggerd",
-        &flaggerd,
-        "--canaries",
-        &canaries,
-        "--others",
-        &others,
-        "--threadiness",
-        &threadiness,
-        "--kubeconfig-qps",
-        &qps,
-        "--kubeconfig-burst",
-        &burst,
-    ])
+    ];
+    all.extend_from_slice(args);
+    cargo(&all)
 }
 
 fn bench() -> Result<()> {
     cargo(&["bench", "-p", "canary-core", "--bench", "advance"])?;
     println!("\nMedians are the middle figure of each `time:` line above (criterion's estimate).");
-    cargo(&[
-        "run",
-        "--release",
-        "-p",
-        "canary-controller",
-        "--example",
-        "detection_latency",
-    ])?;
+    controller_example("detection_latency", &[])?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use lenient::{DecodeError, Lenient, Undecodable, decode};
 pub use templates::{
     AlertProvider, AlertProviderSpec, AlertProviderStatus, MetricProvider, MetricTemplate,
-    MetricTemplateSpec, MetricTemplateStatus, SecretRef,
+    MetricTemplateSpec, MetricTemplateStatus, SecretError, SecretRef,
 };
 
 /// The API group of every flaggerd resource.

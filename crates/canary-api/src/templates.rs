@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `MetricTemplate.spec`: a query and the provider that answers it.
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "flagger.app",
@@ -30,6 +31,7 @@ pub struct MetricTemplateSpec {
 }
 
 /// `MetricTemplate.spec.provider`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricProvider {
@@ -38,16 +40,13 @@ pub struct MetricProvider {
     #[schemars(extend("enum" = ["prometheus", "influxdb", "datadog", "externalmetrics", "stackdriver", "cloudwatch", "newrelic", "graphite", "dynatrace", "keptn", "splunk"]))]
     pub r#type: String,
     /// Address of the backend, e.g. `http://prometheus.istio-system:9090`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Extra request headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, Vec<String>>,
     /// Secret with credentials (`token`, or `username` and `password`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretRef>,
     /// Region (CloudWatch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Skip TLS verification.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -59,6 +58,7 @@ pub struct MetricProvider {
 }
 
 /// A reference to a Secret in the same namespace.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct SecretRef {
     /// Secret name.
@@ -66,6 +66,7 @@ pub struct SecretRef {
 }
 
 /// `MetricTemplate.status` (declared by Flagger, unused).
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct MetricTemplateStatus {
     /// Conditions.
@@ -74,6 +75,7 @@ pub struct MetricTemplateStatus {
 }
 
 /// `AlertProvider.spec`: where alerts go.
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "flagger.app",
@@ -91,19 +93,14 @@ pub struct AlertProviderSpec {
     #[schemars(extend("enum" = ["slack", "msteams", "discord", "rocket", "gchat"]))]
     pub r#type: String,
     /// Channel (Slack), `general` by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// User name shown, `flagger` by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Webhook address; the secret's `address` key overrides it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// HTTP proxy for the calls.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
     /// Secret with `address` and optionally `token`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretRef>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -112,9 +109,28 @@ pub struct AlertProviderSpec {
 }
 
 /// `AlertProvider.status`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct AlertProviderStatus {
     /// Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<canary_core::status::Condition>,
+}
+
+/// The Secret that a MetricTemplate's `spec.provider.secretRef` or an AlertProvider's
+/// `spec.secretRef` names could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} {name}.{namespace} secret {secret} error")]
+pub struct SecretError {
+    /// The object as messages name its kind: `metric template` or `alert provider`.
+    pub kind: &'static str,
+    /// The object's name.
+    pub name: String,
+    /// Its namespace, the Secret's too.
+    pub namespace: String,
+    /// The Secret's name.
+    pub secret: String,
+    /// The API error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }

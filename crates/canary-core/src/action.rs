@@ -116,6 +116,22 @@ pub enum Action {
 }
 
 impl Action {
+    /// The weights a [`Action::SetRoutes`] asks for; `None` for any other action.
+    pub fn routes(&self) -> Option<crate::Routes> {
+        match *self {
+            Action::SetRoutes {
+                primary,
+                canary,
+                mirrored,
+            } => Some(crate::Routes {
+                primary,
+                canary,
+                mirrored,
+            }),
+            _ => None,
+        }
+    }
+
     /// True for the actions that ask for an observation rather than change anything.
     pub fn is_request(&self) -> bool {
         matches!(

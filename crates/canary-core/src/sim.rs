@@ -258,17 +258,7 @@ impl Sim {
                     self.now = crate::duration::after(self.now, *d).unwrap_or(self.now);
                     continue;
                 }
-                Action::SetRoutes {
-                    primary,
-                    canary,
-                    mirrored,
-                } => {
-                    self.routes = Routes {
-                        primary: *primary,
-                        canary: *canary,
-                        mirrored: *mirrored,
-                    }
-                }
+                Action::SetRoutes { .. } => self.routes = action.routes().unwrap_or(self.routes),
                 Action::Initialize if self.primary.is_none() => {
                     self.primary = Some(Workload {
                         replicas: self.replicas,

@@ -56,41 +56,33 @@ pub const KNOWN_PROVIDERS: &[&str] = &[
 
 /// `Canary.spec`: what to release (the target), how to expose it (the service) and how to
 /// judge it (the analysis).
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CanarySpec {
     /// Service mesh or ingress provider for this canary; overrides the controller's
     /// `-mesh-provider`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = KNOWN_PROVIDERS))]
     pub provider: Option<String>,
     /// Prometheus address for the builtin metrics; overrides `-metrics-server`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_server: Option<String>,
     /// The workload under release: a Deployment or a DaemonSet.
     pub target_ref: TargetRef,
     /// The HorizontalPodAutoscaler (or KEDA ScaledObject) of the target, cloned as `-primary`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaler_ref: Option<AutoscalerRef>,
     /// The Ingress to clone (NGINX provider).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_ref: Option<TargetRef>,
     /// The ApisixRoute to clone (APISIX provider).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_ref: Option<TargetRef>,
     /// The Gloo Upstream to copy into the generated upstreams.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_ref: Option<CrossNamespaceRef>,
     /// How the target is exposed: the generated Services and routing objects.
     pub service: CanaryService,
     /// How the canary is judged and how traffic moves.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<CanaryAnalysis>,
     /// Deprecated alias of `analysis`, honoured when `analysis` is absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_analysis: Option<CanaryAnalysis>,
     /// Seconds the canary (or primary) may take to make progress before it counts as failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline_seconds: Option<i32>,
     /// Promote without running metrics or webhooks.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -108,11 +100,11 @@ pub struct CanarySpec {
 }
 
 /// A reference to an object in the canary's namespace.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetRef {
     /// API version of the referent, e.g. `apps/v1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// Kind of the referent, e.g. `Deployment`.
     #[serde(default)]
@@ -127,11 +119,11 @@ pub struct TargetRef {
 }
 
 /// A reference to an object that may live in another namespace.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CrossNamespaceRef {
     /// API version of the referent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// Kind of the referent.
     #[serde(default)]
@@ -140,7 +132,6 @@ pub struct CrossNamespaceRef {
     #[serde(default)]
     pub name: String,
     /// Namespace of the referent; the canary's namespace when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -149,11 +140,11 @@ pub struct CrossNamespaceRef {
 }
 
 /// `spec.autoscalerRef`: the target's autoscaler, cloned as `<name>-primary`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalerRef {
     /// API version, e.g. `autoscaling/v2`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// `HorizontalPodAutoscaler` or `ScaledObject`.
     #[serde(default)]
@@ -165,7 +156,6 @@ pub struct AutoscalerRef {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub primary_scaler_queries: BTreeMap<String, String>,
     /// Replica bounds for the primary autoscaler only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_scaler_replicas: Option<ScalerReplicas>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -174,14 +164,13 @@ pub struct AutoscalerRef {
 }
 
 /// `autoscalerRef.primaryScalerReplicas`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ScalerReplicas {
     /// Minimum replicas of the primary autoscaler.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_replicas: Option<i32>,
     /// Maximum replicas of the primary autoscaler.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_replicas: Option<i32>,
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::spec::Extra;
 
 /// The phases of a canary, serialized exactly as Flagger's.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// Generated objects are being created; waiting for the primary to be ready.
@@ -86,6 +87,7 @@ impl std::fmt::Display for Phase {
 }
 
 /// `Canary.status`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
@@ -113,29 +115,22 @@ pub struct CanaryStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_promoted_spec: String,
     /// Checksums of the tracked ConfigMaps and Secrets (`configmap/<name>`, `secret/<name>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracked_configs: Option<BTreeMap<String, String>>,
     /// Time of the last status change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<DateTime<Utc>>,
     /// The `Promoted` condition (and `Valid` when the spec is invalid).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Cookie that pins a session to the canary.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity_cookie: Option<String>,
     /// Cookie that pins a session to the primary.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_session_affinity_cookie: Option<String>,
     /// The previous canary cookie, expired when traffic returns to the primary.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_session_affinity_cookie: Option<String>,
     /// flaggerd only: why the last analysis step decided what it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisReport>,
     /// flaggerd only: the effects of the last step, recorded with the status they lead to
     /// before any of them is carried out, and how far they have been carried out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<StepRecord>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -146,6 +141,7 @@ pub struct CanaryStatus {
 /// The record of a decided step (`status.step`): written together with the status the step
 /// leads to, before any effect, so that a controller that stops at any point resumes the
 /// effects that are left instead of deciding the step again. See the controller's journal.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StepRecord {
@@ -186,6 +182,7 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// A status condition (`Promoted`, or flaggerd's `Valid`).
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
@@ -194,10 +191,8 @@ pub struct Condition {
     /// `True`, `False` or `Unknown`.
     pub status: String,
     /// Last time the condition was written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time: Option<DateTime<Utc>>,
     /// Last time the status value changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<DateTime<Utc>>,
     /// Machine-readable reason (the phase for `Promoted`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -208,6 +203,7 @@ pub struct Condition {
 }
 
 /// flaggerd's explanation of the last analysis step, kept in `status.analysis`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisReport {
@@ -215,7 +211,6 @@ pub struct AnalysisReport {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub decision: String,
     /// When the checks below ran.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_time: Option<DateTime<Utc>>,
     /// The last result of each check that ran, in the order they ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -223,6 +218,7 @@ pub struct AnalysisReport {
 }
 
 /// The last result of one metric or webhook check.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckReport {
@@ -233,10 +229,8 @@ pub struct CheckReport {
     /// Outcome.
     pub result: CheckResult,
     /// Measured value (percent for success rate, milliseconds for duration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     /// The accepted range, e.g. `>= 99` or `<= 500`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<String>,
     /// Error text or answer of a failed check.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -244,6 +238,7 @@ pub struct CheckReport {
 }
 
 /// Outcome of a check.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckResult {
     /// Within the threshold, or the hook answered success.

@@ -35,18 +35,8 @@ pub enum Error {
         source: Box<kube::Error>,
     },
     /// The Secret of the template's provider could not be read.
-    #[error("metric template {name}.{namespace} secret {secret} error")]
-    TemplateSecret {
-        /// The MetricTemplate's name.
-        name: String,
-        /// Its namespace.
-        namespace: String,
-        /// `spec.provider.secretRef.name`.
-        secret: String,
-        /// The API error.
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error(transparent)]
+    TemplateSecret(#[from] canary_api::SecretError),
     /// `spec.provider.type` names a backend flaggerd does not query.
     #[error(
         "metric template {name}.{namespace}: provider type {kind:?} is not supported yet; supported: prometheus"

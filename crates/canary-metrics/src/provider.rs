@@ -89,7 +89,8 @@ impl PrometheusProvider {
             let secret = secrets
                 .get(&s.name)
                 .await
-                .map_err(|source| Error::TemplateSecret {
+                .map_err(|source| canary_api::SecretError {
+                    kind: "metric template",
                     name: r.name.clone(),
                     namespace: ns.clone(),
                     secret: s.name.clone(),

@@ -12,7 +12,7 @@ pub mod payload;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use canary_api::{AlertProvider, Canary};
+use canary_api::{AlertProvider, Canary, SecretError};
 use canary_core::{Alert, Level};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -34,18 +34,8 @@ pub enum Error {
         source: Box<kube::Error>,
     },
     /// The AlertProvider's Secret could not be read.
-    #[error("alert provider {name}.{namespace} secret {secret} error")]
-    Secret {
-        /// The AlertProvider's name.
-        name: String,
-        /// Its namespace.
-        namespace: String,
-        /// The Secret's name (`spec.secretRef.name`).
-        secret: String,
-        /// The API error.
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error(transparent)]
+    Secret(#[from] canary_api::SecretError),
     /// Neither `spec.address` nor the Secret's `address` is set.
     #[error(
         "alert provider {name}.{namespace} has no address (spec.address or the secret's address)"
@@ -307,7 +297,8 @@ impl AlertProviders {
         let (mut url, mut token) = (spec.address.clone().unwrap_or_default(), None);
         if let Some(s) = &spec.secret_ref {
             let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-            let secret = secrets.get(&s.name).await.map_err(|source| Error::Secret {
+            let secret = secrets.get(&s.name).await.map_err(|source| SecretError {
+                kind: "alert provider",
                 name: name.into(),
                 namespace: ns.into(),
                 secret: s.name.clone(),

@@ -91,14 +91,8 @@ pub struct KubeSim {
 #[non_exhaustive]
 pub enum Error {
     /// The loopback port could not be bound.
-    #[error("cannot listen on 127.0.0.1:{port}")]
-    Listen {
-        /// The port asked for (0: any).
-        port: u16,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     /// The kubeconfig could not be written.
     #[error("cannot write the kubeconfig {}", .path.display())]
     WriteKubeconfig {
@@ -122,6 +116,30 @@ pub enum Error {
     Client(#[source] kube::Error),
 }
 
+/// A loopback port that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on 127.0.0.1:{port}")]
+pub struct ListenError {
+    /// The port asked for (0: any).
+    pub port: u16,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds `127.0.0.1:<port>` (0: a free port) and says which address it got; the servers of
+/// the local cluster (kube-sim, mesh-sim) listen only on loopback.
+pub async fn listen_loopback(
+    port: u16,
+) -> Result<(tokio::net::TcpListener, SocketAddr), ListenError> {
+    let error = |source| ListenError { port, source };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(error)?;
+    let addr = listener.local_addr().map_err(error)?;
+    Ok((listener, addr))
+}
+
 impl KubeSim {
     /// Starts kube-sim on a free loopback port with default options.
     pub async fn start() -> Result<KubeSim, Error> {
@@ -130,14 +148,7 @@ impl KubeSim {
 
     /// Starts kube-sim with `options`.
     pub async fn start_with(options: Options) -> Result<KubeSim, Error> {
-        let listen = |source| Error::Listen {
-            port: options.port,
-            source,
-        };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .map_err(listen)?;
-        let addr = listener.local_addr().map_err(listen)?;
+        let (listener, addr) = listen_loopback(options.port).await?;
         let shared = Arc::new(Shared {
             cluster: Cluster::new(options.history),
             faults: Faults::new(options.faults.clone()),

@@ -45,94 +45,68 @@ pub struct Snapshot {
     pub appmesh_nodes: Vec<Value>,
 }
 
-/// One kind mesh-sim reads: group, versions to try in order, kind, plural, and where its
-/// objects go in the [`Snapshot`].
+/// One kind mesh-sim reads: group, versions to try in order, kind, and where its objects go
+/// in the [`Snapshot`]. Every plural is the kind's lowercase name with an `s`.
 struct KindSpec {
     group: &'static str,
     versions: &'static [&'static str],
     kind: &'static str,
-    plural: &'static str,
     slot: fn(&mut Snapshot) -> &mut Vec<Value>,
 }
 
+impl KindSpec {
+    fn plural(&self) -> String {
+        format!("{}s", self.kind.to_lowercase())
+    }
+}
+
+/// `KindSpec` in one line.
+const fn read(
+    group: &'static str,
+    versions: &'static [&'static str],
+    kind: &'static str,
+    slot: fn(&mut Snapshot) -> &mut Vec<Value>,
+) -> KindSpec {
+    KindSpec {
+        group,
+        versions,
+        kind,
+        slot,
+    }
+}
+
+const SMI: &[&str] = &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"];
+
 const KINDS: [KindSpec; 11] = [
-    KindSpec {
-        group: "",
-        versions: &["v1"],
-        kind: "Service",
-        plural: "services",
-        slot: |s| &mut s.services,
-    },
-    KindSpec {
-        group: "apps",
-        versions: &["v1"],
-        kind: "Deployment",
-        plural: "deployments",
-        slot: |s| &mut s.deployments,
-    },
-    KindSpec {
-        group: "apps",
-        versions: &["v1"],
-        kind: "DaemonSet",
-        plural: "daemonsets",
-        slot: |s| &mut s.daemonsets,
-    },
-    KindSpec {
-        group: "",
-        versions: &["v1"],
-        kind: "Pod",
-        plural: "pods",
-        slot: |s| &mut s.pods,
-    },
-    KindSpec {
-        group: "discovery.k8s.io",
-        versions: &["v1"],
-        kind: "EndpointSlice",
-        plural: "endpointslices",
-        slot: |s| &mut s.endpoint_slices,
-    },
-    KindSpec {
-        group: "networking.istio.io",
-        versions: &["v1", "v1beta1"],
-        kind: "VirtualService",
-        plural: "virtualservices",
-        slot: |s| &mut s.istio,
-    },
-    KindSpec {
-        group: "split.smi-spec.io",
-        versions: &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"],
-        kind: "TrafficSplit",
-        plural: "trafficsplits",
-        slot: |s| &mut s.splits,
-    },
-    KindSpec {
-        group: "gateway.networking.k8s.io",
-        versions: &["v1", "v1beta1"],
-        kind: "HTTPRoute",
-        plural: "httproutes",
-        slot: |s| &mut s.httproutes,
-    },
-    KindSpec {
-        group: "appmesh.k8s.aws",
-        versions: &["v1beta2"],
-        kind: "VirtualService",
-        plural: "virtualservices",
-        slot: |s| &mut s.appmesh_services,
-    },
-    KindSpec {
-        group: "appmesh.k8s.aws",
-        versions: &["v1beta2"],
-        kind: "VirtualRouter",
-        plural: "virtualrouters",
-        slot: |s| &mut s.appmesh_routers,
-    },
-    KindSpec {
-        group: "appmesh.k8s.aws",
-        versions: &["v1beta2"],
-        kind: "VirtualNode",
-        plural: "virtualnodes",
-        slot: |s| &mut s.appmesh_nodes,
-    },
+    read("", &["v1"], "Service", |s| &mut s.services),
+    read("apps", &["v1"], "Deployment", |s| &mut s.deployments),
+    read("apps", &["v1"], "DaemonSet", |s| &mut s.daemonsets),
+    read("", &["v1"], "Pod", |s| &mut s.pods),
+    read("discovery.k8s.io", &["v1"], "EndpointSlice", |s| {
+        &mut s.endpoint_slices
+    }),
+    read(
+        "networking.istio.io",
+        &["v1", "v1beta1"],
+        "VirtualService",
+        |s| &mut s.istio,
+    ),
+    read("split.smi-spec.io", SMI, "TrafficSplit", |s| &mut s.splits),
+    read(
+        "gateway.networking.k8s.io",
+        &["v1", "v1beta1"],
+        "HTTPRoute",
+        |s| &mut s.httproutes,
+    ),
+    read("appmesh.k8s.aws", &["v1beta2"], "VirtualService", |s| {
+        &mut s.appmesh_services
+    }),
+    read("appmesh.k8s.aws", &["v1beta2"], "VirtualRouter", |s| {
+        &mut s.appmesh_routers
+    }),
+    read("appmesh.k8s.aws", &["v1beta2"], "VirtualNode", |s| {
+        &mut s.appmesh_nodes
+    }),
 ];
 
 /// How often a kind the API server does not serve (a mesh's CRD not installed yet) is
@@ -174,7 +148,7 @@ async fn watch_kind(client: Client, spec: &'static KindSpec, shared: Arc<RwLock<
         match served_resource(&client, spec).await {
             Ok(Some(r)) => break r,
             Ok(None) => {}
-            Err(e) => tracing::warn!("cannot look up {}: {e}", spec.plural),
+            Err(e) => tracing::warn!("cannot look up {}: {e}", spec.plural()),
         }
         tokio::time::sleep(NOT_SERVED_RETRY).await;
     };
@@ -210,7 +184,7 @@ async fn watch_kind(client: Client, spec: &'static KindSpec, shared: Arc<RwLock<
                 if !failing {
                     tracing::warn!(
                         "watch of {} failed (routing on the last view): {e}",
-                        spec.plural
+                        spec.plural()
                     );
                 }
                 failing = true;
@@ -253,7 +227,7 @@ async fn list_first_served(
 ) -> Result<Option<(ApiResource, Vec<Value>)>, kube::Error> {
     for version in spec.versions {
         let gvk = GroupVersionKind::gvk(spec.group, version, spec.kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, spec.plural);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &spec.plural());
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         match api.list(&ListParams::default()).await {
             Ok(list) => {

@@ -43,14 +43,8 @@ pub struct MeshSim {
 #[non_exhaustive]
 pub enum Error {
     /// The loopback port could not be bound.
-    #[error("cannot listen on 127.0.0.1:{port}")]
-    Listen {
-        /// The port asked for (0: any).
-        port: u16,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] kube_sim::ListenError),
     /// The proxy's HTTP client for upstream processes could not be built.
     #[error("cannot build the upstream client")]
     Client(#[source] reqwest::Error),
@@ -63,14 +57,7 @@ impl MeshSim {
     /// Reads the cluster once (so the first request is routed), then serves while watching
     /// it.
     pub async fn start(client: kube::Client, options: Options) -> Result<MeshSim, Error> {
-        let listen = |source| Error::Listen {
-            port: options.port,
-            source,
-        };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .map_err(listen)?;
-        let addr = listener.local_addr().map_err(listen)?;
+        let (listener, addr) = kube_sim::listen_loopback(options.port).await?;
         let state = Arc::new(proxy::Proxy::new(options.upstreams).map_err(Error::Client)?);
         *state.snapshot.write().unwrap_or_else(|e| e.into_inner()) =
             Snapshot::load(&client).await.map_err(Error::Load)?;

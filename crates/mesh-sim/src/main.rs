@@ -7,12 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use mesh_sim::{MeshSim, Options};
 
-/// mesh-sim's flags.
+/// The local cluster's data plane: routes by the mesh objects flaggerd writes.
 #[derive(Debug, Parser)]
-#[command(
-    name = "mesh-sim",
-    about = "The local cluster's data plane: routes by the mesh objects flaggerd writes"
-)]
+#[command(name = "mesh-sim")]
 struct Flags {
     /// Kubeconfig of the cluster whose Services and routing objects are followed.
     #[arg(long)]

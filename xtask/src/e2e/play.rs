@@ -72,6 +72,13 @@ impl<'c> Play<'c> {
         Ok(out)
     }
 
+    /// [`Self::kubectl`] with a command line whose words have no spaces
+    /// (`-n test get configmap podinfo-config -o jsonpath={.data}`).
+    pub(crate) fn kubectl_words(&mut self, line: &str) -> Result<String> {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        self.kubectl(&args)
+    }
+
     /// Creates the namespace, installs the load tester in it and applies podinfo (Deployment
     /// and HPA) into it, as the seeds do.
     pub(crate) fn podinfo(&mut self, ns: &str) -> Result<()> {

@@ -214,15 +214,7 @@ pub(crate) fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
         include_str!("../../e2e/bluegreen.yaml"),
         "podinfo-bluegreen.yaml",
     )?;
-    p.kubectl(&[
-        "-n",
-        "test",
-        "get",
-        "configmap",
-        "podinfo-config-primary",
-        "-o",
-        "jsonpath={.data}",
-    ])?;
+    p.kubectl_words("-n test get configmap podinfo-config-primary -o jsonpath={.data}")?;
     p.kubectl(&[
         "-n",
         "test",
@@ -239,15 +231,9 @@ pub(crate) fn configmap_trigger(p: &mut Play<'_>) -> Result<()> {
         "Advance podinfo.test canary iteration 10/10",
         "Promotion completed! Scaling down podinfo.test",
     ])?;
-    let copied = p.kubectl(&[
-        "-n",
-        "test",
-        "get",
-        "configmap",
-        "podinfo-config-primary",
-        "-o",
-        "jsonpath={.data.PODINFO_UI_MESSAGE}",
-    ])?;
+    let copied = p.kubectl_words(
+        "-n test get configmap podinfo-config-primary -o jsonpath={.data.PODINFO_UI_MESSAGE}",
+    )?;
     if copied != "hello from the new config" {
         bail!("podinfo-config-primary holds {copied:?} after the promotion");
     }

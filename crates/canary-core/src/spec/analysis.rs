@@ -17,48 +17,39 @@ pub const DEFAULT_METRIC_INTERVAL: &str = "1m";
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `spec.analysis` (Flagger's `CanaryAnalysis`).
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryAnalysis {
     /// Time between two analysis steps, e.g. `1m`; 60s by default, at least 10s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(m|s)"))]
     pub interval: Option<String>,
     /// Failed checks that roll the canary back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<i32>,
     /// Canary weight at which promotion starts (100 by default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_weight: Option<i32>,
     /// Weight added to the canary at each step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_weight: Option<i32>,
     /// Explicit weight schedule, e.g. `[1, 2, 10, 80]`; `stepWeight` takes precedence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub step_weights: Vec<i32>,
     /// Weight moved back to the primary at each step after promotion; 0 moves it all at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_weight_promotion: Option<i32>,
     /// Analysis steps for A/B testing and blue/green.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterations: Option<i32>,
     /// Mirror the primary's traffic to the canary.
     #[serde(default, skip_serializing_if = "is_false")]
     pub mirror: bool,
     /// Percentage of requests mirrored (Istio).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_weight: Option<i32>,
     /// Percentage of primary pods that must be available (100 by default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_ready_threshold: Option<i32>,
     /// Percentage of canary pods that must be available (100 by default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_ready_threshold: Option<i32>,
     /// A/B testing conditions: matching requests go to the canary.
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
     pub r#match: Vec<HttpMatch>,
     /// Sticky canary sessions through a cookie (Istio, Gateway API).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<SessionAffinity>,
     /// Metric checks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -134,23 +125,19 @@ impl CanaryAnalysis {
 }
 
 /// A request match condition (Istio `HTTPMatchRequest`, mapped to each provider).
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpMatch {
     /// Name of the match, used in logs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// URI condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<StringMatch>,
     /// URI scheme condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<StringMatch>,
     /// HTTP method condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<StringMatch>,
     /// Authority condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<StringMatch>,
     /// Header conditions, keyed by lower-case header name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -162,19 +149,16 @@ pub struct HttpMatch {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub without_headers: BTreeMap<String, StringMatch>,
     /// Destination port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
     /// Labels of the calling workload.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub source_labels: BTreeMap<String, String>,
     /// Namespace of the calling workload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_namespace: Option<String>,
     /// Gateways the match applies to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
     /// Case-insensitive URI matching.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore_uri_case: Option<bool>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -183,19 +167,16 @@ pub struct HttpMatch {
 }
 
 /// A string condition: exactly one of exact, prefix, suffix or regex.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 pub struct StringMatch {
     /// Exact value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exact: Option<String>,
     /// Prefix.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// Suffix.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suffix: Option<String>,
     /// RE2 regular expression.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -204,6 +185,7 @@ pub struct StringMatch {
 }
 
 /// `analysis.sessionAffinity`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionAffinity {
@@ -211,25 +193,20 @@ pub struct SessionAffinity {
     #[serde(default)]
     pub cookie_name: String,
     /// Cookie that pins a user to the primary.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_cookie_name: Option<String>,
     /// Cookie domain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// HttpOnly cookie attribute.
     #[serde(default, skip_serializing_if = "is_false")]
     pub http_only: bool,
     /// Cookie lifetime in seconds (86400 by default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<i32>,
     /// Partitioned cookie attribute.
     #[serde(default, skip_serializing_if = "is_false")]
     pub partitioned: bool,
     /// Cookie path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// SameSite attribute: `Strict`, `Lax` or `None`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_site: Option<String>,
     /// Secure cookie attribute.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -241,6 +218,7 @@ pub struct SessionAffinity {
 }
 
 /// A metric check in `analysis.metrics`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Metric {
@@ -249,19 +227,14 @@ pub struct Metric {
     #[serde(default)]
     pub name: String,
     /// Window of the query, e.g. `1m` (the default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
     /// Deprecated single threshold.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
     /// Accepted range of the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_range: Option<ThresholdRange>,
     /// Deprecated inline PromQL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     /// The MetricTemplate that holds the query.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<TemplateRef>,
     /// Values for `{{ variables.key }}` in the template.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -304,24 +277,23 @@ impl Metric {
 }
 
 /// `thresholdRange`: the value must lie within `[min, max]`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 pub struct ThresholdRange {
     /// Lowest accepted value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
     /// Highest accepted value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }
 
 /// A reference to a MetricTemplate.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 pub struct TemplateRef {
     /// Template name.
     #[serde(default)]
     pub name: String,
     /// Template namespace; the canary's when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
 
@@ -397,6 +369,7 @@ impl HookType {
 }
 
 /// A webhook in `analysis.webhooks`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
@@ -411,10 +384,8 @@ pub struct Webhook {
     #[serde(default)]
     pub url: String,
     /// Request timeout, `10s` by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Retries on connection errors, 429 and 5xx.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<i32>,
     /// Skip TLS verification.
     #[serde(default, rename = "disableTLS", skip_serializing_if = "is_false")]
@@ -423,7 +394,6 @@ pub struct Webhook {
     #[serde(default, skip_serializing_if = "is_false")]
     pub mute_alert: bool,
     /// Metadata sent in the payload (`type`, `cmd` for the loadtester).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -447,6 +417,7 @@ impl Webhook {
 }
 
 /// An alert in `analysis.alerts`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
@@ -454,7 +425,6 @@ pub struct Alert {
     #[serde(default)]
     pub name: String,
     /// Lowest severity sent: `info`, `warn` or `error`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["", "info", "warn", "error"]))]
     pub severity: Option<String>,
     /// The AlertProvider to send to.
@@ -467,12 +437,12 @@ pub struct Alert {
 }
 
 /// A reference to an AlertProvider.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 pub struct ProviderRef {
     /// Provider name.
     #[serde(default)]
     pub name: String,
     /// Provider namespace; the canary's when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }

@@ -9,26 +9,22 @@ use serde::{Deserialize, Serialize};
 use super::{Extra, HttpMatch, free_object, free_object_list, is_false};
 
 /// `spec.service` (Flagger's `CanaryService`).
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryService {
     /// Apex Service name; defaults to the target's name. Treat it as immutable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// ClusterIP port of the generated Services.
     #[serde(default)]
     pub port: i32,
     /// Port name, `http` by default; `grpc` for gRPC workloads.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_name: Option<String>,
     /// Container port number or name; defaults to `port`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_port: Option<IntOrString>,
     /// `appProtocol` of the generated Service ports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
     /// `trafficDistribution` of the generated Services.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["PreferClose", "PreferSameZone", "PreferSameNode"]))]
     pub traffic_distribution: Option<String>,
     /// Generate headless Services (`clusterIP: None`).
@@ -38,10 +34,8 @@ pub struct CanaryService {
     #[serde(default, skip_serializing_if = "is_false")]
     pub port_discovery: bool,
     /// Request timeout (Istio, Gateway API, App Mesh).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Backend request timeout (Gateway API).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_timeout: Option<String>,
     /// Istio gateways; `mesh` when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -56,45 +50,36 @@ pub struct CanaryService {
     #[serde(default, skip_serializing_if = "is_false")]
     pub delegation: bool,
     /// Istio DestinationRule traffic policy, applied to both `-primary` and `-canary`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "free_object")]
     pub traffic_policy: Option<serde_json::Value>,
     /// Base route match conditions.
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
     pub r#match: Vec<HttpMatch>,
     /// URI and authority rewrite.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
     /// Retry policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<Retries>,
     /// Request and response header operations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,
     /// Static Gateway API request mirror filters (not the analysis mirror).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "free_object_list")]
     pub mirror: Vec<serde_json::Value>,
     /// CORS policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors_policy: Option<CorsPolicy>,
     /// App Mesh mesh name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh_name: Option<String>,
     /// App Mesh backends: virtual service names or ARNs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<String>,
     /// Labels and annotations of the apex Service and of the routing object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apex: Option<CustomMetadata>,
     /// Labels and annotations of the `-primary` Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<CustomMetadata>,
     /// Labels and annotations of the `-canary` Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CustomMetadata>,
     /// Label and annotation keys flaggerd leaves alone on the Services it owns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmanaged_metadata: Option<UnmanagedMetadata>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -103,6 +88,7 @@ pub struct CanaryService {
 }
 
 /// An integer or a string (Kubernetes' `IntOrString`), as in `targetPort`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(untagged)]
 #[schemars(schema_with = "int_or_string")]
@@ -118,26 +104,22 @@ fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 /// A Gateway API `ParentReference`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ParentRef {
     /// API group of the parent; `gateway.networking.k8s.io` by default, `core` for a Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind of the parent: `Gateway`, or `Service` for mesh (GAMMA) routing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Namespace of the parent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Name of the parent.
     #[serde(default)]
     pub name: String,
     /// Listener name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
     /// Port of the parent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -146,14 +128,13 @@ pub struct ParentRef {
 }
 
 /// `service.rewrite`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Rewrite {
     /// New URI or prefix.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
     /// New authority (Host header).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
     /// Gateway API: `ReplaceFullPath` (default) or `ReplacePrefixMatch`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
@@ -165,17 +146,15 @@ pub struct Rewrite {
 }
 
 /// `service.retries` (Istio `HTTPRetry`, also mapped to App Mesh).
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Retries {
     /// Number of attempts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,
     /// Timeout of each attempt, e.g. `1s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_try_timeout: Option<String>,
     /// Comma-separated retry conditions, e.g. `gateway-error,connect-failure`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<String>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -184,18 +163,18 @@ pub struct Retries {
 }
 
 /// `service.headers`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Headers {
     /// Operations on request headers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<HeaderOperations>,
     /// Operations on response headers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<HeaderOperations>,
 }
 
 /// Header set, add and remove operations.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderOperations {
@@ -211,6 +190,7 @@ pub struct HeaderOperations {
 }
 
 /// `service.corsPolicy`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CorsPolicy {
@@ -231,10 +211,8 @@ pub struct CorsPolicy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose_headers: Vec<String>,
     /// Preflight cache duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
     /// Whether credentials are allowed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_credentials: Option<bool>,
     /// Fields this version does not model.
     #[serde(flatten)]
@@ -243,6 +221,7 @@ pub struct CorsPolicy {
 }
 
 /// Labels and annotations for a generated object.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 pub struct CustomMetadata {
     /// Labels.
@@ -254,6 +233,7 @@ pub struct CustomMetadata {
 }
 
 /// Keys of labels and annotations to preserve on the generated Services.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 pub struct UnmanagedMetadata {
     /// Label keys.

@@ -39,9 +39,10 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_end_matches('/').to_string();
-    let key = parse_path(&state, &path).and_then(|req| {
-        let resource = req.plural?;
-        let query = parse_query(uri.query().unwrap_or(""));
+    let query = parse_query(uri.query().unwrap_or(""));
+    let api = parse_path(&state, &path);
+    let key = api.as_ref().and_then(|req| {
+        let resource = req.plural.clone()?;
         let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
         let apply = headers
             .get(header::CONTENT_TYPE)
@@ -50,10 +51,10 @@ pub async fn handle(
         let named = req.name.is_some() && !watch;
         Some(RequestKey {
             verb: requests::verb(method.as_str(), req.name.is_some(), watch, apply),
-            group: req.group,
-            version: req.version,
+            group: req.group.clone(),
+            version: req.version.clone(),
             resource,
-            subresource: req.sub.unwrap_or_default(),
+            subresource: req.sub.clone().unwrap_or_default(),
             scope: match (named, req.namespace.is_some()) {
                 (true, _) => "resource",
                 (false, true) => "namespace",
@@ -62,7 +63,15 @@ pub async fn handle(
             code: 0,
         })
     });
-    let response = serve(state.clone(), method, uri, headers, body).await;
+    let request = Incoming {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        api,
+    };
+    let response = serve(state.clone(), request).await;
     if let Some(mut key) = key {
         key.code = response.status().as_u16();
         state.requests.count(key);
@@ -70,21 +79,25 @@ pub async fn handle(
     response
 }
 
-async fn serve(
-    state: Arc<Shared>,
+/// A request as read once by [`handle`]: the path without its trailing slash, the decoded
+/// query and, for an API path, its parts.
+struct Incoming {
     method: Method,
-    uri: Uri,
+    path: String,
+    query: BTreeMap<String, String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let path = uri.path().trim_end_matches('/').to_string();
-    let query = parse_query(uri.query().unwrap_or(""));
-    if path.starts_with("/kube-sim/") {
-        return control(&state, &method, &path, &body);
+    api: Option<PathRequest>,
+}
+
+async fn serve(state: Arc<Shared>, r: Incoming) -> Response {
+    if r.path.starts_with("/kube-sim/") {
+        return control(&state, &r.method, &r.path, &r.body);
     }
     // kubectl sends no credentials over plain HTTP, so anonymous loopback requests are
     // served (as an API server with anonymous auth would); a wrong token is refused.
-    let authorized = headers
+    let authorized = r
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .is_none_or(|h| h == format!("Bearer {}", state.token));
@@ -96,7 +109,7 @@ async fn serve(
             details: json!({}),
         });
     }
-    match path.as_str() {
+    match r.path.as_str() {
         "" | "/healthz" | "/readyz" | "/livez" => return text(200, "ok"),
         "/metrics" => {
             return Response::builder()
@@ -118,7 +131,7 @@ async fn serve(
         "/apis" => return ok(group_list(&state)),
         _ => {}
     }
-    if path == "/openapi/v3" {
+    if r.path == "/openapi/v3" {
         let reg = state
             .cluster
             .registry
@@ -128,7 +141,7 @@ async fn serve(
             .map(ok)
             .unwrap_or_else(|_| text(500, "registry unavailable"));
     }
-    if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+    if let Some(gv) = r.path.strip_prefix("/openapi/v3/") {
         let doc = state
             .cluster
             .registry
@@ -139,10 +152,10 @@ async fn serve(
             return ok(doc);
         }
     }
-    if path.starts_with("/openapi") || path.starts_with("/swagger") {
+    if r.path.starts_with("/openapi") || r.path.starts_with("/swagger") {
         return not_found();
     }
-    let Some(req) = parse_path(&state, &path) else {
+    let Some(req) = r.api else {
         return not_found();
     };
     let (group, version) = (req.group.clone(), req.version.clone());
@@ -152,7 +165,7 @@ async fn serve(
     let Some(rt) = state.cluster.resource(&group, &version, &plural) else {
         return not_found();
     };
-    resource::serve(state, method, req, rt, query, headers, body).await
+    resource::serve(state, r.method, req, rt, r.query, r.headers, r.body).await
 }
 
 struct PathRequest {
