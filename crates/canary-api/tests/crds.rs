@@ -1,17 +1,9 @@
-//! The committed CRDs in deploy/crds/ are what the types generate.
+//! The committed CRDs in deploy/crds/ are what the types generate (`cargo xtask crds`, or
+//! `UPDATE_EXPECT=1 cargo test -p canary-api --test crds`, rewrites them).
 
 #[test]
 fn committed_crds_are_up_to_date() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds");
     for (file, yaml) in canary_api::crds().expect("render") {
-        let path = dir.join(file);
-        if std::env::var_os("UPDATE_CRDS").is_some() {
-            std::fs::write(&path, &yaml).expect("write");
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == yaml,
-            "deploy/crds/{file} is stale: run `cargo xtask crds`"
-        );
+        expect_test::expect_file![format!("../../../deploy/crds/{file}")].assert_eq(&yaml);
     }
 }

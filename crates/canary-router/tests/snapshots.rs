@@ -1,5 +1,7 @@
-//! Snapshots of each provider's routing objects for the seeds' canaries. A snapshot that
-//! differs fails; `UPDATE_SNAPSHOTS=1 cargo test -p canary-router` rewrites them for review.
+//! Snapshots of each provider's routing objects for the seeds' canaries, in
+//! `tests/snapshots/` (mesh-sim's tests route by them). A snapshot that differs fails with a
+//! diff; `UPDATE_EXPECT=1 cargo test -p canary-router --test snapshots` rewrites them for
+//! review.
 
 use canary_api::Canary;
 use canary_core::Routes;
@@ -56,16 +58,8 @@ fn weights() -> Vec<(&'static str, Routes)> {
 }
 
 fn snapshot(name: &str, value: Value) {
-    let path = format!("{}/tests/snapshots/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
     let text = serde_yaml_ng::to_string(&value).expect("yaml");
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &text).expect("write");
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == text,
-        "snapshot {name} differs; review and rerun with UPDATE_SNAPSHOTS=1:\n{text}"
-    );
+    expect_test::expect_file![format!("snapshots/{name}.yaml")].assert_eq(&text);
 }
 
 fn steps(kind: Kind, canary: &Canary) -> Value {
