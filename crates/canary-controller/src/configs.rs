@@ -23,40 +23,60 @@ pub struct ConfigRef {
 /// The ConfigMaps and Secrets a pod spec references.
 pub fn referenced(pod: &Value) -> BTreeSet<ConfigRef> {
     let mut out = BTreeSet::new();
-    let mut add = |kind: &'static str, v: &Value, key: &str| {
-        if let Some(name) = v[key].as_str() {
+    visit_refs(&mut pod.clone(), &mut |kind, holder, key| {
+        if let Some(name) = holder[key].as_str() {
             out.insert(ConfigRef {
                 kind,
                 name: name.to_string(),
-                optional: v["optional"] == true,
+                optional: holder["optional"] == true,
             });
         }
-    };
-    for volume in pod["volumes"].as_array().into_iter().flatten() {
-        add("configmap", &volume["configMap"], "name");
-        add("secret", &volume["secret"], "secretName");
-        for source in volume["projected"]["sources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            add("configmap", &source["configMap"], "name");
-            add("secret", &source["secret"], "name");
-        }
-    }
-    for list in ["containers", "initContainers"] {
-        for c in pod[list].as_array().into_iter().flatten() {
-            for env in c["env"].as_array().into_iter().flatten() {
-                add("configmap", &env["valueFrom"]["configMapKeyRef"], "name");
-                add("secret", &env["valueFrom"]["secretKeyRef"], "name");
-            }
-            for from in c["envFrom"].as_array().into_iter().flatten() {
-                add("configmap", &from["configMapRef"], "name");
-                add("secret", &from["secretRef"], "name");
-            }
-        }
-    }
+    });
     out
+}
+
+/// Calls `f(kind, holder, key)` for each place a pod spec names a ConfigMap or Secret:
+/// volumes and projected volume sources, `env[].valueFrom` and `envFrom[]` of containers and
+/// init containers. `holder` is the object that names it in its field `key`; `kind` is
+/// `configmap` or `secret`. Places that are absent are skipped, never created.
+pub fn visit_refs(pod: &mut Value, f: &mut dyn FnMut(&'static str, &mut Value, &'static str)) {
+    let mut at = |holder: Option<&mut Value>, kind: &'static str, key: &'static str| {
+        if let Some(h) = holder.filter(|h| h.is_object()) {
+            f(kind, h, key);
+        }
+    };
+    for volume in items(pod, "volumes") {
+        at(volume.get_mut("configMap"), "configmap", "name");
+        at(volume.get_mut("secret"), "secret", "secretName");
+        if let Some(projected) = volume.get_mut("projected") {
+            for source in items(projected, "sources") {
+                at(source.get_mut("configMap"), "configmap", "name");
+                at(source.get_mut("secret"), "secret", "name");
+            }
+        }
+    }
+    for containers in ["containers", "initContainers"] {
+        for c in items(pod, containers) {
+            for env in items(c, "env") {
+                if let Some(from) = env.get_mut("valueFrom") {
+                    at(from.get_mut("configMapKeyRef"), "configmap", "name");
+                    at(from.get_mut("secretKeyRef"), "secret", "name");
+                }
+            }
+            for from in items(c, "envFrom") {
+                at(from.get_mut("configMapRef"), "configmap", "name");
+                at(from.get_mut("secretRef"), "secret", "name");
+            }
+        }
+    }
+}
+
+/// The elements of the array `v[field]`, none when it is absent or not an array.
+pub(crate) fn items<'a>(v: &'a mut Value, field: &str) -> impl Iterator<Item = &'a mut Value> {
+    v.get_mut(field)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
 }
 
 /// True when an object takes part in tracking: not opted out, and for Secrets one of the

@@ -392,19 +392,17 @@ impl Effects {
         }
         let api: Api<Canary> = Api::namespaced(self.ctx.client.clone(), self.ns());
         let name = self.canary.metadata.name.as_deref().unwrap_or_default();
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": current},
-            {"op": "replace", "path": "/metadata/finalizers", "value": wanted},
-        ]))
-        .map_err(|e| Error::Encode(format!("finalizer patch: {e}")))?;
-        let patch = if self.canary.metadata.finalizers.is_none() {
-            serde_json::from_value(json!([
-                {"op": "add", "path": "/metadata/finalizers", "value": wanted},
-            ]))
-            .map_err(|e| Error::Encode(format!("finalizer patch: {e}")))?
-        } else {
-            patch
+        // Guarded by a test of the list read, as kube-runtime's finalizer helper does: a
+        // finalizer someone else added meanwhile is never dropped.
+        let ops = match &self.canary.metadata.finalizers {
+            None => json!([{"op": "add", "path": "/metadata/finalizers", "value": wanted}]),
+            Some(_) => json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": current},
+                {"op": "replace", "path": "/metadata/finalizers", "value": wanted},
+            ]),
         };
+        let patch: json_patch::Patch = serde_json::from_value(ops)
+            .map_err(|e| Error::Encode(format!("finalizer patch: {e}")))?;
         match api
             .patch(name, &crate::write_params(), &Patch::<()>::Json(patch))
             .await

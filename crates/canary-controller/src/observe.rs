@@ -304,17 +304,20 @@ impl World {
         }
     }
 
+    /// The API of a kind the world reads and writes; its group, version and plural come
+    /// from k8s-openapi's types.
     fn api(&self, kind: &str) -> Api<DynamicObject> {
-        let (group, version, plural) = match kind {
-            "DaemonSet" => ("apps", "v1", "daemonsets"),
-            "ConfigMap" => ("", "v1", "configmaps"),
-            "Secret" => ("", "v1", "secrets"),
-            "Service" => ("", "v1", "services"),
-            "HorizontalPodAutoscaler" => ("autoscaling", "v2", "horizontalpodautoscalers"),
-            _ => ("apps", "v1", "deployments"),
+        use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+        use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+        let ar = match kind {
+            "DaemonSet" => ApiResource::erase::<DaemonSet>(&()),
+            "ConfigMap" => ApiResource::erase::<ConfigMap>(&()),
+            "Secret" => ApiResource::erase::<Secret>(&()),
+            "Service" => ApiResource::erase::<Service>(&()),
+            "HorizontalPodAutoscaler" => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+            _ => ApiResource::erase::<Deployment>(&()),
         };
-        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
-        let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
         Api::namespaced_with(self.client.clone(), &self.ns, &ar)
     }
 

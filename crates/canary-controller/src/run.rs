@@ -81,19 +81,11 @@ pub async fn run(
     let template_stream = reflector::reflector(writer, template_watch)
         .default_backoff()
         .applied_objects()
-        .inspect_ok(move |t: &Lenient<MetricTemplate>| {
-            if let Lenient::Undecodable(u) = t {
-                let _ = report_to.unbounded_send(("MetricTemplate", u.clone()));
-            }
-        });
+        .inspect_ok(report_undecodable("MetricTemplate", report_to));
     let provider_stream = watcher(api::<Lenient<AlertProvider>>(&client, ns.as_deref()), cfg())
         .default_backoff()
         .applied_objects()
-        .inspect_ok(move |p: &Lenient<AlertProvider>| {
-            if let Lenient::Undecodable(u) = p {
-                let _ = broken.unbounded_send(("AlertProvider", u.clone()));
-            }
-        });
+        .inspect_ok(report_undecodable("AlertProvider", broken));
     let reporter = tokio::spawn(report::objects(ctx.clone(), broken_rx, again));
 
     let totals = {
@@ -172,6 +164,18 @@ pub async fn run(
     }
     reporter.abort();
     Ok(())
+}
+
+/// Sends each object of `kind` that does not decode to the reporter.
+fn report_undecodable<K>(
+    kind: &'static str,
+    to: futures::channel::mpsc::UnboundedSender<(&'static str, canary_api::Undecodable)>,
+) -> impl Fn(&Lenient<K>) {
+    move |object| {
+        if let Lenient::Undecodable(u) = object {
+            let _ = to.unbounded_send((kind, u.clone()));
+        }
+    }
 }
 
 /// Waits until the three CRDs are served. Lists only metadata, so no stored object can fail

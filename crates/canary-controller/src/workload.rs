@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
 use crate::Error;
+use crate::configs::items;
 
 /// Annotation whose new value on each promotion forces the primary to roll.
 pub const FLAGGER_ID: &str = "flagger-id";
@@ -177,95 +178,62 @@ pub fn primary(
     })
 }
 
-/// Points ConfigMap and Secret references of a pod spec at their `-primary` copies (volumes,
-/// projected volumes, env, envFrom, in containers and init containers).
+/// Points ConfigMap and Secret references of a pod spec at their `-primary` copies (every
+/// place [`crate::configs::visit_refs`] visits).
 pub fn rename_config_refs(pod: &mut Value, configs: &BTreeSet<String>) {
-    let rename = |v: &mut Value, kind: &str| {
-        if let Some(name) = v.as_str().map(String::from)
+    crate::configs::visit_refs(pod, &mut |kind, holder, key| {
+        if let Some(name) = holder[key].as_str()
             && configs.contains(&format!("{kind}/{name}"))
         {
-            *v = json!(format!("{name}-primary"));
+            holder[key] = json!(format!("{name}-primary"));
         }
-    };
-    for volume in pod["volumes"].as_array_mut().into_iter().flatten() {
-        rename(&mut volume["configMap"]["name"], "configmap");
-        rename(&mut volume["secret"]["secretName"], "secret");
-        for source in volume["projected"]["sources"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-        {
-            rename(&mut source["configMap"]["name"], "configmap");
-            rename(&mut source["secret"]["name"], "secret");
-        }
-        strip_nulls(volume);
-    }
-    for list in ["containers", "initContainers"] {
-        for c in pod[list].as_array_mut().into_iter().flatten() {
-            for env in c["env"].as_array_mut().into_iter().flatten() {
-                rename(
-                    &mut env["valueFrom"]["configMapKeyRef"]["name"],
-                    "configmap",
-                );
-                rename(&mut env["valueFrom"]["secretKeyRef"]["name"], "secret");
-                strip_nulls(env);
-            }
-            for from in c["envFrom"].as_array_mut().into_iter().flatten() {
-                rename(&mut from["configMapRef"]["name"], "configmap");
-                rename(&mut from["secretRef"]["name"], "secret");
-                strip_nulls(from);
-            }
-        }
-    }
-    strip_nulls(pod);
+    });
 }
 
 /// Anti-affinity and topology-spread selectors that name the target select the primary.
+/// Fields that are absent stay absent: the primary's pod spec is the target's but for the
+/// renamed values.
 fn rename_label_selectors(pod: &mut Value, label: &str, from: &str, to: &str) {
-    let fix = |sel: &mut Value| {
-        if sel["matchLabels"][label] == from {
-            sel["matchLabels"][label] = json!(to);
+    let fix = |sel: Option<&mut Value>| {
+        let Some(sel) = sel else { return };
+        if let Some(v) = sel.pointer_mut(&format!("/matchLabels/{}", pointer_escape(label)))
+            && v == from
+        {
+            *v = json!(to);
         }
-        for expr in sel["matchExpressions"].as_array_mut().into_iter().flatten() {
+        for expr in items(sel, "matchExpressions") {
             if expr["key"] == label {
-                for v in expr["values"].as_array_mut().into_iter().flatten() {
-                    if v == from {
-                        *v = json!(to);
-                    }
+                for v in items(expr, "values").filter(|v| *v == from) {
+                    *v = json!(to);
                 }
             }
         }
-        strip_nulls(sel);
     };
-    for kind in ["podAntiAffinity", "podAffinity"] {
-        let terms = &mut pod["affinity"][kind];
-        for t in terms["requiredDuringSchedulingIgnoredDuringExecution"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-        {
-            fix(&mut t["labelSelector"]);
-        }
-        for t in terms["preferredDuringSchedulingIgnoredDuringExecution"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-        {
-            fix(&mut t["podAffinityTerm"]["labelSelector"]);
+    if let Some(affinity) = pod.get_mut("affinity") {
+        for kind in ["podAntiAffinity", "podAffinity"] {
+            let Some(terms) = affinity.get_mut(kind) else {
+                continue;
+            };
+            for t in items(terms, "requiredDuringSchedulingIgnoredDuringExecution") {
+                fix(t.get_mut("labelSelector"));
+            }
+            for t in items(terms, "preferredDuringSchedulingIgnoredDuringExecution") {
+                fix(t.pointer_mut("/podAffinityTerm/labelSelector"));
+            }
         }
     }
-    for c in pod["topologySpreadConstraints"]
-        .as_array_mut()
-        .into_iter()
-        .flatten()
-    {
-        fix(&mut c["labelSelector"]);
+    for c in items(pod, "topologySpreadConstraints") {
+        fix(c.get_mut("labelSelector"));
     }
-    strip_nulls(pod);
 }
 
-/// Removes the nulls that indexing into missing fields leaves behind.
-pub fn strip_nulls(v: &mut Value) {
+/// A JSON pointer token for `key` (`~` and `/` escaped).
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Removes nulls and empty objects, as the revision fingerprint has always been taken.
+fn strip_nulls(v: &mut Value) {
     if let Value::Object(m) = v {
         m.retain(|_, x| !x.is_null());
         for x in m.values_mut() {
@@ -432,7 +400,12 @@ mod tests {
             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "podinfo"}},
                 "template": {"metadata": {"labels": {"app": "podinfo", "kustomize.toolkit.fluxcd.io/name": "apps"}}, "spec": {
                     "containers": [{"name": "app", "envFrom": [{"configMapRef": {"name": "cfg"}}, {"secretRef": {"name": "untracked"}}]}],
-                    "volumes": [{"name": "v", "secret": {"secretName": "tls"}}]}}}});
+                    "volumes": [{"name": "v", "secret": {"secretName": "tls"}}, {"name": "tmp", "emptyDir": {}}],
+                    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                        "labelSelector": {"matchLabels": {"app": "podinfo"}}}],
+                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": 1, "podAffinityTerm": {"topologyKey": "host", "labelSelector": {
+                            "matchExpressions": [{"key": "app", "operator": "In", "values": ["podinfo", "other"]}]}}}]}}}}}});
         let canary = canary_api::Canary::new("podinfo", canary_api::CanarySpec::default());
         let sel = Selector {
             label: "app".into(),
@@ -474,6 +447,22 @@ mod tests {
             pod["spec"]["volumes"][0]["secret"]["secretName"],
             "tls-primary"
         );
+        assert_eq!(
+            pod["spec"]["volumes"][1],
+            json!({"name": "tmp", "emptyDir": {}}),
+            "what is not renamed is copied as it is"
+        );
+        assert_eq!(
+            pod["spec"]["topologySpreadConstraints"][0]["labelSelector"],
+            json!({"matchLabels": {"app": "podinfo-primary"}})
+        );
+        assert_eq!(
+            pod["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+                [0]["podAffinityTerm"]["labelSelector"]["matchExpressions"][0]["values"],
+            json!(["podinfo-primary", "other"])
+        );
+        assert!(pod["spec"]["affinity"].get("podAffinity").is_none());
+        assert!(pod["spec"]["containers"][0].get("env").is_none());
     }
 
     #[test]
