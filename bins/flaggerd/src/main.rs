@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let leases: kube::Api<Lease> =
         kube::Api::namespaced(client.clone(), &settings.leader_election_namespace);
-    let mut ctx = Context::new(client, settings).map_err(anyhow::Error::msg)?;
+    let mut ctx = Context::new(client, settings)?;
     if let Some(mesh) = mesh_client {
         ctx = ctx.route_in(mesh);
     }
@@ -98,9 +98,9 @@ async fn main() -> anyhow::Result<()> {
     let controller = canary_controller::run(ctx, shutdown);
     if election {
         tokio::select! {
-            r = controller => r.map_err(anyhow::Error::msg)?,
+            r = controller => r?,
             lost = leader::hold(&leases, &identity, duration) => {
-                tracing::error!("{lost}");
+                tracing::error!("{}", canary_controller::error_chain(&lost));
                 std::process::exit(1);
             }
         }
@@ -108,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         // the lease duration) instead of when the Lease expires.
         leader::release(&leases, &identity).await;
     } else {
-        controller.await.map_err(anyhow::Error::msg)?;
+        controller.await?;
     }
     server.abort();
     Ok(())

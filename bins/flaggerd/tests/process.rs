@@ -291,3 +291,33 @@ async fn the_binary_starts_through_api_errors_and_among_canaries_it_cannot_run()
         "an object was dumped into the log"
     );
 }
+
+/// Without the CRDs flaggerd stops at once with the error that says how to install them,
+/// instead of watching nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_crds_the_binary_exits_saying_how_to_install_them() {
+    let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
+    let kubeconfig = sim.kubeconfig_path().display().to_string();
+    let port = free_port().to_string();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_flaggerd"))
+        .args(["-kubeconfig", &kubeconfig, "-port", &port])
+        .args([
+            "-mesh-provider",
+            "kubernetes",
+            "-enable-leader-election=false",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("flaggerd exits within 30s")
+        .expect("flaggerd runs");
+    assert!(!out.status.success(), "flaggerd must fail: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the CRD canaries.flagger.app is not installed (the API server answers 404 for canaries); install it with: kubectl apply -k deploy/crds"
+        ),
+        "{stderr}"
+    );
+}

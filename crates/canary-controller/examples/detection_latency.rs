@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     settings.engine.default_provider = "kubernetes".into();
     settings.engine.min_interval = Duration::from_millis(200);
     settings.port = 0;
-    let ctx = Arc::new(Context::new(client.clone(), settings).map_err(anyhow::Error::msg)?);
+    let ctx = Arc::new(Context::new(client.clone(), settings)?);
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(canary_controller::run(ctx, async move {
         let _ = rx.await;

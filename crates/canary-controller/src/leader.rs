@@ -16,6 +16,21 @@ use kube::api::ObjectMeta;
 /// The Lease name.
 pub const LEASE: &str = "flagger-leader-election";
 
+/// Why a leader stopped leading.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Lost {
+    /// Another replica holds the Lease.
+    #[error("leadership lost: lease {LEASE} is held by another replica")]
+    Taken,
+    /// The last renewal before the deadline failed.
+    #[error("leadership lost: cannot renew lease {LEASE}")]
+    Renew(#[source] kube::Error),
+    /// No renewal answered within the renew deadline.
+    #[error("leadership lost: lease {LEASE} not renewed within {0:?}")]
+    Deadline(Duration),
+}
+
 /// Waits until this replica holds the Lease.
 pub async fn acquire(api: &Api<Lease>, identity: &str, duration: Duration) {
     loop {
@@ -25,7 +40,7 @@ pub async fn acquire(api: &Api<Lease>, identity: &str, duration: Duration) {
                 return;
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!("leader election: {e}"),
+            Err(e) => tracing::warn!("leader election: {}", crate::error_chain(&e)),
         }
         // As client-go retries: every 2 s (a twelfth of a short lease).
         tokio::time::sleep((duration / 12).min(Duration::from_secs(2))).await;
@@ -36,7 +51,7 @@ pub async fn acquire(api: &Api<Lease>, identity: &str, duration: Duration) {
 /// retry 5 s, scaled to `duration`): a try every retry period, and the Lease counts as lost
 /// when no try succeeded within the renew deadline, so the leader stops long before a
 /// standby may take the Lease (at the end of its duration). Returns when it is lost.
-pub async fn hold(api: &Api<Lease>, identity: &str, duration: Duration) -> String {
+pub async fn hold(api: &Api<Lease>, identity: &str, duration: Duration) -> Lost {
     let retry = (duration / 12).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let deadline = duration / 4;
     let mut renewed = tokio::time::Instant::now();
@@ -45,19 +60,13 @@ pub async fn hold(api: &Api<Lease>, identity: &str, duration: Duration) -> Strin
         let left = deadline.saturating_sub(renewed.elapsed());
         match tokio::time::timeout(left, try_take(api, identity, duration)).await {
             Ok(Ok(true)) => renewed = tokio::time::Instant::now(),
-            Ok(Ok(false)) => {
-                return format!("leadership lost: lease {LEASE} is held by another replica");
-            }
-            Ok(Err(e)) if renewed.elapsed() >= deadline => {
-                return format!("leadership lost: cannot renew lease {LEASE}: {e}");
-            }
-            Ok(Err(e)) => tracing::warn!("leader election: renewing lease {LEASE}: {e}"),
-            Err(_) => {
-                return format!(
-                    "leadership lost: lease {LEASE} not renewed within {}s",
-                    deadline.as_secs_f64()
-                );
-            }
+            Ok(Ok(false)) => return Lost::Taken,
+            Ok(Err(e)) if renewed.elapsed() >= deadline => return Lost::Renew(e),
+            Ok(Err(e)) => tracing::warn!(
+                "leader election: renewing lease {LEASE}: {}",
+                crate::error_chain(&e)
+            ),
+            Err(_) => return Lost::Deadline(deadline),
         }
     }
 }
@@ -82,9 +91,13 @@ pub async fn release(api: &Api<Lease>, identity: &str) {
 }
 
 /// Takes or renews the Lease when it is free, expired or already ours.
-async fn try_take(api: &Api<Lease>, identity: &str, duration: Duration) -> Result<bool, String> {
+async fn try_take(
+    api: &Api<Lease>,
+    identity: &str,
+    duration: Duration,
+) -> Result<bool, kube::Error> {
     let now = crate::wall_clock();
-    let current = api.get_opt(LEASE).await.map_err(|e| e.to_string())?;
+    let current = api.get_opt(LEASE).await?;
     let mut lease = current.clone().unwrap_or_else(|| Lease {
         metadata: ObjectMeta {
             name: Some(LEASE.into()),
@@ -125,6 +138,6 @@ async fn try_take(api: &Api<Lease>, identity: &str, duration: Duration) -> Resul
     match result {
         Ok(()) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }

@@ -64,6 +64,44 @@ pub(crate) fn create_params() -> kube::api::PostParams {
     }
 }
 
+/// Why the controller cannot start: a client it needs cannot be built, or the API server
+/// does not serve flaggerd's CRDs to it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The Prometheus client of the builtin metrics.
+    #[error("cannot build the metrics client")]
+    Metrics(#[source] canary_metrics::Error),
+    /// The webhook client.
+    #[error("cannot build the webhook client")]
+    Webhooks(#[source] canary_webhooks::Error),
+    /// A CRD is not installed.
+    #[error(
+        "the CRD {plural}.flagger.app is not installed (the API server answers 404 for {plural}); install it with: kubectl apply -k deploy/crds"
+    )]
+    MissingCrd {
+        /// `canaries`, `metrictemplates` or `alertproviders`.
+        plural: &'static str,
+    },
+    /// flaggerd may not list a CRD's objects.
+    #[error(
+        "flaggerd may not list {plural}.flagger.app ({code} {reason}: {message}); check its RBAC (deploy/flaggerd/rbac.yaml)"
+    )]
+    Forbidden {
+        /// The CRD's plural.
+        plural: &'static str,
+        /// 401 or 403.
+        code: u16,
+        /// The API server's reason.
+        reason: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// [`run`] was called twice with one [`Context`].
+    #[error("the controller can run only once per context")]
+    AlreadyRunning,
+}
+
 /// Errors of a reconcile or of a step's effects; the canary is retried with backoff.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -193,7 +231,7 @@ pub fn wall_clock() -> chrono::DateTime<chrono::Utc> {
 
 impl Context {
     /// The real implementations for `settings`.
-    pub fn new(client: kube::Client, settings: Settings) -> Result<Context, String> {
+    pub fn new(client: kube::Client, settings: Settings) -> Result<Context, StartError> {
         let stats = Arc::new(Stats::new(VERSION, &settings.engine.default_provider));
         let metrics = Arc::new(
             canary_metrics::PrometheusProvider::new(
@@ -201,7 +239,7 @@ impl Context {
                 settings.engine.clone(),
                 Some(client.clone()),
             )
-            .map_err(|e| canary_core::error_chain(&e))?,
+            .map_err(StartError::Metrics)?,
         );
         let notifier = Arc::new(
             canary_notifier::AlertProviders::new(client.clone(), &settings.cluster_name)
@@ -223,9 +261,7 @@ impl Context {
             events: Events::new(client.clone(), &settings.instance, wall_clock),
             client,
             metrics,
-            webhooks: Arc::new(
-                canary_webhooks::HttpWebhooks::new().map_err(|e| canary_core::error_chain(&e))?,
-            ),
+            webhooks: Arc::new(canary_webhooks::HttpWebhooks::new().map_err(StartError::Webhooks)?),
             notifier,
             routers,
             stats,

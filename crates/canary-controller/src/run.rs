@@ -17,7 +17,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 
 use crate::events::Mark;
-use crate::{Context, Error, report, tasks};
+use crate::{Context, Error, StartError, report, tasks};
 
 /// The longest wait between two start-up attempts.
 const MAX_STARTUP_DELAY: Duration = Duration::from_secs(30);
@@ -29,7 +29,7 @@ const MAX_STARTUP_DELAY: Duration = Duration::from_secs(30);
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let client = ctx.client.clone();
     let ns = ctx.settings.namespace.clone();
     ctx.role.lead();
@@ -102,10 +102,7 @@ pub async fn run(
             }
         })
     };
-    let wake_ups = ctx
-        .tasks
-        .wake_ups()
-        .ok_or("the controller can run only once per context")?;
+    let wake_ups = ctx.tasks.wake_ups().ok_or(StartError::AlreadyRunning)?;
     // Routing objects: a kind's watch starts when a router first reads one, and only keeps
     // its cache.
     let routing_watches: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
@@ -180,7 +177,7 @@ fn report_undecodable<K>(
 
 /// Waits until the three CRDs are served. Lists only metadata, so no stored object can fail
 /// the check; a transient error is retried with backoff, a missing CRD or a refusal ends it.
-async fn wait_for_crds(client: &kube::Client, ns: Option<&str>) -> Result<(), String> {
+async fn wait_for_crds(client: &kube::Client, ns: Option<&str>) -> Result<(), StartError> {
     let lp = ListParams::default().limit(1);
     for plural in ["canaries", "metrictemplates", "alertproviders"] {
         let mut delay = Duration::from_millis(500);
@@ -202,15 +199,15 @@ async fn wait_for_crds(client: &kube::Client, ns: Option<&str>) -> Result<(), St
             match listed {
                 Ok(()) => break,
                 Err(kube::Error::Api(s)) if s.code == 404 => {
-                    return Err(format!(
-                        "the CRD {plural}.flagger.app is not installed (the API server answers 404 for {plural}); install it with: kubectl apply -k deploy/crds"
-                    ));
+                    return Err(StartError::MissingCrd { plural });
                 }
                 Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403) => {
-                    return Err(format!(
-                        "flaggerd may not list {plural}.flagger.app ({} {}: {}); check its RBAC (deploy/flaggerd/rbac.yaml)",
-                        s.code, s.reason, s.message
-                    ));
+                    return Err(StartError::Forbidden {
+                        plural,
+                        code: s.code,
+                        reason: s.reason,
+                        message: s.message,
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(

@@ -9,15 +9,41 @@ use serde_json::Value;
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a query gave no value.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
     /// No answer from Prometheus.
-    #[error("Prometheus unreachable: {0}")]
-    Unreachable(String),
-    /// Prometheus answered an error.
-    #[error("query error from Prometheus: {0}")]
-    Server(String),
+    #[error("Prometheus unreachable: {address}")]
+    Unreachable {
+        /// The server, without credentials.
+        address: String,
+        /// The client's error, without the URL (it may hold credentials).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Prometheus answered something that is not JSON.
+    #[error("query error from Prometheus: status {status}: unreadable answer")]
+    Unreadable {
+        /// The HTTP status.
+        status: u16,
+        /// Why it does not decode.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Prometheus refused the query.
+    #[error("query error from Prometheus: {message} ({kind})")]
+    Refused {
+        /// Its `error`.
+        message: String,
+        /// Its `errorType`, e.g. `bad_data`.
+        kind: String,
+    },
+    /// The result is a matrix or a string, not one number.
+    #[error("query error from Prometheus: expected a vector, got a {0}")]
+    NotAVector(String),
+    /// The value is not a number.
+    #[error("query error from Prometheus: not a number: {0}")]
+    NotANumber(String),
     /// The result was empty.
     #[error("no values found")]
     NoValues,
@@ -92,27 +118,20 @@ impl Prometheus {
             Some(Auth::Basic(u, p)) => req.basic_auth(u, Some(p)),
             None => req,
         };
-        let resp = req.send().await.map_err(|e| {
-            QueryError::Unreachable(format!(
-                "{}: {}",
-                without_credentials(&self.address),
-                canary_core::error_chain(&e.without_url())
-            ))
-        })?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| QueryError::Unreachable(e.to_string()))?;
+        let unreachable = |e: reqwest::Error| QueryError::Unreachable {
+            address: without_credentials(&self.address),
+            source: e.without_url(),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(unreachable)?;
         let body: Value = serde_json::from_str(&text)
-            .map_err(|e| QueryError::Server(format!("status {status}: unreadable answer: {e}")))?;
+            .map_err(|source| QueryError::Unreadable { status, source })?;
         if body["status"] != "success" {
-            let detail = body["error"].as_str().unwrap_or("unknown error");
-            return Err(QueryError::Server(format!(
-                "{} ({})",
-                detail,
-                body["errorType"].as_str().unwrap_or("error")
-            )));
+            return Err(QueryError::Refused {
+                message: body["error"].as_str().unwrap_or("unknown error").into(),
+                kind: body["errorType"].as_str().unwrap_or("error").into(),
+            });
         }
         Ok(body["data"].clone())
     }
@@ -129,11 +148,7 @@ impl Prometheus {
                 .and_then(|r| r.last())
                 .map(|s| s["value"][1].clone())
                 .unwrap_or(Value::Null),
-            Some(other) => {
-                return Err(QueryError::Server(format!(
-                    "expected a vector, got a {other}"
-                )));
-            }
+            Some(other) => return Err(QueryError::NotAVector(other.into())),
             None => Value::Null,
         };
         let Some(text) = value.as_str() else {
@@ -141,7 +156,7 @@ impl Prometheus {
         };
         let v: f64 = text
             .parse()
-            .map_err(|_| QueryError::Server(format!("not a number: {text}")))?;
+            .map_err(|_| QueryError::NotANumber(text.into()))?;
         if v.is_nan() {
             Err(QueryError::NaN)
         } else {

@@ -154,7 +154,7 @@ fn outcome(result: Result<f64, QueryError>) -> MetricOutcome {
     match result {
         Ok(v) => MetricOutcome::Value(v),
         Err(e @ (QueryError::NoValues | QueryError::NaN)) => MetricOutcome::NoData(e.to_string()),
-        Err(e) => MetricOutcome::Error(e.to_string()),
+        Err(e) => MetricOutcome::Error(canary_core::error_chain(&e)),
     }
 }
 

@@ -158,7 +158,7 @@ pub fn context_for(client: Client, metrics_script: MetricScript, provider: &str)
 /// A running controller; stopped gracefully by `stop`.
 pub struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
+    task: tokio::task::JoinHandle<Result<(), canary_controller::StartError>>,
     ctx: Arc<Context>,
 }
 
