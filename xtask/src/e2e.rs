@@ -12,6 +12,7 @@
 mod fidelity;
 mod loadtester;
 mod play;
+mod providers;
 mod seeds;
 mod steps;
 
@@ -100,6 +101,13 @@ const SCENARIOS: &[Scenario] = &[
         real_only: false,
         what: "seed 004's canary on Gateway API (an HTTPRoute attached to a Gateway) with the MetricTemplates of Flagger's guide on reporter=\"source\": promotion",
         run: fidelity::gateway_api,
+    },
+    Scenario {
+        name: "nginx",
+        flagger: "ingress-nginx",
+        real_only: false,
+        what: "Flagger's NGINX test: seed 004's canary through ingress-nginx's canary Ingress, a promotion, a rollback on HTTP 500s, an A/B release by header",
+        run: providers::nginx,
     },
     Scenario {
         name: "services",

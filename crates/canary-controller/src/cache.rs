@@ -292,7 +292,7 @@ impl Caches {
 
     /// The cache of a routing kind, its watch started on first use; `None` until the
     /// controller runs.
-    fn routing(&self, resource: &ApiResource) -> Option<Arc<Cache>> {
+    pub(crate) fn routing(&self, resource: &ApiResource) -> Option<Arc<Cache>> {
         let start = self.starter.get()?;
         let key = format!(
             "{}/{}/{}",

@@ -248,6 +248,7 @@ impl Context {
         let router_client = client.clone();
         let caches: Arc<cache::Caches> = Arc::default();
         let router_cache = caches.clone();
+        let options = settings.router_options();
         let routers: RouterFactory = Box::new(move |provider, selector| {
             let cache: Arc<dyn canary_router::cached::ObjectCache> = router_cache.clone();
             canary_router::for_provider_cached(
@@ -255,6 +256,7 @@ impl Context {
                 router_client.clone(),
                 selector,
                 Some(cache),
+                &options,
             )
         });
         Ok(Context {
@@ -285,8 +287,9 @@ impl Context {
     /// cluster (Flagger's `-kubeconfig-service-mesh`): read without the watch caches and
     /// written without owner references, which cannot point across clusters.
     pub fn route_in(mut self, mesh_client: kube::Client) -> Context {
+        let options = self.settings.router_options();
         self.routers = Box::new(move |provider, selector| {
-            canary_router::for_provider_remote(provider, mesh_client.clone(), selector)
+            canary_router::for_provider_remote(provider, mesh_client.clone(), selector, &options)
         });
         self
     }

@@ -165,6 +165,17 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             format!("horizontalpodautoscaler {}.{ns} not found", a.name),
         ));
     }
+    if let Some(r) = &spec.ingress_ref
+        && spec.provider(&ctx.settings.engine) == "nginx"
+        && !deleting
+        && !r.name.is_empty()
+        && world.get("Ingress", &r.name).await?.is_none()
+    {
+        problem.get_or_insert(Problem::missing(
+            "spec.ingressRef.name",
+            format!("ingress {}.{ns} not found", r.name),
+        ));
+    }
     if let Some(p) = missing_template(ctx, canary) {
         problem.get_or_insert(p);
     }
@@ -310,12 +321,14 @@ impl World {
         use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
         use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
         use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+        use k8s_openapi::api::networking::v1::Ingress;
         let ar = match kind {
             "DaemonSet" => ApiResource::erase::<DaemonSet>(&()),
             "ConfigMap" => ApiResource::erase::<ConfigMap>(&()),
             "Secret" => ApiResource::erase::<Secret>(&()),
             "Service" => ApiResource::erase::<Service>(&()),
             "HorizontalPodAutoscaler" => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+            "Ingress" => ApiResource::erase::<Ingress>(&()),
             _ => ApiResource::erase::<Deployment>(&()),
         };
         Api::namespaced_with(self.client.clone(), &self.ns, &ar)
@@ -332,8 +345,8 @@ impl World {
 
     /// The object as JSON, `None` when it does not exist.
     pub async fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, Error> {
-        let cache = self.caches.of(kind);
-        if let Some(known) = cache.and_then(|c| c.lookup(&self.ns, name)) {
+        let cache = self.cache_of(kind);
+        if let Some(known) = cache.as_ref().and_then(|c| c.lookup(&self.ns, name)) {
             return Ok(known);
         }
         let api = self.api(kind);
@@ -345,6 +358,15 @@ impl World {
             c.fill(&self.ns, name, obj.as_ref());
         }
         Ok(obj)
+    }
+
+    /// The cache of `kind`: the kinds watched from the start, and the Ingresses the nginx
+    /// router reads (watched from the first read, shared with the router).
+    fn cache_of(&self, kind: &str) -> Option<Arc<cache::Cache>> {
+        match kind {
+            "Ingress" => self.caches.routing(&canary_router::nginx::resource()),
+            _ => self.caches.of(kind).cloned(),
+        }
     }
 
     /// True when the cached object already holds `desired` (an apply or a merge patch).

@@ -84,3 +84,12 @@ impl Default for Settings {
         }
     }
 }
+
+impl Settings {
+    /// What the routers read from these settings.
+    pub fn router_options(&self) -> canary_router::Options {
+        canary_router::Options {
+            ingress_annotations_prefix: self.ingress_annotations_prefix.clone(),
+        }
+    }
+}

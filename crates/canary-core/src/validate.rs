@@ -219,6 +219,13 @@ pub fn validate_in(
         }
         found.extend(v.found);
     }
+    let no_ingress = spec.ingress_ref.as_ref().is_none_or(|r| r.name.is_empty());
+    if spec.provider(settings) == "nginx" && no_ingress {
+        found.push(ValidationError {
+            path: "spec.ingressRef".into(),
+            message: "required by the nginx provider: the Ingress whose <name>-canary copy routes to the canary".into(),
+        });
+    }
     found
 }
 
@@ -579,5 +586,32 @@ mod tests {
                 "spec.analysis.alerts[0].providerRef.namespace: alert provider slack.flagger is in another namespace than the canary (test); cross-namespace references are blocked (-no-cross-namespace-refs)",
             ]
         );
+    }
+
+    #[test]
+    fn the_nginx_provider_needs_the_ingress_to_clone() {
+        let mut spec: CanarySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {"interval": "1m", "threshold": 5, "iterations": 3}
+        }))
+        .expect("spec");
+        let nginx = Settings::new("nginx");
+        let refused: Vec<String> = validate_in(&spec, "test", &nginx)
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                "spec.ingressRef: required by the nginx provider: the Ingress whose <name>-canary copy routes to the canary"
+            ]
+        );
+        assert!(validate_in(&spec, "test", &Settings::new("istio")).is_empty());
+        spec.ingress_ref = serde_json::from_value(
+            serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "podinfo"}),
+        )
+        .ok();
+        assert!(validate_in(&spec, "test", &nginx).is_empty());
     }
 }

@@ -77,6 +77,7 @@ pub fn observer(provider: &str) -> &'static str {
     match provider {
         p if p.starts_with("appmesh") => "appmesh",
         "linkerd" => "linkerd",
+        "nginx" => "nginx",
         p if p == "kubernetes" || p.starts_with("gatewayapi") => "http",
         _ => "istio",
     }
@@ -91,6 +92,8 @@ pub fn builtin(observer: &str, metric: Builtin) -> &'static str {
         ("appmesh", Builtin::Duration) => APPMESH_DURATION,
         ("http", Builtin::SuccessRate) => HTTP_SUCCESS,
         ("http", Builtin::Duration) => HTTP_DURATION,
+        ("nginx", Builtin::SuccessRate) => NGINX_SUCCESS,
+        ("nginx", Builtin::Duration) => NGINX_DURATION,
         (_, Builtin::SuccessRate) => ISTIO_SUCCESS,
         (_, Builtin::Duration) => ISTIO_DURATION,
     }
@@ -109,6 +112,11 @@ const APPMESH_SUCCESS: &str = r#"sum(rate(envoy_cluster_upstream_rq{kubernetes_n
 const APPMESH_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{kubernetes_namespace="{{ namespace }}",kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[{{ interval }}])) by (le))"#;
 const HTTP_SUCCESS: &str = r#"sum(rate(http_request_duration_seconds_count{kubernetes_namespace="{{ namespace }}",kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",status!~"5.*"}[{{ interval }}])) / sum(rate(http_request_duration_seconds_count{kubernetes_namespace="{{ namespace }}",kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[{{ interval }}])) * 100"#;
 const HTTP_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{kubernetes_namespace="{{ namespace }}",kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[{{ interval }}])) by (le))"#;
+
+// ingress-nginx labels a request the canary Ingress served with the main Ingress's name and
+// a non-empty `canary` (the canary upstream); the duration is a mean in milliseconds.
+const NGINX_SUCCESS: &str = r#"sum(rate(nginx_ingress_controller_requests{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!="",status!~"5.*"}[{{ interval }}])) / sum(rate(nginx_ingress_controller_requests{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!=""}[{{ interval }}])) * 100"#;
+const NGINX_DURATION: &str = r#"sum(rate(nginx_ingress_controller_response_duration_seconds_sum{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!=""}[{{ interval }}])) / sum(rate(nginx_ingress_controller_response_duration_seconds_count{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!=""}[{{ interval }}])) * 1000"#;
 
 #[cfg(test)]
 mod tests {
@@ -168,5 +176,6 @@ mod tests {
         assert_eq!(observer("gatewayapi:v1"), "http");
         assert_eq!(observer("smi:v1alpha3"), "istio");
         assert_eq!(observer("linkerd"), "linkerd");
+        assert_eq!(observer("nginx"), "nginx");
     }
 }

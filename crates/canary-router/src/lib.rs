@@ -14,6 +14,7 @@ pub mod gatewayapi;
 pub mod istio;
 pub mod managed;
 mod matches;
+pub mod nginx;
 mod object;
 pub mod smi;
 
@@ -34,7 +35,7 @@ pub enum Error {
     UnknownProvider(String),
     /// The provider is known but flaggerd does not route with it yet.
     #[error(
-        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1"
+        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx"
     )]
     Unsupported(String),
     /// A routing object could not be read or written.
@@ -102,14 +103,29 @@ impl TrafficRouter for KubernetesRouter {
     }
 }
 
-/// The router for a provider name. App Mesh needs the target's pod selector (its
-/// VirtualNodes select pods).
+/// What routers read from the controller's flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `-ingress-annotations-prefix`: the prefix of the NGINX canary annotations.
+    pub ingress_annotations_prefix: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ingress_annotations_prefix: nginx::DEFAULT_PREFIX.into(),
+        }
+    }
+}
+
+/// The router for a provider name, with the default [`Options`]. App Mesh needs the
+/// target's pod selector (its VirtualNodes select pods).
 pub fn for_provider(
     provider: &str,
     client: kube::Client,
     selector: Option<appmesh::PodSelector>,
 ) -> Result<Box<dyn TrafficRouter>> {
-    for_provider_cached(provider, client, selector, None)
+    for_provider_cached(provider, client, selector, None, &Options::default())
 }
 
 /// [`for_provider`], reading routing objects through `cache` and skipping writes the cached
@@ -119,8 +135,9 @@ pub fn for_provider_cached(
     client: kube::Client,
     selector: Option<appmesh::PodSelector>,
     cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
+    options: &Options,
 ) -> Result<Box<dyn TrafficRouter>> {
-    router(provider, client, selector, cache, true)
+    router(provider, client, selector, cache, true, options)
 }
 
 fn router(
@@ -129,6 +146,7 @@ fn router(
     selector: Option<appmesh::PodSelector>,
     cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
     owner_references: bool,
+    options: &Options,
 ) -> Result<Box<dyn TrafficRouter>> {
     if !canary_core::validate::is_known_provider(provider) {
         return Err(Error::UnknownProvider(provider.to_string()));
@@ -136,13 +154,20 @@ fn router(
     let Some(kind) = kind_of(provider)? else {
         return Ok(Box::new(KubernetesRouter));
     };
-    Ok(Box::new(ObjectRouter {
+    let objects = ObjectRouter {
         client,
         kind,
         selector,
         cache,
         owner_references,
-    }))
+    };
+    if kind == Kind::Nginx {
+        return Ok(Box::new(nginx::IngressRouter {
+            objects,
+            prefix: options.ingress_annotations_prefix.clone(),
+        }));
+    }
+    Ok(Box::new(objects))
 }
 
 /// The routing object kind of a known provider; `None` for `kubernetes`, which routes
@@ -157,6 +182,7 @@ fn kind_of(provider: &str) -> Result<Option<Kind>> {
         "gatewayapi:v1" => Kind::GatewayApi("v1"),
         "gatewayapi:v1beta1" => Kind::GatewayApi("v1beta1"),
         "appmesh" | "appmesh:v1beta2" => Kind::AppMesh,
+        "nginx" => Kind::Nginx,
         p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
@@ -171,8 +197,9 @@ pub fn for_provider_remote(
     provider: &str,
     client: kube::Client,
     selector: Option<appmesh::PodSelector>,
+    options: &Options,
 ) -> Result<Box<dyn TrafficRouter>> {
-    router(provider, client, selector, None, false)
+    router(provider, client, selector, None, false, options)
 }
 
 /// The providers whose routing is one object with two weighted destinations.
@@ -186,6 +213,9 @@ pub enum Kind {
     GatewayApi(&'static str),
     /// App Mesh v1beta2: the weights live in the apex VirtualRouter.
     AppMesh,
+    /// NGINX: the canary Ingress, cloned from `ingressRef` by [`nginx::IngressRouter`] (it
+    /// is not built from the canary alone).
+    Nginx,
 }
 
 impl Kind {
@@ -205,6 +235,7 @@ impl Kind {
                 "VirtualRouter",
                 "virtualrouters",
             ),
+            Kind::Nginx => ("networking.k8s.io", "v1", "Ingress", "ingresses"),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
@@ -219,6 +250,7 @@ impl Kind {
                 let [apex, _] = appmesh::virtual_routers(canary, routes);
                 Ok(apex)
             }
+            Kind::Nginx => Err(nginx_needs_its_ingress()),
         }
     }
 
@@ -229,8 +261,18 @@ impl Kind {
             Kind::Smi(_) => smi::routes_of(obj, canary),
             Kind::GatewayApi(_) => gatewayapi::routes_of(obj, canary),
             Kind::AppMesh => appmesh::routes_of(obj, canary),
+            Kind::Nginx => Err(nginx_needs_its_ingress()),
         }
     }
+}
+
+/// [`Kind::build`] and [`Kind::routes_of`] for NGINX: the canary Ingress is cloned from the
+/// one `ingressRef` names, with the controller's annotation prefix, by [`nginx`]'s functions.
+fn nginx_needs_its_ingress() -> Error {
+    Error::Invalid(
+        "the nginx canary ingress is cloned from spec.ingressRef: use nginx::canary_ingress and nginx::routes_of"
+            .into(),
+    )
 }
 
 /// Routes from the weights of `<apex>-primary` and `<apex>-canary` in a routing object, or

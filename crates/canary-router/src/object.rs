@@ -39,7 +39,7 @@ impl ObjectRouter {
     }
 
     /// An object, from the cache when it knows it.
-    async fn get(
+    pub(crate) async fn get(
         &self,
         canary: &Canary,
         resource: &ApiResource,
@@ -69,7 +69,12 @@ impl ObjectRouter {
     /// made (not owned by the canary) is taken over as Flagger does: never owned, and its
     /// spec as it was kept in `flagger.kubernetes.io/original-configuration` (unless kubectl's
     /// last-applied configuration already holds it), for [`TrafficRouter::finalize`].
-    async fn apply(&self, canary: &Canary, resource: &ApiResource, obj: &Value) -> Result<()> {
+    pub(crate) async fn apply(
+        &self,
+        canary: &Canary,
+        resource: &ApiResource,
+        obj: &Value,
+    ) -> Result<()> {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
         let ns = namespace(canary);
         let current = self.get(canary, resource, name).await?;

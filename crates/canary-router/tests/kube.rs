@@ -169,13 +169,13 @@ async fn an_unknown_provider_and_an_unsupported_one_are_clear_errors() {
             .starts_with("unknown provider \"consul\"; expected one of"),
         "{unknown}"
     );
-    let later = canary_router::for_provider("nginx", client, None)
+    let later = canary_router::for_provider("contour", client, None)
         .err()
         .expect("unsupported");
     assert!(
         later
             .to_string()
-            .starts_with("provider \"nginx\" is not supported yet"),
+            .starts_with("provider \"contour\" is not supported yet"),
         "{later}"
     );
 }
@@ -353,7 +353,9 @@ async fn a_canary_made_again_under_its_name_keeps_its_predecessors_objects_as_it
 async fn in_another_cluster_its_own_objects_are_not_taken_for_a_users() {
     let (_sim, client) = cluster().await;
     let canary = seed("004-istio.yaml");
-    let router = canary_router::for_provider_remote("istio", client.clone(), None).expect("router");
+    let router =
+        canary_router::for_provider_remote("istio", client.clone(), None, &Default::default())
+            .expect("router");
     router.reconcile(&canary).await.expect("reconcile");
     for w in [10, 20] {
         let routes = Routes {

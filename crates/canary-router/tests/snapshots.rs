@@ -6,7 +6,7 @@
 use canary_api::Canary;
 use canary_core::Routes;
 use canary_core::spec::{HttpMatch, StringMatch};
-use canary_router::{Kind, istio};
+use canary_router::{Kind, istio, nginx};
 use serde_json::{Value, json};
 
 fn seed(file: &str) -> Canary {
@@ -367,4 +367,152 @@ fn app_mesh_ab_cookie_and_gateway_api_mirroring() {
         mirrored
     );
     snapshot("gatewayapi-v1-mirror", route);
+}
+
+/// The Ingress Flagger's NGINX e2e test installs: host `app.example.com`, everything to the
+/// apex Service `podinfo` on port 80, and a path to another Service left as it is.
+fn podinfo_ingress() -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo"},
+            "annotations": {
+                "kubernetes.io/ingress.class": "nginx",
+                "nginx.ingress.kubernetes.io/canary-weight": "30",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+            }},
+        "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [
+            {"pathType": "Prefix", "path": "/", "backend": {"service": {"name": "podinfo", "port": {"number": 80}}}},
+            {"pathType": "Prefix", "path": "/docs", "backend": {"service": {"name": "docs", "port": {"name": "http"}}}},
+        ]}}]},
+    })
+}
+
+fn nginx_canary() -> Canary {
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("nginx".into());
+    canary.spec.ingress_ref = Some(
+        serde_json::from_value(
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "podinfo"}),
+        )
+        .expect("ref"),
+    );
+    canary.spec.service.port = 80;
+    canary
+}
+
+#[test]
+fn nginx_canary_ingress_at_each_weight() {
+    let canary = nginx_canary();
+    let prefix = nginx::DEFAULT_PREFIX;
+    let mut out = serde_json::Map::new();
+    for (label, routes) in weights() {
+        let obj =
+            nginx::canary_ingress(&canary, &podinfo_ingress(), routes, prefix).expect("build");
+        assert_eq!(
+            nginx::routes_of(&obj, &canary, prefix).expect("read back"),
+            routes,
+            "{label}"
+        );
+        out.insert(label.into(), obj);
+    }
+    snapshot("nginx-weights", Value::Object(out));
+}
+
+#[test]
+fn nginx_ab_testing_by_header_and_cookie() {
+    let prefix = nginx::DEFAULT_PREFIX;
+    let regex = {
+        let mut m = HttpMatch::default();
+        m.headers.insert(
+            "user-agent".into(),
+            StringMatch {
+                regex: Some(".*Firefox.*".into()),
+                ..Default::default()
+            },
+        );
+        vec![m]
+    };
+    let named_cookie = {
+        let mut m = HttpMatch::default();
+        m.headers.insert(
+            "cookie".into(),
+            StringMatch {
+                exact: Some("canary".into()),
+                ..Default::default()
+            },
+        );
+        vec![m]
+    };
+    let mut out = serde_json::Map::new();
+    for (label, m) in [
+        ("header", header_match()),
+        ("pattern", regex),
+        ("cookie", named_cookie),
+    ] {
+        let mut canary = nginx_canary();
+        let a = canary.spec.analysis.as_mut().expect("analysis");
+        a.r#match = m;
+        a.iterations = Some(10);
+        let all_canary = Routes {
+            primary: 0,
+            canary: 100,
+            mirrored: false,
+        };
+        let obj =
+            nginx::canary_ingress(&canary, &podinfo_ingress(), all_canary, prefix).expect("build");
+        assert_eq!(
+            nginx::routes_of(&obj, &canary, prefix).expect("read"),
+            all_canary
+        );
+        out.insert(label.into(), obj["metadata"]["annotations"].clone());
+        // Promotion sends everything back to the primary: the header and cookie go.
+        let back = nginx::canary_ingress(&canary, &podinfo_ingress(), Routes::default(), prefix)
+            .expect("build");
+        assert_eq!(
+            nginx::routes_of(&back, &canary, prefix).expect("read"),
+            Routes::default()
+        );
+        assert!(
+            back["metadata"]["annotations"]
+                .as_object()
+                .expect("annotations")
+                .keys()
+                .all(|k| !k.contains("canary-by")),
+            "{back}"
+        );
+    }
+    snapshot("nginx-ab", Value::Object(out));
+}
+
+#[test]
+fn nginx_refuses_an_ingress_without_the_apex_backend_and_a_canary_without_ingress_ref() {
+    let canary = nginx_canary();
+    let mut other = podinfo_ingress();
+    other["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = json!("web");
+    let err = nginx::canary_ingress(
+        &canary,
+        &other,
+        Routes::default(),
+        "nginx.ingress.kubernetes.io",
+    )
+    .expect_err("no apex backend");
+    assert_eq!(
+        err.to_string(),
+        "ingress podinfo.test: no path of spec.rules has the backend service podinfo; the canary ingress needs one to send to podinfo-canary"
+    );
+    let mut without = nginx_canary();
+    without.spec.ingress_ref = None;
+    let err = nginx::canary_ingress(&without, &podinfo_ingress(), Routes::default(), "x")
+        .expect_err("no ingressRef");
+    assert!(err.to_string().starts_with("spec.ingressRef:"), "{err}");
+    let mut bad =
+        nginx::canary_ingress(&canary, &podinfo_ingress(), Routes::default(), "p").expect("build");
+    bad["metadata"]["annotations"]["p/canary-weight"] = json!("150");
+    assert_eq!(
+        nginx::routes_of(&bad, &canary, "p")
+            .expect_err("out of range")
+            .to_string(),
+        "ingress podinfo-canary: annotation p/canary-weight is \"150\", not a weight from 0 to 100"
+    );
 }

@@ -43,10 +43,13 @@ pub struct Snapshot {
     pub appmesh_routers: Vec<Value>,
     /// appmesh.k8s.aws VirtualNodes.
     pub appmesh_nodes: Vec<Value>,
+    /// networking.k8s.io Ingresses (ingress-nginx's).
+    pub ingresses: Vec<Value>,
 }
 
 /// One kind mesh-sim reads: group, versions to try in order, kind, and where its objects go
-/// in the [`Snapshot`]. Every plural is the kind's lowercase name with an `s`.
+/// in the [`Snapshot`]. Every plural is the kind's lowercase name with an `s` (`es` after an
+/// `s`: `ingresses`).
 struct KindSpec {
     group: &'static str,
     versions: &'static [&'static str],
@@ -56,7 +59,11 @@ struct KindSpec {
 
 impl KindSpec {
     fn plural(&self) -> String {
-        format!("{}s", self.kind.to_lowercase())
+        let kind = self.kind.to_lowercase();
+        match kind.ends_with('s') {
+            true => format!("{kind}es"),
+            false => format!("{kind}s"),
+        }
     }
 }
 
@@ -77,7 +84,7 @@ const fn read(
 
 const SMI: &[&str] = &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"];
 
-const KINDS: [KindSpec; 11] = [
+const KINDS: [KindSpec; 12] = [
     read("", &["v1"], "Service", |s| &mut s.services),
     read("apps", &["v1"], "Deployment", |s| &mut s.deployments),
     read("apps", &["v1"], "DaemonSet", |s| &mut s.daemonsets),
@@ -92,6 +99,9 @@ const KINDS: [KindSpec; 11] = [
         |s| &mut s.istio,
     ),
     read("split.smi-spec.io", SMI, "TrafficSplit", |s| &mut s.splits),
+    read("networking.k8s.io", &["v1"], "Ingress", |s| {
+        &mut s.ingresses
+    }),
     read(
         "gateway.networking.k8s.io",
         &["v1", "v1beta1"],

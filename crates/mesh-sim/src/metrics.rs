@@ -15,6 +15,11 @@
 //!   `http_request_duration_seconds` (`status`, with both the `kubernetes_namespace`,
 //!   `kubernetes_pod_name` and the `namespace`, `pod`, `app` labels of a pod scrape).
 //!
+//! - ingress-nginx, for requests its controller routed: `nginx_ingress_controller_requests`
+//!   and `nginx_ingress_controller_response_duration_seconds` (`namespace`, `ingress`,
+//!   `service`, `canary`, `status`, `method`, `path`, `host`, and the controller's constant
+//!   labels).
+//!
 //! Every request is counted in all four, so one proxy serves whichever provider a canary
 //! uses. Histograms use each project's default buckets.
 
@@ -22,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::routing::Workload;
+use crate::routing::{IngressHit, Workload};
 
 const ISTIO_MS: &[f64] = &[
     1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
@@ -91,13 +96,29 @@ impl Series {
 #[derive(Default)]
 pub struct Metrics {
     series: Mutex<BTreeMap<(Workload, u16), Series>>,
+    ingress: Mutex<BTreeMap<(IngressHit, u16), Series>>,
 }
 
 impl Metrics {
     /// Counts one request answered by `workload` with `code` after `ms` milliseconds.
     pub fn record(&self, workload: &Workload, code: u16, ms: f64) {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let s = series.entry((workload.clone(), code)).or_default();
+        series
+            .entry((workload.clone(), code))
+            .or_default()
+            .observe(ms);
+    }
+
+    /// Counts one request ingress-nginx routed through an Ingress.
+    pub fn record_ingress(&self, hit: &IngressHit, code: u16, ms: f64) {
+        let mut series = self.ingress.lock().unwrap_or_else(|e| e.into_inner());
+        series.entry((hit.clone(), code)).or_default().observe(ms);
+    }
+}
+
+impl Series {
+    fn observe(&mut self, ms: f64) {
+        let s = self;
         s.count += 1;
         s.sum_ms += ms;
         for (i, (bounds, scale)) in LAYOUTS.iter().enumerate() {
@@ -108,7 +129,9 @@ impl Metrics {
             }
         }
     }
+}
 
+impl Metrics {
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
@@ -218,8 +241,38 @@ impl Metrics {
             );
             histogram(&mut out, "http_request_duration_seconds", &labels, s, 3);
         }
+        let ingress = self.ingress.lock().unwrap_or_else(|e| e.into_inner());
+        counter(
+            &mut out,
+            "nginx_ingress_controller_requests",
+            &mut ingress
+                .iter()
+                .map(|((hit, code), s)| (nginx_labels(hit, *code), s.count)),
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE nginx_ingress_controller_response_duration_seconds histogram"
+        );
+        for ((hit, code), s) in ingress.iter() {
+            let labels = nginx_labels(hit, *code);
+            histogram(
+                &mut out,
+                "nginx_ingress_controller_response_duration_seconds",
+                &labels,
+                s,
+                3,
+            );
+        }
         out
     }
+}
+
+/// ingress-nginx's labels of a request (its controller in namespace `ingress-nginx`).
+fn nginx_labels(hit: &IngressHit, code: u16) -> String {
+    format!(
+        "canary=\"{}\",controller_class=\"k8s.io/ingress-nginx\",controller_namespace=\"ingress-nginx\",controller_pod=\"mesh-sim\",host=\"{}\",ingress=\"{}\",method=\"{}\",namespace=\"{}\",path=\"{}\",service=\"{}\",status=\"{code}\"",
+        hit.canary, hit.host, hit.ingress, hit.method, hit.namespace, hit.path, hit.service
+    )
 }
 
 /// The labels of the destination's sidecar: its pod, as Prometheus's pod discovery adds it.
@@ -275,4 +328,37 @@ fn histogram(out: &mut String, name: &str, labels: &str, s: &Series, layout: usi
     let sum = s.sum_ms * LAYOUTS[layout].1;
     let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", s.count);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_nginx_series_carry_the_main_ingress_and_the_canary_upstream() {
+        let m = Metrics::default();
+        let hit = IngressHit {
+            namespace: "test".into(),
+            ingress: "podinfo".into(),
+            service: "podinfo".into(),
+            canary: "test-podinfo-canary-9898".into(),
+            host: "app.example.com".into(),
+            path: "/".into(),
+            method: "GET".into(),
+        };
+        m.record_ingress(&hit, 200, 30.0);
+        m.record_ingress(&hit, 200, 50.0);
+        let text = m.render();
+        let labels = r#"canary="test-podinfo-canary-9898",controller_class="k8s.io/ingress-nginx",controller_namespace="ingress-nginx",controller_pod="mesh-sim",host="app.example.com",ingress="podinfo",method="GET",namespace="test",path="/",service="podinfo",status="200""#;
+        for line in [
+            format!("nginx_ingress_controller_requests{{{labels}}} 2"),
+            format!("nginx_ingress_controller_response_duration_seconds_sum{{{labels}}} 0.08"),
+            format!("nginx_ingress_controller_response_duration_seconds_count{{{labels}}} 2"),
+            format!(
+                "nginx_ingress_controller_response_duration_seconds_bucket{{{labels},le=\"0.05\"}} 2"
+            ),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
 }

@@ -27,7 +27,7 @@ use tower::ServiceExt;
 use crate::cluster::Snapshot;
 use crate::metrics::Metrics;
 use crate::podinfo;
-use crate::routing::{self, Route, Workload};
+use crate::routing::{self, IngressHit, Route, Workload};
 
 /// The largest request body carried (the loadtester's payloads are small).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -168,6 +168,7 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
             mirror,
             response_headers,
             via,
+            ingress,
         } => {
             tracing::debug!(host = %authority, path = %path, pod = %workload.pod, "{via}");
             if let Some(m) = mirror {
@@ -179,11 +180,20 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
                     body.clone(),
                 );
                 tokio::spawn(async move {
-                    call_backend(&state, &m, method, &path, &headers, body).await
+                    call_backend(&state, &m, None, method, &path, &headers, body).await
                 });
             }
-            let mut response =
-                call_backend(&state, &workload, parts.method, &path, &parts.headers, body).await;
+            let (method, headers) = (parts.method, &parts.headers);
+            let mut response = call_backend(
+                &state,
+                &workload,
+                ingress.as_ref(),
+                method,
+                &path,
+                headers,
+                body,
+            )
+            .await;
             for (name, value) in response_headers {
                 if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
                     response.headers_mut().append(n, v);
@@ -241,10 +251,12 @@ fn tunnel(state: Shared, mut req: Request) -> Response {
     StatusCode::OK.into_response()
 }
 
-/// Serves a request with the workload's podinfo backend and counts it.
+/// Serves a request with the workload's podinfo backend and counts it (for the Ingress that
+/// routed it too, if one did).
 async fn call_backend(
     state: &Shared,
     w: &Workload,
+    ingress: Option<&IngressHit>,
     method: Method,
     path: &str,
     headers: &HeaderMap,
@@ -271,6 +283,9 @@ async fn call_backend(
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     state.metrics.record(w, parts.status.as_u16(), ms);
+    if let Some(hit) = ingress {
+        state.metrics.record_ingress(hit, parts.status.as_u16(), ms);
+    }
     let body = match trailers {
         None => Body::from(bytes),
         Some(t) => {

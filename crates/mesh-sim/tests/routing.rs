@@ -352,3 +352,99 @@ fn ingress_gateway_services_route_by_host() {
         Route::NoRoute(_)
     ));
 }
+
+#[test]
+fn ingress_nginx_routes_by_host_path_weight_header_and_cookie() {
+    let mut s = cluster();
+    s.services.push(json!({"metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
+        "spec": {"selector": {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+                 "ports": [{"name": "http", "port": 80}]}}));
+    let steps = snapshot_file("nginx-weights");
+    let mut main = steps["weight 50"].clone();
+    main["metadata"]["name"] = json!("podinfo");
+    main["metadata"]["annotations"] = json!({"kubernetes.io/ingress.class": "nginx"});
+    main["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = json!("podinfo");
+    s.ingresses = vec![main, steps["weight 50"].clone()];
+    let through = |headers: &[(&str, &str)]| {
+        let mut all = vec![("host", "app.example.com")];
+        all.extend_from_slice(headers);
+        get("ingress-nginx-controller.ingress-nginx", &all)
+    };
+
+    // canary-weight 50: about half; every request labelled with the main Ingress.
+    let share = canary_share(&s, &through(&[]));
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+    let mut n = 0;
+    let labels: Vec<_> = (0..50)
+        .filter_map(|_| match route(&s, &through(&[]), &mut n) {
+            Route::Backend {
+                ingress, workload, ..
+            } => Some((workload.deployment, ingress.expect("labelled"))),
+            _ => None,
+        })
+        .collect();
+    for (deployment, hit) in &labels {
+        assert_eq!(
+            (
+                hit.ingress.as_str(),
+                hit.service.as_str(),
+                hit.path.as_str()
+            ),
+            ("podinfo", "podinfo", "/")
+        );
+        let canary = if deployment == "podinfo" {
+            "test-podinfo-canary-80"
+        } else {
+            ""
+        };
+        assert_eq!(hit.canary, canary, "{deployment}");
+    }
+    // Another host, or a path no Ingress has, is not routed.
+    let other = get(
+        "ingress-nginx-controller.ingress-nginx",
+        &[("host", "web.example.com")],
+    );
+    assert!(matches!(route(&s, &other, &mut 0), Route::NoRoute(_)));
+    // /docs goes to its own Service (which this cluster lacks: 503, routed by the Ingress).
+    let mut docs = through(&[]);
+    docs.path = "/docs/api".into();
+    assert!(matches!(route(&s, &docs, &mut 0), Route::Unavailable(e) if e.contains("docs")));
+
+    // Weight 0 with a header: the header decides, then the cookie, then the weight.
+    let canary_ann = &mut s.ingresses[1]["metadata"]["annotations"];
+    canary_ann["nginx.ingress.kubernetes.io/canary-weight"] = json!("0");
+    canary_ann["nginx.ingress.kubernetes.io/canary-by-header"] = json!("x-canary");
+    canary_ann["nginx.ingress.kubernetes.io/canary-by-header-value"] = json!("insider");
+    canary_ann["nginx.ingress.kubernetes.io/canary-by-cookie"] = json!("canary");
+    assert_eq!(
+        answered_by(&s, &through(&[("x-canary", "insider")])),
+        "podinfo"
+    );
+    assert_eq!(
+        answered_by(&s, &through(&[("x-canary", "outsider")])),
+        "podinfo-primary"
+    );
+    assert_eq!(
+        answered_by(&s, &through(&[("cookie", "a=b; canary=always")])),
+        "podinfo"
+    );
+    assert_eq!(
+        answered_by(&s, &through(&[("cookie", "canary=never")])),
+        "podinfo-primary"
+    );
+    assert_eq!(canary_share(&s, &through(&[])), 0);
+    let canary_ann = &mut s.ingresses[1]["metadata"]["annotations"];
+    canary_ann
+        .as_object_mut()
+        .expect("map")
+        .remove("nginx.ingress.kubernetes.io/canary-by-header-value");
+    canary_ann["nginx.ingress.kubernetes.io/canary-by-header-pattern"] = json!("^ins.*");
+    assert_eq!(
+        answered_by(&s, &through(&[("x-canary", "inside")])),
+        "podinfo"
+    );
+    assert_eq!(
+        answered_by(&s, &through(&[("x-canary", "outside")])),
+        "podinfo-primary"
+    );
+}

@@ -20,7 +20,9 @@
 //! A request to an ingress gateway's Service (Istio's, selecting `istio: ingressgateway`, or
 //! a Gateway API Gateway's, labelled `gateway.networking.k8s.io/gateway-name`) is routed by
 //! its `Host` header as that gateway would: through VirtualServices bound to a gateway other
-//! than `mesh`, or HTTPRoutes attached to that Gateway.
+//! than `mesh`, or HTTPRoutes attached to that Gateway. A request to ingress-nginx's
+//! controller Service is routed by its `Host` and path through the Ingresses and their canary
+//! Ingresses, as ingress-nginx does (see `nginx.rs`).
 //!
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
@@ -43,12 +45,14 @@ mod appmesh;
 mod endpoints;
 mod gatewayapi;
 mod istio;
+mod nginx;
 mod smi;
 
 use appmesh::appmesh;
 use endpoints::endpoint;
 use gatewayapi::httproute;
 use istio::istio;
+pub use nginx::IngressHit;
 use smi::smi;
 
 /// The parts of a request that routing reads.
@@ -103,6 +107,9 @@ pub enum Route {
         response_headers: Vec<(String, String)>,
         /// How the decision was taken, for the log: `istio VirtualService test/podinfo ...`.
         via: String,
+        /// The Ingress that routed it, when ingress-nginx did: what its series are labelled
+        /// with.
+        ingress: Option<IngressHit>,
     },
     /// A process outside the cluster registered under this host (the loadtester).
     Upstream(String),
@@ -154,6 +161,9 @@ pub fn resolve(
                 return Route::NoRoute(e);
             }
             if let Some(entry) = entry_point(s, &svc) {
+                if matches!(entry, Entry::Nginx) {
+                    return nginx::route(s, req, pick);
+                }
                 let host = req.header("host").map_or("", |h| split_port(h).0);
                 return match gateway_decision(s, host, req, pick, Some(&entry)) {
                     Some(d) => backend(s, d, pick),
@@ -197,6 +207,7 @@ fn backend(s: &Snapshot, decision: Decision, pick: &mut dyn Pick) -> Route {
         mirror,
         response_headers: decision.headers,
         via: decision.via,
+        ingress: None,
     }
 }
 
@@ -329,15 +340,21 @@ enum Entry {
     Istio,
     /// A Gateway API Gateway (namespace, name): the HTTPRoutes attached to it.
     Gateway(ServiceRef),
+    /// ingress-nginx's controller: the Ingresses and their canary Ingresses.
+    Nginx,
 }
 
 /// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
-/// `istio: ingressgateway`) or the Service a Gateway API implementation makes for a Gateway
+/// `istio: ingressgateway`), ingress-nginx's controller (its selector has
+/// `app.kubernetes.io/name: ingress-nginx`, as the project's chart and manifests make it) or the Service a Gateway API implementation makes for a Gateway
 /// (label `gateway.networking.k8s.io/gateway-name`, as Istio's and Envoy Gateway's carry).
 fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
     let o = service(s, svc)?;
     if o["spec"]["selector"]["istio"] == "ingressgateway" {
         return Some(Entry::Istio);
+    }
+    if o["spec"]["selector"]["app.kubernetes.io/name"] == "ingress-nginx" {
+        return Some(Entry::Nginx);
     }
     let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
     Some(Entry::Gateway((svc.0.clone(), name.to_string())))

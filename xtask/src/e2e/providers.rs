@@ -1,0 +1,166 @@
+//! The ingress and mesh providers beyond the seeds', played as Flagger's own end-to-end tests
+//! play them: NGINX (`test/nginx/`), with ingress-nginx's controller Service in front of
+//! mesh-sim and the Ingress of Flagger's test.
+
+use anyhow::{Context, Result, ensure};
+use serde_yaml_ng::Value as Y;
+
+use super::fidelity::seed_004;
+use super::{Play, expect, fail, finish, iteration_events, promote, set_image};
+
+/// The Ingress of Flagger's NGINX e2e test, on seed 004's port: `app.example.com` to the
+/// apex Service `podinfo`.
+const PODINFO_INGRESS: &str = "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: podinfo
+  namespace: test
+  labels:
+    app: podinfo
+  annotations:
+    kubernetes.io/ingress.class: nginx
+spec:
+  rules:
+    - host: app.example.com
+      http:
+        paths:
+          - pathType: Prefix
+            path: /
+            backend:
+              service:
+                name: podinfo
+                port:
+                  number: 9898
+";
+
+/// ingress-nginx's controller, as the load tester reaches it.
+const CONTROLLER: &str = "http://ingress-nginx-controller.ingress-nginx";
+
+/// Seed 004's canary on `nginx` with `ingressRef: podinfo`, its load sent through the
+/// controller with the Ingress's host (as Flagger's NGINX test), then `edit`.
+fn nginx_canary(edit: impl FnOnce(&mut Y) -> Result<()>) -> Result<String> {
+    seed_004(|spec| {
+        spec["provider"] = Y::from("nginx");
+        spec["ingressRef"] = serde_yaml_ng::from_str(
+            "{apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}",
+        )?;
+        let service = spec["service"]
+            .as_mapping_mut()
+            .context("seed 004's canary has no service")?;
+        service.remove("gateways");
+        service.remove("hosts");
+        let hooks = spec["analysis"]["webhooks"]
+            .as_sequence_mut()
+            .context("seed 004's canary has webhooks")?;
+        let load = hooks
+            .iter_mut()
+            .find(|h| h["name"] == "load-test")
+            .context("seed 004's canary has a load-test webhook")?;
+        load["metadata"]["cmd"] = Y::from(format!(
+            "hey -z 1m -q 10 -c 2 -host app.example.com {CONTROLLER}/"
+        ));
+        edit(spec)
+    })
+}
+
+/// How many `metric` checks found a value (the canary upstream's series had traffic).
+fn measured(p: &Play<'_>, metric: &str) -> usize {
+    p.checks
+        .iter()
+        .filter(|(m, v)| m == metric && v.is_some())
+        .count()
+}
+
+/// Flagger's NGINX e2e test: a promotion by weight through the canary Ingress, a rollback
+/// on HTTP 500s sent through the controller, then an A/B release by the `x-user: insider`
+/// header checked with curl as the test's `test-header-routing` webhook does.
+pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
+    println!(
+        "$ kubectl apply -f ingress-nginx.yaml   # the controller's IngressClass, Deployment and Service, as its chart makes them"
+    );
+    p.cluster
+        .apply(include_str!("../../e2e/ingress-nginx.yaml"))?;
+    p.podinfo("test")?;
+    println!(
+        "$ kubectl apply -f podinfo-ingress.yaml   # app.example.com to podinfo, as Flagger's NGINX test"
+    );
+    p.cluster.apply(PODINFO_INGRESS)?;
+    p.canary(
+        &nginx_canary(|_| Ok(()))?,
+        "podinfo-canary.yaml   # seed 004's canary on nginx with ingressRef podinfo",
+    )?;
+    promote(p, "test", "6.0.1")?;
+    let annotations =
+        p.kubectl_words("-n test get ingress podinfo-canary -o jsonpath={.metadata.annotations}")?;
+    for wanted in [
+        r#""nginx.ingress.kubernetes.io/canary":"true""#,
+        r#""nginx.ingress.kubernetes.io/canary-weight":"0""#,
+    ] {
+        ensure!(
+            annotations.contains(wanted),
+            "after the promotion the canary Ingress lacks {wanted}: {annotations}"
+        );
+    }
+    let promoted = measured(p, "request-success-rate");
+    ensure!(
+        promoted >= 5,
+        "only {promoted} success-rate checks found the canary upstream's series"
+    );
+    println!("  {promoted} success-rate checks measured ingress-nginx's canary series");
+
+    let errors = format!(
+        "while true; do curl -s --max-time 5 -H 'Host: app.example.com' {CONTROLLER}/status/500 >/dev/null; sleep 0.2; done"
+    );
+    fail(
+        p,
+        "test",
+        "6.0.2",
+        "watch curl -H 'Host: app.example.com' http://ingress-nginx-controller.ingress-nginx/status/500",
+        &errors,
+        "success rate",
+    )?;
+
+    let ab = nginx_canary(|spec| {
+        let analysis = spec["analysis"]
+            .as_mapping_mut()
+            .context("seed 004's canary has an analysis")?;
+        analysis.remove("maxWeight");
+        analysis.remove("stepWeight");
+        analysis.insert(Y::from("iterations"), Y::from(10));
+        analysis.insert(
+            Y::from("match"),
+            serde_yaml_ng::from_str("[{headers: {x-user: {exact: insider}}}]")?,
+        );
+        let hooks = analysis
+            .get_mut("webhooks")
+            .and_then(Y::as_sequence_mut)
+            .context("seed 004's canary has webhooks")?;
+        hooks.push(serde_yaml_ng::from_str(&format!(
+            "{{name: test-header-routing, type: rollout, url: http://flagger-loadtester.test/, timeout: 5s,
+              metadata: {{type: bash, cmd: \"curl -sH 'x-user: insider' -H 'Host: app.example.com' {CONTROLLER} | grep 6.0.3\"}}}}"
+        ))?);
+        for hook in hooks.iter_mut().filter(|h| h["name"] == "load-test") {
+            hook["metadata"]["cmd"] = Y::from(format!(
+                "hey -z 1m -q 10 -c 2 -H 'x-user: insider' -host app.example.com {CONTROLLER}/"
+            ));
+        }
+        Ok(())
+    })?;
+    p.canary(
+        &ab,
+        "podinfo-abtest.yaml   # A/B: 10 iterations for requests with x-user: insider",
+    )?;
+    let before = measured(p, "request-success-rate");
+    set_image(p, "test", "6.0.3")?;
+    finish(p, "the A/B release", "Succeeded")?;
+    expect(p, &iteration_events(&[], true))?;
+    let ab_checks = measured(p, "request-success-rate") - before;
+    ensure!(
+        ab_checks >= 5,
+        "only {ab_checks} success-rate checks of the A/B release found canary traffic"
+    );
+    println!(
+        "  {ab_checks} A/B success-rate checks measured requests the header sent to the canary"
+    );
+    Ok(())
+}
