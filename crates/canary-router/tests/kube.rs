@@ -379,3 +379,99 @@ async fn in_another_cluster_its_own_objects_are_not_taken_for_a_users() {
         "finalize sends traffic back to the primary"
     );
 }
+
+#[tokio::test]
+async fn nginx_clones_the_ingress_and_moves_weights_with_its_annotations() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let (_sim, client) = cluster().await;
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "test");
+    let original: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "podinfo", "labels": {"app": "podinfo"},
+            "annotations": {"kubernetes.io/ingress.class": "nginx"}},
+        "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [{"pathType": "Prefix", "path": "/",
+            "backend": {"service": {"name": "podinfo", "port": {"number": 9898}}}}]}}]}
+    }))
+    .expect("ingress");
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("nginx".into());
+    canary.spec.ingress_ref = serde_json::from_value(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "podinfo"}),
+    )
+    .ok();
+    let options = canary_router::Options {
+        ingress_annotations_prefix: "custom.nginx.org".into(),
+    };
+    let router = canary_router::for_provider_cached("nginx", client.clone(), None, None, &options)
+        .expect("router");
+    let missing = router.reconcile(&canary).await.expect_err("no ingress yet");
+    assert_eq!(
+        missing.to_string(),
+        "spec.ingressRef.name: ingress podinfo.test not found"
+    );
+    ingresses
+        .create(&PostParams::default(), &original)
+        .await
+        .expect("create");
+    router.reconcile(&canary).await.expect("reconcile");
+    let clone = ingresses.get("podinfo-canary").await.expect("clone");
+    let annotations = clone.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("custom.nginx.org/canary")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        annotations
+            .get("custom.nginx.org/canary-weight")
+            .map(String::as_str),
+        Some("0")
+    );
+    let backend = &clone
+        .spec
+        .as_ref()
+        .expect("spec")
+        .rules
+        .as_ref()
+        .expect("rules")[0]
+        .http
+        .as_ref()
+        .expect("http")
+        .paths[0]
+        .backend;
+    assert_eq!(
+        backend.service.as_ref().map(|s| s.name.as_str()),
+        Some("podinfo-canary")
+    );
+
+    let half = Routes {
+        primary: 50,
+        canary: 50,
+        mirrored: false,
+    };
+    router.set_routes(&canary, half).await.expect("set");
+    assert_eq!(router.get_routes(&canary).await.expect("get"), half);
+    // A reconcile keeps the weight, and brings a label the user adds to the original.
+    let label = json!({"metadata": {"labels": {"team": "web"}}});
+    ingresses
+        .patch("podinfo", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("label");
+    router.reconcile(&canary).await.expect("reconcile");
+    assert_eq!(router.get_routes(&canary).await.expect("get"), half);
+    let clone = ingresses.get("podinfo-canary").await.expect("clone");
+    assert_eq!(
+        clone
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("team")
+            .map(String::as_str),
+        Some("web")
+    );
+    router.finalize(&canary).await.expect("finalize");
+    assert_eq!(
+        router.get_routes(&canary).await.expect("get"),
+        Routes::default()
+    );
+}

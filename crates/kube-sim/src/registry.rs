@@ -173,6 +173,20 @@ pub fn builtins() -> Vec<ResourceType> {
             &["hpa"],
             true,
         ),
+        with(
+            builtin("networking.k8s.io", "v1", "Ingress", "ingresses", true),
+            true,
+            false,
+            &["ing"],
+            false,
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "IngressClass",
+            "ingressclasses",
+            false,
+        ),
         builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
         with(
             builtin(
