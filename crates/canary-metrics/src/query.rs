@@ -169,6 +169,25 @@ mod tests {
         assert!(e.to_string().contains("unclosed action"), "{e}");
     }
 
+    /// Every builtin query as Flagger's observers render it for seed podinfo, in
+    /// `tests/snapshots/builtin-queries.txt` (`UPDATE_EXPECT=1 cargo test -p canary-metrics
+    /// --lib` rewrites it).
+    #[test]
+    fn every_builtin_query_as_flagger_renders_it() {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for observer in ["istio", "linkerd", "appmesh", "http", "nginx"] {
+            for (name, metric) in [
+                ("request-success-rate", Builtin::SuccessRate),
+                ("request-duration", Builtin::Duration),
+            ] {
+                let query = render("builtin", builtin(observer, metric), &model()).expect("render");
+                let _ = writeln!(out, "{observer} {name}\n{query}\n");
+            }
+        }
+        expect_test::expect_file!["../tests/snapshots/builtin-queries.txt"].assert_eq(&out);
+    }
+
     #[test]
     fn providers_pick_flaggers_observers() {
         assert_eq!(observer("appmesh:v1beta2"), "appmesh");

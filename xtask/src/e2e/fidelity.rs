@@ -35,6 +35,19 @@ fn owned_by_canary(obj: &Value) -> bool {
 }
 
 /// Seed 004's canary with `edit` applied to its spec.
+/// Points the load test of seed 004's canary `spec` at `cmd`.
+pub(super) fn set_load_test(spec: &mut Y, cmd: &str) -> Result<()> {
+    let hooks = spec["analysis"]["webhooks"]
+        .as_sequence_mut()
+        .context("seed 004's canary has webhooks")?;
+    let load = hooks
+        .iter_mut()
+        .find(|h| h["name"] == "load-test")
+        .context("seed 004's canary has a load-test webhook")?;
+    load["metadata"]["cmd"] = Y::from(cmd);
+    Ok(())
+}
+
 pub(super) fn seed_004(edit: impl FnOnce(&mut Y) -> Result<()>) -> Result<String> {
     let mut doc: Y = serde_yaml_ng::from_str(&fixture("004-istio.yaml")?)?;
     edit(&mut doc["spec"])?;
@@ -315,11 +328,10 @@ spec:
 /// curl through the Gateway (`kubectl port-forward` on the real cluster) reaches the new
 /// revision.
 pub(super) fn gateway_api(p: &mut Play<'_>) -> Result<()> {
-    println!(
-        "$ kubectl apply -f gateway.yaml   # the Gateway public-gateway, and its Deployment and Service as Istio makes them"
-    );
-    p.cluster
-        .apply(include_str!("../../e2e/gateway-api.yaml"))?;
+    p.apply_shown(
+        "gateway.yaml   # the Gateway public-gateway, and its Deployment and Service as Istio makes them",
+        include_str!("../../e2e/gateway-api.yaml"),
+    )?;
     p.podinfo("test")?;
     println!(
         "$ kubectl apply -f metric-templates.yaml   # error-rate and latency on reporter=\"source\", as Flagger's Gateway API guide"
@@ -336,16 +348,10 @@ pub(super) fn gateway_api(p: &mut Play<'_>) -> Result<()> {
             serde_yaml_ng::from_str("[{name: public-gateway, namespace: istio-ingress}]")?,
         );
         // As Flagger's Gateway API guide: the load enters through the Gateway.
-        let hooks = spec["analysis"]["webhooks"]
-            .as_sequence_mut()
-            .context("seed 004's canary has webhooks")?;
-        let load = hooks
-            .iter_mut()
-            .find(|h| h["name"] == "load-test")
-            .context("seed 004's canary has a load-test webhook")?;
-        load["metadata"]["cmd"] = Y::from(
+        set_load_test(
+            spec,
             "hey -z 1m -q 10 -c 2 -host app.example.com http://public-gateway-istio.istio-ingress/",
-        );
+        )?;
         spec["analysis"]["metrics"] = serde_yaml_ng::from_str(
             "[{name: error-rate, templateRef: {name: error-rate}, thresholdRange: {max: 1}, interval: 1m},
               {name: latency, templateRef: {name: latency}, thresholdRange: {max: 500}, interval: 30s}]",

@@ -79,6 +79,13 @@ impl<'c> Play<'c> {
         self.kubectl(&args)
     }
 
+    /// `kubectl apply -f <shown>` of `yaml`, printed as a user would type it (`shown` is the
+    /// file name and a comment).
+    pub(crate) fn apply_shown(&mut self, shown: &str, yaml: &str) -> Result<()> {
+        println!("$ kubectl apply -f {shown}");
+        self.cluster.apply(yaml).map(|_| ())
+    }
+
     /// Creates the namespace, installs the load tester in it and applies podinfo (Deployment
     /// and HPA) into it, as the seeds do.
     pub(crate) fn podinfo(&mut self, ns: &str) -> Result<()> {

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
 
-use super::fidelity::seed_004;
+use super::fidelity::{seed_004, set_load_test};
 use super::{Play, expect, fail, finish, iteration_events, promote, set_image};
 
 /// The Ingress of Flagger's NGINX e2e test, on seed 004's port: `app.example.com` to the
@@ -49,16 +49,10 @@ fn nginx_canary(edit: impl FnOnce(&mut Y) -> Result<()>) -> Result<String> {
             .context("seed 004's canary has no service")?;
         service.remove("gateways");
         service.remove("hosts");
-        let hooks = spec["analysis"]["webhooks"]
-            .as_sequence_mut()
-            .context("seed 004's canary has webhooks")?;
-        let load = hooks
-            .iter_mut()
-            .find(|h| h["name"] == "load-test")
-            .context("seed 004's canary has a load-test webhook")?;
-        load["metadata"]["cmd"] = Y::from(format!(
-            "hey -z 1m -q 10 -c 2 -host app.example.com {CONTROLLER}/"
-        ));
+        set_load_test(
+            spec,
+            &format!("hey -z 1m -q 10 -c 2 -host app.example.com {CONTROLLER}/"),
+        )?;
         edit(spec)
     })
 }
@@ -75,16 +69,15 @@ fn measured(p: &Play<'_>, metric: &str) -> usize {
 /// on HTTP 500s sent through the controller, then an A/B release by the `x-user: insider`
 /// header checked with curl as the test's `test-header-routing` webhook does.
 pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
-    println!(
-        "$ kubectl apply -f ingress-nginx.yaml   # the controller's IngressClass, Deployment and Service, as its chart makes them"
-    );
-    p.cluster
-        .apply(include_str!("../../e2e/ingress-nginx.yaml"))?;
+    p.apply_shown(
+        "ingress-nginx.yaml   # the controller's IngressClass, Deployment and Service, as its chart makes them",
+        include_str!("../../e2e/ingress-nginx.yaml"),
+    )?;
     p.podinfo("test")?;
-    println!(
-        "$ kubectl apply -f podinfo-ingress.yaml   # app.example.com to podinfo, as Flagger's NGINX test"
-    );
-    p.cluster.apply(PODINFO_INGRESS)?;
+    p.apply_shown(
+        "podinfo-ingress.yaml   # app.example.com to podinfo, as Flagger's NGINX test",
+        PODINFO_INGRESS,
+    )?;
     p.canary(
         &nginx_canary(|_| Ok(()))?,
         "podinfo-canary.yaml   # seed 004's canary on nginx with ingressRef podinfo",
