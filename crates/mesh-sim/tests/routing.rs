@@ -424,6 +424,10 @@ fn ingress_nginx_routes_by_host_path_weight_header_and_cookie() {
         answered_by(&s, &through(&[("x-canary", "outsider")])),
         "podinfo-primary"
     );
+    // A Go client's `-host app.example.com` is the proxy request's authority: an Ingress host
+    // that is no Service reaches ingress-nginx all the same.
+    let by_host = get("app.example.com", &[("x-canary", "insider")]);
+    assert_eq!(answered_by(&s, &by_host), "podinfo");
     assert_eq!(
         answered_by(&s, &through(&[("cookie", "a=b; canary=always")])),
         "podinfo"

@@ -119,11 +119,18 @@ impl<'c> Play<'c> {
 
     /// Applies a Canary with its analysis interval shortened, then waits for Initialized.
     pub(crate) fn canary(&mut self, yaml: &str, file: &str) -> Result<()> {
+        self.apply_canary(yaml, file)?;
+        self.until(&["Initialized"])?;
+        Ok(())
+    }
+
+    /// Applies a Canary (`analysis.interval` shortened) without waiting: a change to one
+    /// that already ran takes effect with its next revision.
+    pub(crate) fn apply_canary(&mut self, yaml: &str, file: &str) -> Result<()> {
         let yaml = shorten_interval(yaml)?;
         println!("$ kubectl apply -f {file}   # analysis.interval shortened to {INTERVAL}");
         let out = self.cluster.apply(&yaml)?;
         print!("  {out}");
-        self.until(&["Initialized"])?;
         Ok(())
     }
 

@@ -161,10 +161,10 @@ pub fn resolve(
                 return Route::NoRoute(e);
             }
             if let Some(entry) = entry_point(s, &svc) {
-                if matches!(entry, Entry::Nginx) {
-                    return nginx::route(s, req, pick);
-                }
                 let host = req.header("host").map_or("", |h| split_port(h).0);
+                if matches!(entry, Entry::Nginx) {
+                    return nginx::route(s, host, req, pick);
+                }
                 return match gateway_decision(s, host, req, pick, Some(&entry)) {
                     Some(d) => backend(s, d, pick),
                     None => Route::NoRoute(format!(
@@ -182,6 +182,7 @@ pub fn resolve(
         }
         None => match gateway_decision(s, host, req, pick, None) {
             Some(d) => d,
+            None if nginx::serves(s, host) => return nginx::route(s, host, req, pick),
             None => {
                 return Route::NoRoute(format!(
                     "no Service and no gateway route for host {host:?}"

@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use super::{Decision, Pick, Request, Route, ServiceRef, backend, ns_of, split_port};
+use super::{Decision, Pick, Request, Route, ServiceRef, backend, ns_of};
 use crate::cluster::Snapshot;
 
 const PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -94,9 +94,19 @@ fn paths<'a>(s: &'a Snapshot, host: &str, path: &str) -> Vec<IngressPath<'a>> {
     out
 }
 
-/// Routes a request that reached ingress-nginx's controller.
-pub(super) fn route(s: &Snapshot, req: &Request, pick: &mut dyn Pick) -> Route {
-    let host = req.header("host").map_or("", |h| split_port(h).0);
+/// True when an Ingress has a rule for `host` (a name only an ingress serves, such as
+/// `app.example.com`, reaches ingress-nginx: Go clients send `-host` as the proxy request's
+/// authority).
+pub(super) fn serves(s: &Snapshot, host: &str) -> bool {
+    s.ingresses.iter().any(|i| {
+        i["spec"]["rules"]
+            .as_array()
+            .is_some_and(|rules| rules.iter().any(|r| r["host"] == host))
+    })
+}
+
+/// Routes a request that reached ingress-nginx's controller for `host`.
+pub(super) fn route(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pick) -> Route {
     let found = paths(s, host, &req.path);
     let rank = |p: &IngressPath<'_>| (p.exact, p.path.len());
     let Some(main) = found
