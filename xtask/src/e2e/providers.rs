@@ -6,7 +6,7 @@ use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
 
 use super::fidelity::{seed_004, set_load_test};
-use super::{Play, expect, fail, finish, iteration_events, promote, set_image};
+use super::{Play, expect, fail, finish, iteration_events, promote, release};
 
 /// The Ingress of Flagger's NGINX e2e test, on seed 004's port: `app.example.com` to the
 /// apex Service `podinfo`.
@@ -133,7 +133,7 @@ pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
         "podinfo-abtest.yaml   # A/B: 10 iterations for requests with x-user: insider",
     )?;
     let before = measured(p, "request-success-rate");
-    set_image(p, "test", "6.0.2")?;
+    release(p, "test", "6.0.2")?;
     finish(p, "the A/B release", "Succeeded")?;
     expect(p, &iteration_events(&[], true))?;
     let ab_checks = measured(p, "request-success-rate") - before;

@@ -36,6 +36,14 @@ pub(crate) fn set_image(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
     Ok(())
 }
 
+/// A new revision whose analysis has started: the canary has left the phase of the last
+/// release (a `Succeeded` read right after `set image` may still be that release's).
+pub(crate) fn release(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
+    set_image(p, ns, tag)?;
+    p.until(&["Progressing"])?;
+    Ok(())
+}
+
 /// The events of a promotion by weights up to 50 in steps of 5.
 pub(crate) fn promotion_events(target: &str) -> Vec<String> {
     let mut e = vec![
@@ -88,7 +96,7 @@ pub(crate) fn iteration_events(first: &[&str], routing: bool) -> Vec<String> {
 }
 
 pub(crate) fn promote(p: &mut Play<'_>, ns: &str, tag: &str) -> Result<()> {
-    set_image(p, ns, tag)?;
+    release(p, ns, tag)?;
     finish(p, &format!("the release of {tag}"), "Succeeded")?;
     expect(p, &promotion_events(&format!("podinfo.{ns}")))?;
     let primary = primary_image(p, ns)?;
@@ -111,6 +119,7 @@ pub(crate) fn fail(
     let mark = p.events.len();
     set_image(p, ns, tag)?;
     p.background(shown, load, Duration::from_secs(150))?;
+    p.until(&["Progressing"])?;
     let ended = finish(p, &format!("the release of {tag}"), "Failed");
     p.stop_background();
     ended?;
