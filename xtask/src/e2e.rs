@@ -110,6 +110,13 @@ const SCENARIOS: &[Scenario] = &[
         run: providers::nginx,
     },
     Scenario {
+        name: "osm",
+        flagger: "osm-system",
+        real_only: false,
+        what: "seed 001's canary on Open Service Mesh: an SMI v1alpha2 TrafficSplit, OSM's builtin queries, a promotion",
+        run: providers::osm,
+    },
+    Scenario {
         name: "services",
         flagger: "istio-system",
         real_only: false,

@@ -78,6 +78,7 @@ pub fn observer(provider: &str) -> &'static str {
         p if p.starts_with("appmesh") => "appmesh",
         "linkerd" => "linkerd",
         "nginx" => "nginx",
+        "osm" => "osm",
         p if p == "kubernetes" || p.starts_with("gatewayapi") => "http",
         _ => "istio",
     }
@@ -94,6 +95,8 @@ pub fn builtin(observer: &str, metric: Builtin) -> &'static str {
         ("http", Builtin::Duration) => HTTP_DURATION,
         ("nginx", Builtin::SuccessRate) => NGINX_SUCCESS,
         ("nginx", Builtin::Duration) => NGINX_DURATION,
+        ("osm", Builtin::SuccessRate) => OSM_SUCCESS,
+        ("osm", Builtin::Duration) => OSM_DURATION,
         (_, Builtin::SuccessRate) => ISTIO_SUCCESS,
         (_, Builtin::Duration) => ISTIO_DURATION,
     }
@@ -117,6 +120,10 @@ const HTTP_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(http_request_du
 // a non-empty `canary` (the canary upstream); the duration is a mean in milliseconds.
 const NGINX_SUCCESS: &str = r#"sum(rate(nginx_ingress_controller_requests{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!="",status!~"5.*"}[{{ interval }}])) / sum(rate(nginx_ingress_controller_requests{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!=""}[{{ interval }}])) * 100"#;
 const NGINX_DURATION: &str = r#"sum(rate(nginx_ingress_controller_response_duration_seconds_sum{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!=""}[{{ interval }}])) / sum(rate(nginx_ingress_controller_response_duration_seconds_count{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!=""}[{{ interval }}])) * 1000"#;
+
+// Open Service Mesh's Envoy series, by destination Deployment.
+const OSM_SUCCESS: &str = r#"sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_kind="Deployment",destination_name="{{ target }}",response_code!~"5.*"}[{{ interval }}])) / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_kind="Deployment",destination_name="{{ target }}"}[{{ interval }}])) * 100"#;
+const OSM_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(osm_request_duration_ms_bucket{destination_namespace="{{ namespace }}",destination_kind="Deployment",destination_name="{{ target }}"}[{{ interval }}])) by (le))"#;
 
 #[cfg(test)]
 mod tests {
@@ -176,7 +183,7 @@ mod tests {
     fn every_builtin_query_as_flagger_renders_it() {
         use std::fmt::Write;
         let mut out = String::new();
-        for observer in ["istio", "linkerd", "appmesh", "http", "nginx"] {
+        for observer in ["istio", "linkerd", "appmesh", "http", "nginx", "osm"] {
             for (name, metric) in [
                 ("request-success-rate", Builtin::SuccessRate),
                 ("request-duration", Builtin::Duration),
@@ -196,5 +203,6 @@ mod tests {
         assert_eq!(observer("smi:v1alpha3"), "istio");
         assert_eq!(observer("linkerd"), "linkerd");
         assert_eq!(observer("nginx"), "nginx");
+        assert_eq!(observer("osm"), "osm");
     }
 }

@@ -15,6 +15,9 @@
 //!   `http_request_duration_seconds` (`status`, with both the `kubernetes_namespace`,
 //!   `kubernetes_pod_name` and the `namespace`, `pod`, `app` labels of a pod scrape).
 //!
+//! - Open Service Mesh (Envoy): `osm_request_total` and `osm_request_duration_ms`
+//!   (`destination_namespace`, `destination_kind`, `destination_name`, `destination_pod`,
+//!   `response_code`, from mesh-sim's own pod as the source);
 //! - ingress-nginx, for requests its controller routed: `nginx_ingress_controller_requests`
 //!   and `nginx_ingress_controller_response_duration_seconds` (`namespace`, `ingress`,
 //!   `service`, `canary`, `status`, `method`, `path`, `host`, and the controller's constant
@@ -212,6 +215,20 @@ impl Metrics {
         }
         counter(
             &mut out,
+            "osm_request_total",
+            &mut series.iter().map(|((w, code), s)| {
+                (
+                    format!("{},response_code=\"{code}\"", osm_labels(w)),
+                    s.count,
+                )
+            }),
+        );
+        let _ = writeln!(out, "# TYPE osm_request_duration_ms histogram");
+        for (w, s) in &by_workload {
+            histogram(&mut out, "osm_request_duration_ms", &osm_labels(w), s, 0);
+        }
+        counter(
+            &mut out,
             "envoy_cluster_upstream_rq",
             &mut series.iter().map(|((w, code), s)| {
                 (
@@ -302,6 +319,14 @@ fn istio_destination(ns: &str, workload: &str) -> String {
 fn linkerd_labels(w: &Workload) -> String {
     format!(
         "namespace=\"{}\",deployment=\"{}\",pod=\"{}\",direction=\"inbound\"",
+        w.namespace, w.deployment, w.pod
+    )
+}
+
+/// OSM's labels of a request to `w` from mesh-sim's own pod.
+fn osm_labels(w: &Workload) -> String {
+    format!(
+        "source_namespace=\"mesh-sim\",source_kind=\"Deployment\",source_name=\"mesh-sim\",source_pod=\"mesh-sim\",destination_namespace=\"{}\",destination_kind=\"Deployment\",destination_name=\"{}\",destination_pod=\"{}\"",
         w.namespace, w.deployment, w.pod
     )
 }

@@ -162,3 +162,25 @@ pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
 
     Ok(())
 }
+
+/// Open Service Mesh: seed 001's canary on `osm`, routed by an SMI v1alpha2 TrafficSplit and
+/// judged by OSM's builtin queries (`osm_request_total`, `osm_request_duration_ms`): a
+/// promotion.
+pub(super) fn osm(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    let mut doc: Y = serde_yaml_ng::from_str(&super::fixture("001-linkerd.yaml")?)?;
+    doc["spec"]["provider"] = Y::from("osm");
+    p.canary(
+        &serde_yaml_ng::to_string(&doc)?,
+        "podinfo-canary.yaml   # seed 001's canary on osm",
+    )?;
+    promote(p, "test", "6.0.1")?;
+    p.kubectl_words("-n test get trafficsplits.v1alpha2.split.smi-spec.io podinfo")?;
+    let checked = measured(p, "request-success-rate");
+    ensure!(
+        checked >= 5,
+        "only {checked} success-rate checks found OSM's series"
+    );
+    println!("  {checked} success-rate checks measured osm_request_total");
+    Ok(())
+}
