@@ -213,40 +213,37 @@ impl Metrics {
         for (w, s) in &by_workload {
             histogram(&mut out, "response_latency_ms", &linkerd_labels(w), s, 1);
         }
-        counter(
+        let by_code =
+            |out: &mut String, name: &str, code_label: &str, labels: fn(&Workload) -> String| {
+                counter(
+                    out,
+                    name,
+                    &mut series.iter().map(|((w, code), s)| {
+                        (format!("{},{code_label}=\"{code}\"", labels(w)), s.count)
+                    }),
+                );
+            };
+        by_code(&mut out, "osm_request_total", "response_code", osm_labels);
+        per_workload(
             &mut out,
-            "osm_request_total",
-            &mut series.iter().map(|((w, code), s)| {
-                (
-                    format!("{},response_code=\"{code}\"", osm_labels(w)),
-                    s.count,
-                )
-            }),
+            "osm_request_duration_ms",
+            osm_labels,
+            &by_workload,
+            0,
         );
-        let _ = writeln!(out, "# TYPE osm_request_duration_ms histogram");
-        for (w, s) in &by_workload {
-            histogram(&mut out, "osm_request_duration_ms", &osm_labels(w), s, 0);
-        }
-        counter(
+        by_code(
             &mut out,
             "envoy_cluster_upstream_rq",
-            &mut series.iter().map(|((w, code), s)| {
-                (
-                    format!("{},envoy_response_code=\"{code}\"", pod_labels(w)),
-                    s.count,
-                )
-            }),
+            "envoy_response_code",
+            pod_labels,
         );
-        let _ = writeln!(out, "# TYPE envoy_cluster_upstream_rq_time histogram");
-        for (w, s) in &by_workload {
-            histogram(
-                &mut out,
-                "envoy_cluster_upstream_rq_time",
-                &pod_labels(w),
-                s,
-                2,
-            );
-        }
+        per_workload(
+            &mut out,
+            "envoy_cluster_upstream_rq_time",
+            pod_labels,
+            &by_workload,
+            2,
+        );
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
         for ((w, code), s) in series.iter() {
             let labels = format!(
@@ -343,6 +340,20 @@ fn format_bound(b: f64) -> String {
         format!("{b:.0}")
     } else {
         format!("{b}")
+    }
+}
+
+/// A histogram family with one series per workload, in bucket layout `layout`.
+fn per_workload(
+    out: &mut String,
+    name: &str,
+    labels: fn(&Workload) -> String,
+    by_workload: &BTreeMap<&Workload, Series>,
+    layout: usize,
+) {
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (w, s) in by_workload {
+        histogram(out, name, &labels(w), s, layout);
     }
 }
 
