@@ -108,14 +108,10 @@ impl Effects {
             Action::ScaleCanary(scale) if target_exists => {
                 let replicas = match scale {
                     Scale::Zero => 0,
-                    Scale::FromZero => canary_core::scaling::scale_up(
-                        self.scene.target["spec"]["replicas"].as_i64(),
-                        self.scene
-                            .primary
-                            .as_ref()
-                            .and_then(|p| p["spec"]["replicas"].as_i64()),
-                        self.hpa_min().await?,
-                    ),
+                    Scale::FromZero => {
+                        let (target, primary) = self.scene.replicas();
+                        canary_core::scaling::scale_up(target, primary, self.hpa_min().await?)
+                    }
                 };
                 let patch = workload::scale_patch(kind, replicas);
                 self.scene.world.merge(kind, target_name, &patch).await?;
@@ -260,9 +256,10 @@ impl Effects {
         let mut primary = self.desired_primary(sel).await?;
         if let Some(current) = &self.scene.primary {
             if spec.target_ref.kind == "Deployment" {
+                let (target, current_replicas) = self.scene.replicas();
                 primary["spec"]["replicas"] = json!(canary_core::scaling::primary(
-                    self.scene.target["spec"]["replicas"].as_i64(),
-                    current["spec"]["replicas"].as_i64(),
+                    target,
+                    current_replicas,
                     spec.autoscaler_ref.is_some(),
                 ));
             }
@@ -343,13 +340,8 @@ impl Effects {
         if self.scene.target.is_null() {
             return Ok(());
         }
-        let replicas = canary_core::scaling::restored(
-            self.scene.target["spec"]["replicas"].as_i64(),
-            self.scene
-                .primary
-                .as_ref()
-                .and_then(|p| p["spec"]["replicas"].as_i64()),
-        );
+        let (target, primary) = self.scene.replicas();
+        let replicas = canary_core::scaling::restored(target, primary);
         let patch = workload::scale_patch(kind, replicas);
         self.scene
             .world

@@ -52,6 +52,13 @@ impl Scene {
         }
     }
 
+    /// `spec.replicas` of the target and of the primary as they are now (what
+    /// [`canary_core::scaling`] decides from).
+    pub fn replicas(&self) -> (Option<i64>, Option<i64>) {
+        let of = |o: &Value| o["spec"]["replicas"].as_i64();
+        (of(&self.target), self.primary.as_ref().and_then(of))
+    }
+
     /// The engine's observation of this scene.
     pub fn observation(&self, canary: &Canary) -> Observation {
         let spec: &canary_core::CanarySpec = &canary.spec;

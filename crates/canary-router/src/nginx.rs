@@ -89,7 +89,7 @@ pub fn canary_ingress(
         .unwrap_or_default();
     annotations.extend(flux_annotations());
     annotations.extend(canary_annotations(canary, routes, prefix));
-    let mut metadata = crate::managed_metadata(canary, &format!("{name}-canary"), false);
+    let mut metadata = crate::managed_metadata(canary, &canary_ingress_name(canary)?, false);
     metadata["annotations"] = json!(annotations);
     if let Some(labels) = original["metadata"]["labels"].as_object() {
         metadata["labels"] = json!(labels);
