@@ -201,7 +201,7 @@ impl MetricsProvider for PrometheusProvider {
         if let Some(builtin) = metric.builtin() {
             let observer =
                 query::observer(&canary_core::metrics_observer(&canary.spec, &self.settings));
-            let q = match query::render("builtin", query::builtin(observer, builtin), &model) {
+            let q = match query::render_builtin(observer, builtin, &model) {
                 Ok(q) => q,
                 Err(e) => return MetricOutcome::Error(e.to_string()),
             };

@@ -79,6 +79,13 @@ pub fn observer(provider: &str) -> &'static str {
         "linkerd" => "linkerd",
         "nginx" => "nginx",
         "osm" => "osm",
+        "contour" => "contour",
+        p if p.starts_with("gloo") => "gloo",
+        "skipper" => "skipper",
+        "traefik" => "traefik",
+        "kuma" => "kuma",
+        "apisix" => "apisix",
+        "knative" => "knative",
         p if p == "kubernetes" || p.starts_with("gatewayapi") => "http",
         _ => "istio",
     }
@@ -97,9 +104,55 @@ pub fn builtin(observer: &str, metric: Builtin) -> &'static str {
         ("nginx", Builtin::Duration) => NGINX_DURATION,
         ("osm", Builtin::SuccessRate) => OSM_SUCCESS,
         ("osm", Builtin::Duration) => OSM_DURATION,
+        ("contour", Builtin::SuccessRate) => CONTOUR_SUCCESS,
+        ("contour", Builtin::Duration) => CONTOUR_DURATION,
+        ("gloo", Builtin::SuccessRate) => GLOO_SUCCESS,
+        ("gloo", Builtin::Duration) => GLOO_DURATION,
+        ("skipper", Builtin::SuccessRate) => SKIPPER_SUCCESS,
+        ("skipper", Builtin::Duration) => SKIPPER_DURATION,
+        ("traefik", Builtin::SuccessRate) => TRAEFIK_SUCCESS,
+        ("traefik", Builtin::Duration) => TRAEFIK_DURATION,
+        ("kuma", Builtin::SuccessRate) => KUMA_SUCCESS,
+        ("kuma", Builtin::Duration) => KUMA_DURATION,
+        ("apisix", Builtin::SuccessRate) => APISIX_SUCCESS,
+        ("apisix", Builtin::Duration) => APISIX_DURATION,
+        ("knative", Builtin::SuccessRate) => KNATIVE_SUCCESS,
+        ("knative", Builtin::Duration) => KNATIVE_DURATION,
         (_, Builtin::SuccessRate) => ISTIO_SUCCESS,
         (_, Builtin::Duration) => ISTIO_DURATION,
     }
+}
+
+/// Renders an observer's builtin query. Skipper names its routes after the Ingress with every
+/// non-word character as `_`, so its observer sees the model so encoded (as Flagger's).
+pub fn render_builtin(
+    observer: &str,
+    metric: Builtin,
+    model: &Model,
+) -> Result<String, RenderError> {
+    if observer != "skipper" {
+        return render("builtin", builtin(observer, metric), model);
+    }
+    let word = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let encoded = Model {
+        name: word(&model.name),
+        namespace: word(&model.namespace),
+        target: word(&model.target),
+        service: word(&model.service),
+        ingress: word(&model.ingress),
+        ..model.clone()
+    };
+    render("builtin", builtin(observer, metric), &encoded)
 }
 
 /// True when the observer's duration query answers seconds (converted to milliseconds).
@@ -124,6 +177,34 @@ const NGINX_DURATION: &str = r#"sum(rate(nginx_ingress_controller_response_durat
 // Open Service Mesh's Envoy series, by destination Deployment.
 const OSM_SUCCESS: &str = r#"sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_kind="Deployment",destination_name="{{ target }}",response_code!~"5.*"}[{{ interval }}])) / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_kind="Deployment",destination_name="{{ target }}"}[{{ interval }}])) * 100"#;
 const OSM_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(osm_request_duration_ms_bucket{destination_namespace="{{ namespace }}",destination_kind="Deployment",destination_name="{{ target }}"}[{{ interval }}])) by (le))"#;
+
+// Contour's Envoy clusters are `<namespace>_<service>-canary_<port>`.
+const CONTOUR_SUCCESS: &str = r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+",envoy_response_code!~"5.*"}[{{ interval }}])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+"}[{{ interval }}])) * 100"#;
+const CONTOUR_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+"}[{{ interval }}])) by (le))"#;
+
+// Gloo's Envoy clusters are its Upstreams: `<namespace>-<target>-canaryupstream-<port>_<namespace>`.
+const GLOO_SUCCESS: &str = r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+",envoy_response_code!~"5.*"}[{{ interval }}])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"}[{{ interval }}])) * 100"#;
+const GLOO_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"{{ namespace }}-{{ target }}-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+"}[{{ interval }}])) by (le))"#;
+
+// Skipper's routes from an Ingress: `kube(ew)?_<ns>__<ingress>_canary__<host>__<service>_canary`.
+const SKIPPER_SUCCESS: &str = r#"{{- $route := printf "kube(ew)?_%s__%s_canary__.*__%s_canary(_[0-9]+)?" namespace ingress service }}sum(rate(skipper_response_duration_seconds_bucket{route=~"{{ $route }}",code!~"5..",le="+Inf"}[{{ interval }}])) / sum(rate(skipper_response_duration_seconds_bucket{route=~"{{ $route }}",le="+Inf"}[{{ interval }}])) * 100"#;
+const SKIPPER_DURATION: &str = r#"{{- $route := printf "kube(ew)?_%s__%s_canary__.*__%s_canary(_[0-9]+)?" namespace ingress service }}sum(rate(skipper_serve_route_duration_seconds_sum{route=~"{{ $route }}"}[{{ interval }}])) / sum(rate(skipper_serve_route_duration_seconds_count{route=~"{{ $route }}"}[{{ interval }}])) * 1000"#;
+
+// Traefik's services from a TraefikService: `<ns>-<target>-canary-<port>@kubernetescrd`.
+const TRAEFIK_SUCCESS: &str = r#"sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd",code!~"5..",le="+Inf"}[{{ interval }}])) / sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd",le="+Inf"}[{{ interval }}])) * 100"#;
+const TRAEFIK_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(traefik_service_request_duration_seconds_bucket{service=~"{{ namespace }}-{{ target }}-canary-[0-9a-zA-Z-]+@kubernetescrd"}[{{ interval }}])) by (le)) * 1000"#;
+
+// Kuma's Envoy clusters are Kuma services: `<target>-canary_<ns>_svc_<port>`.
+const KUMA_SUCCESS: &str = r#"sum(rate(envoy_cluster_upstream_rq{service=~"{{ target }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+",envoy_response_code!~"5.*"}[{{ interval }}])) / sum(rate(envoy_cluster_upstream_rq{service=~"{{ target }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+"}[{{ interval }}])) * 100"#;
+const KUMA_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{service=~"{{ target }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+"}[{{ interval }}])) by (le))"#;
+
+// APISIX's routes from the canary's ApisixRoute: `<ns>_<route>-<target>-canary_<rule>`.
+const APISIX_SUCCESS: &str = r#"sum(rate(apisix_http_status{route=~"{{ namespace }}_{{ route }}-{{ target }}-canary_.+",code!~"5.."}[{{ interval }}])) / sum(rate(apisix_http_status{route=~"{{ namespace }}_{{ route }}-{{ target }}-canary_.+"}[{{ interval }}])) * 100"#;
+const APISIX_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(apisix_http_latency_bucket{type=~"request",route=~"{{ namespace }}_{{ route }}-{{ target }}-canary_.+"}[{{ interval }}])) by (le))"#;
+
+// Knative's Envoy clusters by `<namespace>/<route>` (the revision).
+const KNATIVE_SUCCESS: &str = r#"sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}/{{ route }}",envoy_response_code!~"5.*"}[{{ interval }}])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}/{{ route }}"}[{{ interval }}])) * 100"#;
+const KNATIVE_DURATION: &str = r#"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"{{ namespace }}/{{ route }}"}[{{ interval }}])) by (le))"#;
 
 #[cfg(test)]
 mod tests {
@@ -183,12 +264,15 @@ mod tests {
     fn every_builtin_query_as_flagger_renders_it() {
         use std::fmt::Write;
         let mut out = String::new();
-        for observer in ["istio", "linkerd", "appmesh", "http", "nginx", "osm"] {
+        for observer in [
+            "istio", "linkerd", "appmesh", "http", "nginx", "osm", "contour", "gloo", "skipper",
+            "traefik", "kuma", "apisix", "knative",
+        ] {
             for (name, metric) in [
                 ("request-success-rate", Builtin::SuccessRate),
                 ("request-duration", Builtin::Duration),
             ] {
-                let query = render("builtin", builtin(observer, metric), &model()).expect("render");
+                let query = render_builtin(observer, metric, &model()).expect("render");
                 let _ = writeln!(out, "{observer} {name}\n{query}\n");
             }
         }
@@ -204,5 +288,25 @@ mod tests {
         assert_eq!(observer("linkerd"), "linkerd");
         assert_eq!(observer("nginx"), "nginx");
         assert_eq!(observer("osm"), "osm");
+        assert_eq!(observer("gloo"), "gloo");
+        assert_eq!(observer("contour"), "contour");
+        assert_eq!(observer("knative"), "knative");
+    }
+
+    #[test]
+    fn skipper_sees_names_with_non_word_characters_as_underscores() {
+        let m = Model {
+            namespace: "prod-eu".into(),
+            ingress: "web.app".into(),
+            service: "web-app".into(),
+            ..model()
+        };
+        let q = render_builtin("skipper", Builtin::SuccessRate, &m).expect("render");
+        assert!(
+            q.contains(
+                r#"route=~"kube(ew)?_prod_eu__web_app_canary__.*__web_app_canary(_[0-9]+)?""#
+            ),
+            "{q}"
+        );
     }
 }
