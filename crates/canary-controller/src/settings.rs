@@ -90,6 +90,7 @@ impl Settings {
     pub fn router_options(&self) -> canary_router::Options {
         canary_router::Options {
             ingress_annotations_prefix: self.ingress_annotations_prefix.clone(),
+            ingress_class: self.ingress_class.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod appmesh;
 pub mod cached;
+pub mod contour;
 pub mod gatewayapi;
 pub mod istio;
 pub mod managed;
@@ -35,7 +36,7 @@ pub enum Error {
     UnknownProvider(String),
     /// The provider is known but flaggerd does not route with it yet.
     #[error(
-        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx"
+        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour"
     )]
     Unsupported(String),
     /// A routing object could not be read or written.
@@ -108,12 +109,15 @@ impl TrafficRouter for KubernetesRouter {
 pub struct Options {
     /// `-ingress-annotations-prefix`: the prefix of the NGINX canary annotations.
     pub ingress_annotations_prefix: String,
+    /// `-ingress-class`: the `ingressClassName` of Contour's HTTPProxies (none when empty).
+    pub ingress_class: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             ingress_annotations_prefix: nginx::DEFAULT_PREFIX.into(),
+            ingress_class: String::new(),
         }
     }
 }
@@ -160,6 +164,7 @@ fn router(
         selector,
         cache,
         owner_references,
+        options: options.clone(),
     };
     if kind == Kind::Nginx {
         return Ok(Box::new(nginx::IngressRouter {
@@ -183,6 +188,7 @@ fn kind_of(provider: &str) -> Result<Option<Kind>> {
         "gatewayapi:v1beta1" => Kind::GatewayApi("v1beta1"),
         "appmesh" | "appmesh:v1beta2" => Kind::AppMesh,
         "nginx" => Kind::Nginx,
+        "contour" => Kind::Contour,
         p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
@@ -216,6 +222,8 @@ pub enum Kind {
     /// NGINX: the canary Ingress, cloned from `ingressRef` by [`nginx::IngressRouter`] (it
     /// is not built from the canary alone).
     Nginx,
+    /// Contour's HTTPProxy.
+    Contour,
 }
 
 impl Kind {
@@ -236,12 +244,18 @@ impl Kind {
                 "virtualrouters",
             ),
             Kind::Nginx => ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+            Kind::Contour => ("projectcontour.io", "v1", "HTTPProxy", "httpproxies"),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
 
-    /// The desired routing object.
+    /// The desired routing object, under the default [`Options`].
     pub fn build(self, canary: &Canary, routes: Routes) -> Result<Value> {
+        self.build_with(canary, routes, &Options::default())
+    }
+
+    /// The desired routing object, under the controller's `options`.
+    pub fn build_with(self, canary: &Canary, routes: Routes, options: &Options) -> Result<Value> {
         match self {
             Kind::Istio => Ok(istio::virtual_service(canary, routes)),
             Kind::Smi(v) => Ok(smi::traffic_split(canary, routes, v)),
@@ -251,6 +265,7 @@ impl Kind {
                 Ok(apex)
             }
             Kind::Nginx => Err(nginx_needs_its_ingress()),
+            Kind::Contour => Ok(contour::http_proxy(canary, routes, &options.ingress_class)),
         }
     }
 
@@ -262,6 +277,7 @@ impl Kind {
             Kind::GatewayApi(_) => gatewayapi::routes_of(obj, canary),
             Kind::AppMesh => appmesh::routes_of(obj, canary),
             Kind::Nginx => Err(nginx_needs_its_ingress()),
+            Kind::Contour => contour::routes_of(obj, canary),
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct ObjectRouter {
     pub(crate) cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
     /// Whether the objects are owned by the canary (not when they live in another cluster).
     pub(crate) owner_references: bool,
+    /// The controller's flags routers read.
+    pub(crate) options: crate::Options,
 }
 
 /// The field manager of the routing objects.
@@ -167,7 +169,7 @@ impl TrafficRouter for ObjectRouter {
     }
 
     async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
-        let obj = self.kind.build(canary, routes)?;
+        let obj = self.kind.build_with(canary, routes, &self.options)?;
         self.apply(canary, &self.kind.resource(), &obj).await
     }
 
@@ -243,7 +245,10 @@ impl ObjectRouter {
             );
         }
         if self.kind != Kind::AppMesh {
-            out.push((self.kind.resource(), self.kind.build(canary, routes)?));
+            out.push((
+                self.kind.resource(),
+                self.kind.build_with(canary, routes, &self.options)?,
+            ));
             return Ok(out);
         }
         let Some(sel) = &self.selector else {

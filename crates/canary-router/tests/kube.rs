@@ -12,9 +12,13 @@ async fn cluster() -> (kube_sim::KubeSim, kube::Client) {
     let sim = kube_sim::KubeSim::start().await.expect("kube-sim");
     let client = sim.client().await.expect("client");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for doc in include_str!("../../mesh-sim/crds/meshes.yaml")
-        .split("\n---\n")
-        .skip(1)
+    for doc in [
+        include_str!("../../mesh-sim/crds/meshes.yaml"),
+        include_str!("../../mesh-sim/crds/contour.yaml"),
+    ]
+    .concat()
+    .split("\n---\n")
+    .skip(1)
     {
         let crd: CustomResourceDefinition = serde_yaml_ng::from_str(doc).expect("crd");
         crds.create(&PostParams::default(), &crd)
@@ -169,13 +173,13 @@ async fn an_unknown_provider_and_an_unsupported_one_are_clear_errors() {
             .starts_with("unknown provider \"consul\"; expected one of"),
         "{unknown}"
     );
-    let later = canary_router::for_provider("contour", client, None)
+    let later = canary_router::for_provider("gloo", client, None)
         .err()
         .expect("unsupported");
     assert!(
         later
             .to_string()
-            .starts_with("provider \"contour\" is not supported yet"),
+            .starts_with("provider \"gloo\" is not supported yet"),
         "{later}"
     );
 }
@@ -400,6 +404,7 @@ async fn nginx_clones_the_ingress_and_moves_weights_with_its_annotations() {
     .ok();
     let options = canary_router::Options {
         ingress_annotations_prefix: "custom.nginx.org".into(),
+        ..Default::default()
     };
     let router = canary_router::for_provider_cached("nginx", client.clone(), None, None, &options)
         .expect("router");
@@ -473,5 +478,66 @@ async fn nginx_clones_the_ingress_and_moves_weights_with_its_annotations() {
     assert_eq!(
         router.get_routes(&canary).await.expect("get"),
         Routes::default()
+    );
+}
+
+#[tokio::test]
+async fn contour_http_proxy_moves_weights_keeps_a_users_fields_and_its_class() {
+    let (_sim, client) = cluster().await;
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("contour".into());
+    let options = canary_router::Options {
+        ingress_class: "contour".into(),
+        ..Default::default()
+    };
+    let router =
+        canary_router::for_provider_cached("contour", client.clone(), None, None, &options)
+            .expect("router");
+    router.reconcile(&canary).await.expect("reconcile");
+    let proxies: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource("projectcontour.io", "v1", "HTTPProxy", "httpproxies"),
+    );
+    let proxy = proxies.get("podinfo").await.expect("httpproxy");
+    assert_eq!(proxy.data["spec"]["ingressClassName"], "contour");
+    assert_eq!(
+        router.get_routes(&canary).await.expect("routes"),
+        Routes::default()
+    );
+    let step = Routes {
+        primary: 80,
+        canary: 20,
+        mirrored: false,
+    };
+    router.set_routes(&canary, step).await.expect("set");
+    // A user's field survives, and a reconcile keeps the split in progress.
+    let user = json!({"apiVersion": "projectcontour.io/v1", "kind": "HTTPProxy", "metadata": {"name": "podinfo"},
+        "spec": {"virtualhost": {"fqdn": "podinfo.example.com"}}});
+    proxies
+        .patch(
+            "podinfo",
+            &PatchParams::apply("someone-else"),
+            &Patch::Apply(&user),
+        )
+        .await
+        .expect("user field");
+    router.reconcile(&canary).await.expect("reconcile");
+    assert_eq!(router.get_routes(&canary).await.expect("routes"), step);
+    let proxy = proxies.get("podinfo").await.expect("httpproxy");
+    assert_eq!(
+        proxy.data["spec"]["virtualhost"]["fqdn"],
+        "podinfo.example.com"
+    );
+    router
+        .set_routes(&canary, Routes::default())
+        .await
+        .expect("back");
+    let proxy = proxies.get("podinfo").await.expect("httpproxy");
+    let canary_svc = &proxy.data["spec"]["routes"][0]["services"][1];
+    assert_eq!(canary_svc["name"], "podinfo-canary");
+    assert!(
+        canary_svc["weight"].is_null(),
+        "weight 0 is left out: {canary_svc}"
     );
 }

@@ -516,3 +516,68 @@ fn nginx_refuses_an_ingress_without_the_apex_backend_and_a_canary_without_ingres
         "ingress podinfo-canary: annotation p/canary-weight is \"150\", not a weight from 0 to 100"
     );
 }
+
+fn contour_canary() -> Canary {
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("contour".into());
+    canary.spec.service.gateways.clear();
+    canary.spec.service.hosts.clear();
+    canary
+}
+
+#[test]
+fn contour_http_proxy_at_each_weight() {
+    let mut canary = contour_canary();
+    canary.spec.service.timeout = Some("15s".into());
+    canary.spec.service.retries = Some(
+        serde_json::from_value(
+            json!({"attempts": 3, "perTryTimeout": "5s", "retryOn": "5xx, gateway-error"}),
+        )
+        .expect("retries"),
+    );
+    let mut all = steps(Kind::Contour, &canary);
+    let options = canary_router::Options {
+        ingress_class: "contour-internal".into(),
+        ..Default::default()
+    };
+    let classed = Kind::Contour
+        .build_with(&canary, Routes::default(), &options)
+        .expect("build");
+    all["with -ingress-class"] = classed["spec"]["ingressClassName"].clone();
+    snapshot("contour-weights", all);
+}
+
+#[test]
+fn contour_ab_testing_by_headers() {
+    let mut canary = contour_canary();
+    let a = canary.spec.analysis.as_mut().expect("analysis");
+    let mut m = header_match();
+    m[0].headers.insert(
+        "x-region".into(),
+        StringMatch {
+            prefix: Some("eu-".into()),
+            ..Default::default()
+        },
+    );
+    a.r#match = m;
+    a.r#match.extend(cookie_match());
+    a.iterations = Some(10);
+    let all_canary = Routes {
+        primary: 0,
+        canary: 100,
+        mirrored: false,
+    };
+    let obj = Kind::Contour.build(&canary, all_canary).expect("build");
+    assert_eq!(
+        Kind::Contour.routes_of(&obj, &canary).expect("read"),
+        all_canary
+    );
+    let prefixes = obj["spec"]["routes"][0]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .filter(|c| c["prefix"].is_string())
+        .count();
+    assert_eq!(prefixes, 1, "Contour allows one prefix condition per route");
+    snapshot("contour-ab", obj);
+}

@@ -45,11 +45,13 @@ pub struct Snapshot {
     pub appmesh_nodes: Vec<Value>,
     /// networking.k8s.io Ingresses (ingress-nginx's).
     pub ingresses: Vec<Value>,
+    /// projectcontour.io HTTPProxies.
+    pub httpproxies: Vec<Value>,
 }
 
 /// One kind mesh-sim reads: group, versions to try in order, kind, and where its objects go
 /// in the [`Snapshot`]. Every plural is the kind's lowercase name with an `s` (`es` after an
-/// `s`: `ingresses`).
+/// `s`: `ingresses`; `ies` for a final `y`: `httpproxies`).
 struct KindSpec {
     group: &'static str,
     versions: &'static [&'static str],
@@ -60,6 +62,9 @@ struct KindSpec {
 impl KindSpec {
     fn plural(&self) -> String {
         let kind = self.kind.to_lowercase();
+        if let Some(stem) = kind.strip_suffix('y') {
+            return format!("{stem}ies");
+        }
         match kind.ends_with('s') {
             true => format!("{kind}es"),
             false => format!("{kind}s"),
@@ -84,7 +89,7 @@ const fn read(
 
 const SMI: &[&str] = &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"];
 
-const KINDS: [KindSpec; 12] = [
+const KINDS: [KindSpec; 13] = [
     read("", &["v1"], "Service", |s| &mut s.services),
     read("apps", &["v1"], "Deployment", |s| &mut s.deployments),
     read("apps", &["v1"], "DaemonSet", |s| &mut s.daemonsets),
@@ -116,6 +121,9 @@ const KINDS: [KindSpec; 12] = [
     }),
     read("appmesh.k8s.aws", &["v1beta2"], "VirtualNode", |s| {
         &mut s.appmesh_nodes
+    }),
+    read("projectcontour.io", &["v1"], "HTTPProxy", |s| {
+        &mut s.httpproxies
     }),
 ];
 

@@ -18,6 +18,9 @@
 //! - Open Service Mesh (Envoy): `osm_request_total` and `osm_request_duration_ms`
 //!   (`destination_namespace`, `destination_kind`, `destination_name`, `destination_pod`,
 //!   `response_code`, from mesh-sim's own pod as the source);
+//! - Contour's Envoy, for requests it routed: `envoy_cluster_upstream_rq` and
+//!   `envoy_cluster_upstream_rq_time` by `envoy_cluster_name` (`<namespace>_<service>_<port>`),
+//!   in the same families as App Mesh's;
 //! - ingress-nginx, for requests its controller routed: `nginx_ingress_controller_requests`
 //!   and `nginx_ingress_controller_response_duration_seconds` (`namespace`, `ingress`,
 //!   `service`, `canary`, `status`, `method`, `path`, `host`, and the controller's constant
@@ -30,7 +33,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::routing::{IngressHit, Workload};
+use crate::routing::{Cluster, IngressHit, Workload};
 
 const ISTIO_MS: &[f64] = &[
     1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
@@ -100,6 +103,7 @@ impl Series {
 pub struct Metrics {
     series: Mutex<BTreeMap<(Workload, u16), Series>>,
     ingress: Mutex<BTreeMap<(IngressHit, u16), Series>>,
+    clusters: Mutex<BTreeMap<(Cluster, u16), Series>>,
 }
 
 impl Metrics {
@@ -116,6 +120,15 @@ impl Metrics {
     pub fn record_ingress(&self, hit: &IngressHit, code: u16, ms: f64) {
         let mut series = self.ingress.lock().unwrap_or_else(|e| e.into_inner());
         series.entry((hit.clone(), code)).or_default().observe(ms);
+    }
+
+    /// Counts one request an Envoy-based ingress (Contour) sent to an upstream cluster.
+    pub fn record_cluster(&self, cluster: &Cluster, code: u16, ms: f64) {
+        let mut series = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        series
+            .entry((cluster.clone(), code))
+            .or_default()
+            .observe(ms);
     }
 }
 
@@ -231,11 +244,26 @@ impl Metrics {
             &by_workload,
             0,
         );
-        by_code(
+        // Envoy's families: App Mesh's sidecars by pod, and the ingresses' Envoys by
+        // upstream cluster, in one family each.
+        let clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut by_cluster: BTreeMap<&Cluster, Series> = BTreeMap::new();
+        for ((c, _), s) in clusters.iter() {
+            by_cluster.entry(c).or_default().add(s);
+        }
+        let cluster_labels = |c: &Cluster| format!("{}=\"{}\"", c.label, c.name);
+        counter(
             &mut out,
             "envoy_cluster_upstream_rq",
-            "envoy_response_code",
-            pod_labels,
+            &mut series
+                .iter()
+                .map(|((w, code), s)| (pod_labels(w), code, s.count))
+                .chain(
+                    clusters
+                        .iter()
+                        .map(|((c, code), s)| (cluster_labels(c), code, s.count)),
+                )
+                .map(|(labels, code, n)| (format!("{labels},envoy_response_code=\"{code}\""), n)),
         );
         per_workload(
             &mut out,
@@ -244,6 +272,15 @@ impl Metrics {
             &by_workload,
             2,
         );
+        for (c, s) in &by_cluster {
+            histogram(
+                &mut out,
+                "envoy_cluster_upstream_rq_time",
+                &cluster_labels(c),
+                s,
+                2,
+            );
+        }
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
         for ((w, code), s) in series.iter() {
             let labels = format!(
@@ -369,6 +406,43 @@ fn histogram(out: &mut String, name: &str, labels: &str, s: &Series, layout: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contour_series_share_envoys_families_by_cluster_name() {
+        let m = Metrics::default();
+        let w = Workload {
+            namespace: "test".into(),
+            deployment: "podinfo".into(),
+            image: "podinfo:6.0.1".into(),
+            pod: "podinfo-abc-12345".into(),
+        };
+        m.record(&w, 200, 5.0);
+        let c = Cluster {
+            label: "envoy_cluster_name",
+            name: "test_podinfo-canary_9898".into(),
+        };
+        m.record_cluster(&c, 500, 5.0);
+        m.record_cluster(&c, 200, 7.0);
+        let text = m.render();
+        for line in [
+            r#"envoy_cluster_upstream_rq{envoy_cluster_name="test_podinfo-canary_9898",envoy_response_code="500"} 1"#,
+            r#"envoy_cluster_upstream_rq{kubernetes_namespace="test",kubernetes_pod_name="podinfo-abc-12345",envoy_response_code="200"} 1"#,
+            r#"envoy_cluster_upstream_rq_time_count{envoy_cluster_name="test_podinfo-canary_9898"} 2"#,
+            r#"envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="test_podinfo-canary_9898",le="10"} 2"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        for family in [
+            "envoy_cluster_upstream_rq",
+            "envoy_cluster_upstream_rq_time",
+        ] {
+            let types = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("# TYPE {family} ")))
+                .count();
+            assert_eq!(types, 1, "one TYPE line for {family}");
+        }
+    }
 
     #[test]
     fn ingress_nginx_series_carry_the_main_ingress_and_the_canary_upstream() {

@@ -27,7 +27,7 @@ use tower::ServiceExt;
 use crate::cluster::Snapshot;
 use crate::metrics::Metrics;
 use crate::podinfo;
-use crate::routing::{self, IngressHit, Route, Workload};
+use crate::routing::{self, Cluster, IngressHit, Route, Workload};
 
 /// The largest request body carried (the loadtester's payloads are small).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -169,6 +169,7 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
             response_headers,
             via,
             ingress,
+            cluster,
         } => {
             tracing::debug!(host = %authority, path = %path, pod = %workload.pod, "{via}");
             if let Some(m) = mirror {
@@ -180,14 +181,17 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
                     body.clone(),
                 );
                 tokio::spawn(async move {
-                    call_backend(&state, &m, None, method, &path, &headers, body).await
+                    call_backend(&state, &m, Hits::default(), method, &path, &headers, body).await
                 });
             }
             let (method, headers) = (parts.method, &parts.headers);
             let mut response = call_backend(
                 &state,
                 &workload,
-                ingress.as_ref(),
+                Hits {
+                    ingress: ingress.as_ref(),
+                    cluster: cluster.as_ref(),
+                },
                 method,
                 &path,
                 headers,
@@ -253,10 +257,17 @@ fn tunnel(state: Shared, mut req: Request) -> Response {
 
 /// Serves a request with the workload's podinfo backend and counts it (for the Ingress that
 /// routed it too, if one did).
+/// What an ingress labels a request with, besides the workload that answered it.
+#[derive(Clone, Copy, Default)]
+struct Hits<'a> {
+    ingress: Option<&'a IngressHit>,
+    cluster: Option<&'a Cluster>,
+}
+
 async fn call_backend(
     state: &Shared,
     w: &Workload,
-    ingress: Option<&IngressHit>,
+    hits: Hits<'_>,
     method: Method,
     path: &str,
     headers: &HeaderMap,
@@ -283,8 +294,11 @@ async fn call_backend(
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     state.metrics.record(w, parts.status.as_u16(), ms);
-    if let Some(hit) = ingress {
+    if let Some(hit) = hits.ingress {
         state.metrics.record_ingress(hit, parts.status.as_u16(), ms);
+    }
+    if let Some(c) = hits.cluster {
+        state.metrics.record_cluster(c, parts.status.as_u16(), ms);
     }
     let body = match trailers {
         None => Body::from(bytes),

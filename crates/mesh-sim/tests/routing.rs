@@ -452,3 +452,62 @@ fn ingress_nginx_routes_by_host_path_weight_header_and_cookie() {
         "podinfo-primary"
     );
 }
+
+#[test]
+fn contour_routes_through_the_root_proxy_and_its_include_by_weight_and_header() {
+    let mut s = cluster();
+    s.services.push(
+        json!({"metadata": {"name": "envoy", "namespace": "projectcontour"},
+        "spec": {"selector": {"app": "envoy"}, "ports": [{"name": "http", "port": 80}]}}),
+    );
+    let root = json!({"metadata": {"name": "podinfo-ingress", "namespace": "test"},
+        "spec": {"virtualhost": {"fqdn": "app.example.com"},
+                 "includes": [{"name": "podinfo", "namespace": "test"}]}});
+    let weights = snapshot_file("contour-weights");
+    s.httpproxies = vec![root, weights["weight 50"].clone()];
+    let through = |headers: &[(&str, &str)]| {
+        let mut all = vec![("host", "app.example.com")];
+        all.extend_from_slice(headers);
+        get("envoy.projectcontour", &all)
+    };
+    let share = canary_share(&s, &through(&[]));
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+    match route(&s, &through(&[]), &mut 0) {
+        Route::Backend {
+            workload, cluster, ..
+        } => {
+            let cluster = cluster.expect("labelled with its Envoy cluster");
+            let want = if workload.deployment == "podinfo" {
+                "test_podinfo-canary_9898"
+            } else {
+                "test_podinfo-primary_9898"
+            };
+            assert_eq!(
+                (cluster.label, cluster.name.as_str()),
+                ("envoy_cluster_name", want)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The weight 0 step leaves the canary's weight out: it gets nothing.
+    s.httpproxies[1] = weights["weight 0"].clone();
+    assert_eq!(canary_share(&s, &through(&[])), 0);
+    // A/B: the header route wins over the prefix route, others stay on the primary.
+    s.httpproxies[1] = snapshot_file("contour-ab");
+    let insider = [
+        ("x-canary", "insider"),
+        ("x-region", "eu-west"),
+        ("cookie", "canary=insider"),
+    ];
+    assert_eq!(answered_by(&s, &through(&insider)), "podinfo");
+    assert_eq!(answered_by(&s, &through(&insider[..2])), "podinfo-primary");
+    assert_eq!(canary_share(&s, &through(&[])), 0);
+    // `hey -host app.example.com` names the host as the authority: Contour serves it too.
+    assert_eq!(
+        answered_by(&s, &get("app.example.com", &insider)),
+        "podinfo"
+    );
+    // Another host has no root proxy.
+    let other = get("envoy.projectcontour", &[("host", "web.example.com")]);
+    assert!(matches!(route(&s, &other, &mut 0), Route::NoRoute(_)));
+}

@@ -233,7 +233,7 @@ impl Cluster {
             }
         };
         cluster.kubectl(&["apply", "-k", "deploy/crds"])?;
-        cluster.kubectl(&["apply", "-f", "crates/mesh-sim/crds/meshes.yaml"])?;
+        cluster.kubectl(&["apply", "-f", "crates/mesh-sim/crds/"])?;
         if kind == Kind::Real {
             cluster.kubectl(&[
                 "wait",

@@ -1,6 +1,7 @@
 //! The ingress and mesh providers beyond the seeds', played as Flagger's own end-to-end tests
 //! play them: NGINX (`test/nginx/`), with ingress-nginx's controller Service in front of
-//! mesh-sim and the Ingress of Flagger's test.
+//! mesh-sim and the Ingress of Flagger's test; Contour (`test/contour/`), with Envoy's Service
+//! and the root HTTPProxy of Flagger's test.
 
 use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
@@ -33,17 +34,38 @@ spec:
                   number: 9898
 ";
 
-/// ingress-nginx's controller, as the load tester reaches it.
-const CONTROLLER: &str = "http://ingress-nginx-controller.ingress-nginx";
+/// An ingress in front of podinfo, as the load tester reaches it: the canary's provider, the
+/// ingress's Service URL and the header of Flagger's A/B test for it.
+struct Front {
+    provider: &'static str,
+    url: &'static str,
+    header: &'static str,
+}
 
-/// Seed 004's canary on `nginx` with `ingressRef: podinfo`, its load sent through the
-/// controller with the Ingress's host (as Flagger's NGINX test), then `edit`.
-fn nginx_canary(edit: impl FnOnce(&mut Y) -> Result<()>) -> Result<String> {
+/// ingress-nginx's controller, as Flagger's NGINX test reaches it.
+const NGINX: Front = Front {
+    provider: "nginx",
+    url: "http://ingress-nginx-controller.ingress-nginx",
+    header: "x-user",
+};
+
+/// Contour's Envoy, as Flagger's Contour test reaches it.
+const CONTOUR: Front = Front {
+    provider: "contour",
+    url: "http://envoy.projectcontour",
+    header: "x-canary",
+};
+
+/// Seed 004's canary on the front's provider, its load sent through the front with the
+/// host `app.example.com` (as Flagger's tests), then `edit`; NGINX's names `ingressRef`.
+fn front_canary(front: &Front, edit: impl FnOnce(&mut Y) -> Result<()>) -> Result<String> {
     seed_004(|spec| {
-        spec["provider"] = Y::from("nginx");
-        spec["ingressRef"] = serde_yaml_ng::from_str(
-            "{apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}",
-        )?;
+        spec["provider"] = Y::from(front.provider);
+        if front.provider == "nginx" {
+            spec["ingressRef"] = serde_yaml_ng::from_str(
+                "{apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}",
+            )?;
+        }
         let service = spec["service"]
             .as_mapping_mut()
             .context("seed 004's canary has no service")?;
@@ -51,7 +73,7 @@ fn nginx_canary(edit: impl FnOnce(&mut Y) -> Result<()>) -> Result<String> {
         service.remove("hosts");
         set_load_test(
             spec,
-            &format!("hey -z 1m -q 10 -c 2 -host app.example.com {CONTROLLER}/"),
+            &format!("hey -z 1m -q 10 -c 2 -host app.example.com {}/", front.url),
         )?;
         edit(spec)
     })
@@ -65,10 +87,8 @@ fn measured(p: &Play<'_>, metric: &str) -> usize {
         .count()
 }
 
-/// Flagger's NGINX e2e test: a promotion by weight through the canary Ingress, an A/B
-/// release by the `x-user: insider` header checked with curl as the test's
-/// `test-header-routing` webhook does, then a rollback on HTTP 500s sent through the
-/// controller (last: the errors stay in the metrics' one-minute window).
+/// Flagger's NGINX e2e test: a promotion by weight through the canary Ingress, then the A/B
+/// release and rollback of [`ab_then_rollback`].
 pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
     p.apply_shown(
         "ingress-nginx.yaml   # the controller's IngressClass, Deployment and Service, as its chart makes them",
@@ -80,7 +100,7 @@ pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
         PODINFO_INGRESS,
     )?;
     p.canary(
-        &nginx_canary(|_| Ok(()))?,
+        &front_canary(&NGINX, |_| Ok(()))?,
         "podinfo-canary.yaml   # seed 004's canary on nginx with ingressRef podinfo",
     )?;
     promote(p, "test", "6.0.1")?;
@@ -95,14 +115,91 @@ pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
             "after the promotion the canary Ingress lacks {wanted}: {annotations}"
         );
     }
+    promoted_by_series(p, "ingress-nginx's canary series")?;
+    ab_then_rollback(p, &NGINX)
+}
+
+/// The root HTTPProxy of Flagger's Contour test: `app.example.com`, including the HTTPProxy
+/// flaggerd makes for the canary.
+const ROOT_PROXY: &str = "apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata:
+  name: podinfo-ingress
+  namespace: test
+spec:
+  virtualhost:
+    fqdn: app.example.com
+  includes:
+    - name: podinfo
+      namespace: test
+      conditions:
+        - prefix: /
+";
+
+/// Flagger's Contour e2e test: the HTTPProxy of class `contour` (flaggerd runs with
+/// `-ingress-class=contour`) included by a root proxy, an acceptance test through Envoy, a
+/// promotion judged by Envoy's upstream series, then the A/B release and rollback of
+/// [`ab_then_rollback`].
+pub(super) fn contour(p: &mut Play<'_>) -> Result<()> {
+    p.apply_shown(
+        "contour.yaml   # Contour's Envoy Deployment and Service in projectcontour",
+        include_str!("../../e2e/contour.yaml"),
+    )?;
+    p.podinfo("test")?;
+    p.apply_shown(
+        "podinfo-ingress.yaml   # the root HTTPProxy for app.example.com, including podinfo",
+        ROOT_PROXY,
+    )?;
+    let canary = front_canary(&CONTOUR, |spec| {
+        let hooks = spec["analysis"]["webhooks"]
+            .as_sequence_mut()
+            .context("seed 004's canary has webhooks")?;
+        hooks.insert(0, serde_yaml_ng::from_str(&format!(
+            "{{name: contour-acceptance-test, type: pre-rollout, url: http://flagger-loadtester.test/, timeout: 10s,
+              metadata: {{type: bash, cmd: \"curl -sd 'test' -H 'Host: app.example.com' {}/token | grep token\"}}}}",
+            CONTOUR.url
+        ))?);
+        Ok(())
+    })?;
+    p.canary(
+        &canary,
+        "podinfo-canary.yaml   # seed 004's canary on contour",
+    )?;
+    let class =
+        p.kubectl_words("-n test get httpproxy podinfo -o jsonpath={.spec.ingressClassName}")?;
+    ensure!(
+        class.trim() == "contour",
+        "the HTTPProxy's ingressClassName is {class:?}, not contour"
+    );
+    promote(p, "test", "6.0.1")?;
+    let weights = p.kubectl_words(
+        "-n test get httpproxy podinfo -o jsonpath={.spec.routes[0].services[*].weight}",
+    )?;
+    ensure!(
+        weights.trim() == "100",
+        "after the promotion the HTTPProxy's weights are {weights:?}: the primary's 100, the canary's left out"
+    );
+    promoted_by_series(p, "Contour's Envoy series of podinfo-canary")?;
+    ab_then_rollback(p, &CONTOUR)
+}
+
+/// Fails unless at least 5 success-rate checks of the promotion found the provider's series.
+fn promoted_by_series(p: &Play<'_>, series: &str) -> Result<()> {
     let promoted = measured(p, "request-success-rate");
     ensure!(
         promoted >= 5,
-        "only {promoted} success-rate checks found the canary upstream's series"
+        "only {promoted} success-rate checks found {series}"
     );
-    println!("  {promoted} success-rate checks measured ingress-nginx's canary series");
+    println!("  {promoted} success-rate checks measured {series}");
+    Ok(())
+}
 
-    let ab = nginx_canary(|spec| {
+/// An A/B release for requests with the front's header `insider`, checked with curl as
+/// Flagger's `test-header-routing` webhook does, then a rollback on HTTP 500s sent through
+/// the front (last: the errors stay in the metrics' one-minute window).
+fn ab_then_rollback(p: &mut Play<'_>, front: &Front) -> Result<()> {
+    let (url, header) = (front.url, front.header);
+    let ab = front_canary(front, |spec| {
         let analysis = spec["analysis"]
             .as_mapping_mut()
             .context("seed 004's canary has an analysis")?;
@@ -111,7 +208,7 @@ pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
         analysis.insert(Y::from("iterations"), Y::from(10));
         analysis.insert(
             Y::from("match"),
-            serde_yaml_ng::from_str("[{headers: {x-user: {exact: insider}}}]")?,
+            serde_yaml_ng::from_str(&format!("[{{headers: {{{header}: {{exact: insider}}}}}}]"))?,
         );
         let hooks = analysis
             .get_mut("webhooks")
@@ -119,18 +216,18 @@ pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
             .context("seed 004's canary has webhooks")?;
         hooks.push(serde_yaml_ng::from_str(&format!(
             "{{name: test-header-routing, type: rollout, url: http://flagger-loadtester.test/, timeout: 5s,
-              metadata: {{type: bash, cmd: \"curl -sH 'x-user: insider' -H 'Host: app.example.com' {CONTROLLER} | grep 6.0.2\"}}}}"
+              metadata: {{type: bash, cmd: \"curl -sH '{header}: insider' -H 'Host: app.example.com' {url} | grep 6.0.2\"}}}}"
         ))?);
         for hook in hooks.iter_mut().filter(|h| h["name"] == "load-test") {
             hook["metadata"]["cmd"] = Y::from(format!(
-                "hey -z 1m -q 10 -c 2 -H 'x-user: insider' -host app.example.com {CONTROLLER}/"
+                "hey -z 1m -q 10 -c 2 -H '{header}: insider' -host app.example.com {url}/"
             ));
         }
         Ok(())
     })?;
     p.apply_canary(
         &ab,
-        "podinfo-abtest.yaml   # A/B: 10 iterations for requests with x-user: insider",
+        &format!("podinfo-abtest.yaml   # A/B: 10 iterations for requests with {header}: insider"),
     )?;
     let before = measured(p, "request-success-rate");
     release(p, "test", "6.0.2")?;
@@ -145,21 +242,20 @@ pub(super) fn nginx(p: &mut Play<'_>) -> Result<()> {
         "  {ab_checks} A/B success-rate checks measured requests the header sent to the canary"
     );
     p.apply_canary(
-        &nginx_canary(|_| Ok(()))?,
+        &front_canary(front, |_| Ok(()))?,
         "podinfo-canary.yaml   # back to the weighted analysis",
     )?;
     let errors = format!(
-        "while true; do curl -s --max-time 5 -H 'Host: app.example.com' {CONTROLLER}/status/500 >/dev/null; sleep 0.2; done"
+        "while true; do curl -s --max-time 5 -H 'Host: app.example.com' {url}/status/500 >/dev/null; sleep 0.2; done"
     );
     fail(
         p,
         "test",
         "6.0.3",
-        "watch curl -H 'Host: app.example.com' http://ingress-nginx-controller.ingress-nginx/status/500",
+        &format!("watch curl -H 'Host: app.example.com' {url}/status/500"),
         &errors,
         "success rate",
     )?;
-
     Ok(())
 }
 

@@ -75,9 +75,13 @@ pub async fn cluster(faults: FaultConfig) -> Cluster {
 pub async fn install_mesh_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let pp = PostParams::default();
-    for doc in include_str!("../../../mesh-sim/crds/meshes.yaml")
-        .split("\n---\n")
-        .skip(1)
+    for doc in [
+        include_str!("../../../mesh-sim/crds/meshes.yaml"),
+        include_str!("../../../mesh-sim/crds/contour.yaml"),
+    ]
+    .concat()
+    .split("\n---\n")
+    .skip(1)
     {
         let crd: CustomResourceDefinition = canary_api::from_yaml("crd", doc).expect("crd");
         persist(|| crds.create(&pp, &crd)).await;

@@ -22,7 +22,8 @@
 //! its `Host` header as that gateway would: through VirtualServices bound to a gateway other
 //! than `mesh`, or HTTPRoutes attached to that Gateway. A request to ingress-nginx's
 //! controller Service is routed by its `Host` and path through the Ingresses and their canary
-//! Ingresses, as ingress-nginx does (see `nginx.rs`).
+//! Ingresses, as ingress-nginx does (see `nginx.rs`); one to Contour's Envoy Service through
+//! the HTTPProxies (see `contour.rs`).
 //!
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
@@ -42,6 +43,7 @@ use serde_json::Value;
 use crate::cluster::Snapshot;
 
 mod appmesh;
+mod contour;
 mod endpoints;
 mod gatewayapi;
 mod istio;
@@ -110,6 +112,8 @@ pub enum Route {
         /// The Ingress that routed it, when ingress-nginx did: what its series are labelled
         /// with.
         ingress: Option<IngressHit>,
+        /// The Envoy cluster of the upstream, when an Envoy-based ingress (Contour) routed it.
+        cluster: Option<Cluster>,
     },
     /// A process outside the cluster registered under this host (the loadtester).
     Upstream(String),
@@ -117,6 +121,16 @@ pub enum Route {
     NoRoute(String),
     /// The Service exists but has no ready endpoint (Envoy's 503 "no healthy upstream").
     Unavailable(String),
+}
+
+/// An Envoy cluster as an ingress names it in its series: the label and the name
+/// (`envoy_cluster_name="test_podinfo-canary_9898"` for Contour).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cluster {
+    /// The label that carries the name.
+    pub label: &'static str,
+    /// The cluster's name.
+    pub name: String,
 }
 
 /// A source of numbers in `0..n` for weighted choices (a counter in the proxy, fixed in
@@ -162,8 +176,10 @@ pub fn resolve(
             }
             if let Some(entry) = entry_point(s, &svc) {
                 let host = req.header("host").map_or("", |h| split_port(h).0);
-                if matches!(entry, Entry::Nginx) {
-                    return nginx::route(s, host, req, pick);
+                match entry {
+                    Entry::Nginx => return nginx::route(s, host, req, pick),
+                    Entry::Contour => return contour::route(s, host, req, pick),
+                    _ => {}
                 }
                 return match gateway_decision(s, host, req, pick, Some(&entry)) {
                     Some(d) => backend(s, d, pick),
@@ -183,6 +199,7 @@ pub fn resolve(
         None => match gateway_decision(s, host, req, pick, None) {
             Some(d) => d,
             None if nginx::serves(s, host) => return nginx::route(s, host, req, pick),
+            None if contour::serves(s, host) => return contour::route(s, host, req, pick),
             None => {
                 return Route::NoRoute(format!(
                     "no Service and no gateway route for host {host:?}"
@@ -209,6 +226,7 @@ fn backend(s: &Snapshot, decision: Decision, pick: &mut dyn Pick) -> Route {
         response_headers: decision.headers,
         via: decision.via,
         ingress: None,
+        cluster: None,
     }
 }
 
@@ -343,6 +361,8 @@ enum Entry {
     Gateway(ServiceRef),
     /// ingress-nginx's controller: the Ingresses and their canary Ingresses.
     Nginx,
+    /// Contour's Envoy: the root HTTPProxies and what they include.
+    Contour,
 }
 
 /// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
@@ -356,6 +376,9 @@ fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
     }
     if o["spec"]["selector"]["app.kubernetes.io/name"] == "ingress-nginx" {
         return Some(Entry::Nginx);
+    }
+    if contour::is_envoy(o) {
+        return Some(Entry::Contour);
     }
     let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
     Some(Entry::Gateway((svc.0.clone(), name.to_string())))
