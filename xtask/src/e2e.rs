@@ -128,6 +128,14 @@ const SCENARIOS: &[Scenario] = &[
         run: providers::contour,
     },
     Scenario {
+        name: "traefik",
+        flagger: "traefik",
+        real_only: false,
+        args: &[],
+        what: "Flagger's Traefik test: seed 004's canary as a weighted TraefikService an IngressRoute names, a promotion, a rollback on HTTP 500s",
+        run: providers::traefik,
+    },
+    Scenario {
         name: "osm",
         flagger: "osm-system",
         real_only: false,

@@ -18,6 +18,7 @@ mod matches;
 pub mod nginx;
 mod object;
 pub mod smi;
+pub mod traefik;
 
 pub use object::{MANAGER, ORIGINAL, ObjectRouter, owned_by};
 
@@ -36,7 +37,7 @@ pub enum Error {
     UnknownProvider(String),
     /// The provider is known but flaggerd does not route with it yet.
     #[error(
-        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour"
+        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, traefik"
     )]
     Unsupported(String),
     /// A routing object could not be read or written.
@@ -189,6 +190,7 @@ fn kind_of(provider: &str) -> Result<Option<Kind>> {
         "appmesh" | "appmesh:v1beta2" => Kind::AppMesh,
         "nginx" => Kind::Nginx,
         "contour" => Kind::Contour,
+        "traefik" => Kind::Traefik,
         p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
@@ -224,6 +226,8 @@ pub enum Kind {
     Nginx,
     /// Contour's HTTPProxy.
     Contour,
+    /// Traefik's TraefikService.
+    Traefik,
 }
 
 impl Kind {
@@ -245,6 +249,12 @@ impl Kind {
             ),
             Kind::Nginx => ("networking.k8s.io", "v1", "Ingress", "ingresses"),
             Kind::Contour => ("projectcontour.io", "v1", "HTTPProxy", "httpproxies"),
+            Kind::Traefik => (
+                "traefik.io",
+                "v1alpha1",
+                "TraefikService",
+                "traefikservices",
+            ),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
@@ -266,6 +276,7 @@ impl Kind {
             }
             Kind::Nginx => Err(nginx_needs_its_ingress()),
             Kind::Contour => Ok(contour::http_proxy(canary, routes, &options.ingress_class)),
+            Kind::Traefik => Ok(traefik::traefik_service(canary, routes)),
         }
     }
 
@@ -278,6 +289,7 @@ impl Kind {
             Kind::AppMesh => appmesh::routes_of(obj, canary),
             Kind::Nginx => Err(nginx_needs_its_ingress()),
             Kind::Contour => contour::routes_of(obj, canary),
+            Kind::Traefik => traefik::routes_of(obj, canary),
         }
     }
 }

@@ -15,6 +15,7 @@ async fn cluster() -> (kube_sim::KubeSim, kube::Client) {
     for doc in [
         include_str!("../../mesh-sim/crds/meshes.yaml"),
         include_str!("../../mesh-sim/crds/contour.yaml"),
+        include_str!("../../mesh-sim/crds/traefik.yaml"),
     ]
     .concat()
     .split("\n---\n")
@@ -540,4 +541,52 @@ async fn contour_http_proxy_moves_weights_keeps_a_users_fields_and_its_class() {
         canary_svc["weight"].is_null(),
         "weight 0 is left out: {canary_svc}"
     );
+}
+
+#[tokio::test]
+async fn traefik_service_lists_the_canary_only_while_it_has_traffic() {
+    let (_sim, client) = cluster().await;
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("traefik".into());
+    let router = canary_router::for_provider("traefik", client.clone(), None).expect("router");
+    router.reconcile(&canary).await.expect("reconcile");
+    let services: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &resource(
+            "traefik.io",
+            "v1alpha1",
+            "TraefikService",
+            "traefikservices",
+        ),
+    );
+    let names = |obj: &DynamicObject| -> Vec<String> {
+        obj.data["spec"]["weighted"]["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| format!("{}={}", s["name"].as_str().unwrap_or("?"), s["weight"]))
+            .collect()
+    };
+    let ts = services.get("podinfo").await.expect("traefikservice");
+    assert_eq!(names(&ts), ["podinfo-primary=100"]);
+    let step = Routes {
+        primary: 90,
+        canary: 10,
+        mirrored: false,
+    };
+    router.set_routes(&canary, step).await.expect("set");
+    router
+        .reconcile(&canary)
+        .await
+        .expect("reconcile keeps the split");
+    assert_eq!(router.get_routes(&canary).await.expect("routes"), step);
+    let ts = services.get("podinfo").await.expect("traefikservice");
+    assert_eq!(names(&ts), ["podinfo-primary=90", "podinfo-canary=10"]);
+    router
+        .set_routes(&canary, Routes::default())
+        .await
+        .expect("back");
+    let ts = services.get("podinfo").await.expect("traefikservice");
+    assert_eq!(names(&ts), ["podinfo-primary=100"]);
 }

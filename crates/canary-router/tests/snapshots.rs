@@ -581,3 +581,19 @@ fn contour_ab_testing_by_headers() {
     assert_eq!(prefixes, 1, "Contour allows one prefix condition per route");
     snapshot("contour-ab", obj);
 }
+
+#[test]
+fn traefik_weighted_service_at_each_weight() {
+    let mut canary = contour_canary();
+    canary.spec.provider = Some("traefik".into());
+    let mut all = steps(Kind::Traefik, &canary);
+    let full = Routes {
+        primary: 0,
+        canary: 100,
+        mirrored: false,
+    };
+    let obj = Kind::Traefik.build(&canary, full).expect("build");
+    assert_eq!(Kind::Traefik.routes_of(&obj, &canary).expect("read"), full);
+    all["all canary"] = obj;
+    snapshot("traefik-weights", all);
+}

@@ -47,6 +47,10 @@ pub struct Snapshot {
     pub ingresses: Vec<Value>,
     /// projectcontour.io HTTPProxies.
     pub httpproxies: Vec<Value>,
+    /// traefik.io IngressRoutes.
+    pub ingressroutes: Vec<Value>,
+    /// traefik.io TraefikServices.
+    pub traefikservices: Vec<Value>,
 }
 
 /// One kind mesh-sim reads: group, versions to try in order, kind, and where its objects go
@@ -89,7 +93,7 @@ const fn read(
 
 const SMI: &[&str] = &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"];
 
-const KINDS: [KindSpec; 13] = [
+const KINDS: [KindSpec; 15] = [
     read("", &["v1"], "Service", |s| &mut s.services),
     read("apps", &["v1"], "Deployment", |s| &mut s.deployments),
     read("apps", &["v1"], "DaemonSet", |s| &mut s.daemonsets),
@@ -124,6 +128,12 @@ const KINDS: [KindSpec; 13] = [
     }),
     read("projectcontour.io", &["v1"], "HTTPProxy", |s| {
         &mut s.httpproxies
+    }),
+    read("traefik.io", &["v1alpha1"], "IngressRoute", |s| {
+        &mut s.ingressroutes
+    }),
+    read("traefik.io", &["v1alpha1"], "TraefikService", |s| {
+        &mut s.traefikservices
     }),
 ];
 

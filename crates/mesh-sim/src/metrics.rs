@@ -21,6 +21,9 @@
 //! - Contour's Envoy, for requests it routed: `envoy_cluster_upstream_rq` and
 //!   `envoy_cluster_upstream_rq_time` by `envoy_cluster_name` (`<namespace>_<service>_<port>`),
 //!   in the same families as App Mesh's;
+//! - Traefik, for requests it routed: `traefik_service_requests_total` and
+//!   `traefik_service_request_duration_seconds` (`service` = `<ns>-<name>-<port>@kubernetescrd`,
+//!   `code`, `method`, `protocol`);
 //! - ingress-nginx, for requests its controller routed: `nginx_ingress_controller_requests`
 //!   and `nginx_ingress_controller_response_duration_seconds` (`namespace`, `ingress`,
 //!   `service`, `canary`, `status`, `method`, `path`, `host`, and the controller's constant
@@ -33,7 +36,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::routing::{Cluster, IngressHit, Workload};
+use crate::routing::{IngressHit, Proxy, Upstream, Workload};
 
 const ISTIO_MS: &[f64] = &[
     1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
@@ -50,14 +53,16 @@ const ENVOY_MS: &[f64] = &[
 const HTTP_SECONDS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+const TRAEFIK_SECONDS: &[f64] = &[0.1, 0.3, 1.2, 5.0];
 
 /// The bucket layouts, in the order [`Series::buckets`] keeps them, with the unit scale
 /// from milliseconds.
-const LAYOUTS: [(&[f64], f64); 4] = [
+const LAYOUTS: [(&[f64], f64); 5] = [
     (ISTIO_MS, 1.0),
     (LINKERD_MS, 1.0),
     (ENVOY_MS, 1.0),
     (HTTP_SECONDS, 0.001),
+    (TRAEFIK_SECONDS, 0.001),
 ];
 
 /// Requests of one workload (pod) with one status code: count, sum and, per layout, the
@@ -66,7 +71,7 @@ const LAYOUTS: [(&[f64], f64); 4] = [
 struct Series {
     count: u64,
     sum_ms: f64,
-    buckets: [Vec<u64>; 4],
+    buckets: [Vec<u64>; 5],
 }
 
 impl Series {
@@ -103,7 +108,7 @@ impl Series {
 pub struct Metrics {
     series: Mutex<BTreeMap<(Workload, u16), Series>>,
     ingress: Mutex<BTreeMap<(IngressHit, u16), Series>>,
-    clusters: Mutex<BTreeMap<(Cluster, u16), Series>>,
+    upstreams: Mutex<BTreeMap<(Upstream, u16), Series>>,
 }
 
 impl Metrics {
@@ -122,11 +127,11 @@ impl Metrics {
         series.entry((hit.clone(), code)).or_default().observe(ms);
     }
 
-    /// Counts one request an Envoy-based ingress (Contour) sent to an upstream cluster.
-    pub fn record_cluster(&self, cluster: &Cluster, code: u16, ms: f64) {
-        let mut series = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+    /// Counts one request an ingress proxy (Contour's Envoy, Traefik) sent to an upstream.
+    pub fn record_upstream(&self, upstream: &Upstream, code: u16, ms: f64) {
+        let mut series = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
         series
-            .entry((cluster.clone(), code))
+            .entry((upstream.clone(), code))
             .or_default()
             .observe(ms);
     }
@@ -244,26 +249,32 @@ impl Metrics {
             &by_workload,
             0,
         );
-        // Envoy's families: App Mesh's sidecars by pod, and the ingresses' Envoys by
-        // upstream cluster, in one family each.
-        let clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
-        let mut by_cluster: BTreeMap<&Cluster, Series> = BTreeMap::new();
-        for ((c, _), s) in clusters.iter() {
-            by_cluster.entry(c).or_default().add(s);
-        }
-        let cluster_labels = |c: &Cluster| format!("{}=\"{}\"", c.label, c.name);
+        // Envoy's families: App Mesh's sidecars by pod, and Contour's Envoy by upstream
+        // cluster, in one family each.
+        let upstreams = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
+        let by_labels = |proxy: Proxy, labels: &dyn Fn(&Upstream, u16) -> String| {
+            let mut merged: BTreeMap<String, Series> = BTreeMap::new();
+            for ((u, code), s) in upstreams.iter().filter(|((u, _), _)| u.proxy == proxy) {
+                merged.entry(labels(u, *code)).or_default().add(s);
+            }
+            merged
+        };
+        let envoy = |u: &Upstream, _| format!("envoy_cluster_name=\"{}\"", u.name);
+        let envoy_by_code = by_labels(Proxy::Contour, &|u, code| {
+            format!("{},envoy_response_code=\"{code}\"", envoy(u, code))
+        });
         counter(
             &mut out,
             "envoy_cluster_upstream_rq",
             &mut series
                 .iter()
-                .map(|((w, code), s)| (pod_labels(w), code, s.count))
-                .chain(
-                    clusters
-                        .iter()
-                        .map(|((c, code), s)| (cluster_labels(c), code, s.count)),
-                )
-                .map(|(labels, code, n)| (format!("{labels},envoy_response_code=\"{code}\""), n)),
+                .map(|((w, code), s)| {
+                    (
+                        format!("{},envoy_response_code=\"{code}\"", pod_labels(w)),
+                        s.count,
+                    )
+                })
+                .chain(envoy_by_code.iter().map(|(l, s)| (l.clone(), s.count))),
         );
         per_workload(
             &mut out,
@@ -272,13 +283,32 @@ impl Metrics {
             &by_workload,
             2,
         );
-        for (c, s) in &by_cluster {
+        for (labels, s) in &by_labels(Proxy::Contour, &envoy) {
+            histogram(&mut out, "envoy_cluster_upstream_rq_time", labels, s, 2);
+        }
+        // Traefik's, by service, code, method and protocol.
+        let traefik = by_labels(Proxy::Traefik, &|u, code| {
+            format!(
+                "code=\"{code}\",method=\"{}\",protocol=\"http\",service=\"{}\"",
+                u.method, u.name
+            )
+        });
+        counter(
+            &mut out,
+            "traefik_service_requests_total",
+            &mut traefik.iter().map(|(l, s)| (l.clone(), s.count)),
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE traefik_service_request_duration_seconds histogram"
+        );
+        for (labels, s) in &traefik {
             histogram(
                 &mut out,
-                "envoy_cluster_upstream_rq_time",
-                &cluster_labels(c),
+                "traefik_service_request_duration_seconds",
+                labels,
                 s,
-                2,
+                4,
             );
         }
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
@@ -408,7 +438,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn contour_series_share_envoys_families_by_cluster_name() {
+    fn contour_and_traefik_series_name_their_upstreams() {
         let m = Metrics::default();
         let w = Workload {
             namespace: "test".into(),
@@ -417,18 +447,37 @@ mod tests {
             pod: "podinfo-abc-12345".into(),
         };
         m.record(&w, 200, 5.0);
-        let c = Cluster {
-            label: "envoy_cluster_name",
+        let c = Upstream {
+            proxy: Proxy::Contour,
             name: "test_podinfo-canary_9898".into(),
+            method: "GET".into(),
         };
-        m.record_cluster(&c, 500, 5.0);
-        m.record_cluster(&c, 200, 7.0);
+        m.record_upstream(&c, 500, 5.0);
+        m.record_upstream(&c, 200, 7.0);
+        m.record_upstream(
+            &Upstream {
+                method: "POST".into(),
+                ..c.clone()
+            },
+            200,
+            7.0,
+        );
+        let t = Upstream {
+            proxy: Proxy::Traefik,
+            name: "test-podinfo-canary-9898@kubernetescrd".into(),
+            method: "GET".into(),
+        };
+        m.record_upstream(&t, 200, 150.0);
         let text = m.render();
         for line in [
             r#"envoy_cluster_upstream_rq{envoy_cluster_name="test_podinfo-canary_9898",envoy_response_code="500"} 1"#,
             r#"envoy_cluster_upstream_rq{kubernetes_namespace="test",kubernetes_pod_name="podinfo-abc-12345",envoy_response_code="200"} 1"#,
-            r#"envoy_cluster_upstream_rq_time_count{envoy_cluster_name="test_podinfo-canary_9898"} 2"#,
-            r#"envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="test_podinfo-canary_9898",le="10"} 2"#,
+            r#"envoy_cluster_upstream_rq{envoy_cluster_name="test_podinfo-canary_9898",envoy_response_code="200"} 2"#,
+            r#"envoy_cluster_upstream_rq_time_count{envoy_cluster_name="test_podinfo-canary_9898"} 3"#,
+            r#"envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="test_podinfo-canary_9898",le="10"} 3"#,
+            r#"traefik_service_requests_total{code="200",method="GET",protocol="http",service="test-podinfo-canary-9898@kubernetescrd"} 1"#,
+            r#"traefik_service_request_duration_seconds_bucket{code="200",method="GET",protocol="http",service="test-podinfo-canary-9898@kubernetescrd",le="0.1"} 0"#,
+            r#"traefik_service_request_duration_seconds_bucket{code="200",method="GET",protocol="http",service="test-podinfo-canary-9898@kubernetescrd",le="0.3"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

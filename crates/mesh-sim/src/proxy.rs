@@ -27,7 +27,7 @@ use tower::ServiceExt;
 use crate::cluster::Snapshot;
 use crate::metrics::Metrics;
 use crate::podinfo;
-use crate::routing::{self, Cluster, IngressHit, Route, Workload};
+use crate::routing::{self, IngressHit, Route, Upstream, Workload};
 
 /// The largest request body carried (the loadtester's payloads are small).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -169,7 +169,7 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
             response_headers,
             via,
             ingress,
-            cluster,
+            upstream,
         } => {
             tracing::debug!(host = %authority, path = %path, pod = %workload.pod, "{via}");
             if let Some(m) = mirror {
@@ -190,7 +190,7 @@ async fn handle(State(state): State<Shared>, req: Request) -> Response {
                 &workload,
                 Hits {
                     ingress: ingress.as_ref(),
-                    cluster: cluster.as_ref(),
+                    upstream: upstream.as_ref(),
                 },
                 method,
                 &path,
@@ -261,7 +261,7 @@ fn tunnel(state: Shared, mut req: Request) -> Response {
 #[derive(Clone, Copy, Default)]
 struct Hits<'a> {
     ingress: Option<&'a IngressHit>,
-    cluster: Option<&'a Cluster>,
+    upstream: Option<&'a Upstream>,
 }
 
 async fn call_backend(
@@ -297,8 +297,8 @@ async fn call_backend(
     if let Some(hit) = hits.ingress {
         state.metrics.record_ingress(hit, parts.status.as_u16(), ms);
     }
-    if let Some(c) = hits.cluster {
-        state.metrics.record_cluster(c, parts.status.as_u16(), ms);
+    if let Some(u) = hits.upstream {
+        state.metrics.record_upstream(u, parts.status.as_u16(), ms);
     }
     let body = match trailers {
         None => Body::from(bytes),

@@ -474,18 +474,15 @@ fn contour_routes_through_the_root_proxy_and_its_include_by_weight_and_header() 
     assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
     match route(&s, &through(&[]), &mut 0) {
         Route::Backend {
-            workload, cluster, ..
+            workload, upstream, ..
         } => {
-            let cluster = cluster.expect("labelled with its Envoy cluster");
+            let upstream = upstream.expect("labelled with its Envoy cluster");
             let want = if workload.deployment == "podinfo" {
                 "test_podinfo-canary_9898"
             } else {
                 "test_podinfo-primary_9898"
             };
-            assert_eq!(
-                (cluster.label, cluster.name.as_str()),
-                ("envoy_cluster_name", want)
-            );
+            assert_eq!(upstream.name, want);
         }
         other => panic!("{other:?}"),
     }
@@ -509,5 +506,67 @@ fn contour_routes_through_the_root_proxy_and_its_include_by_weight_and_header() 
     );
     // Another host has no root proxy.
     let other = get("envoy.projectcontour", &[("host", "web.example.com")]);
+    assert!(matches!(route(&s, &other, &mut 0), Route::NoRoute(_)));
+}
+
+#[test]
+fn traefik_routes_by_ingress_route_rule_through_the_weighted_traefik_service() {
+    let mut s = cluster();
+    s.services.push(json!({"metadata": {"name": "traefik", "namespace": "traefik"},
+        "spec": {"selector": {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "traefik-traefik"},
+                 "ports": [{"name": "web", "port": 80}]}}));
+    s.ingressroutes = vec![json!({"metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"entryPoints": ["web"], "routes": [
+            {"match": "Host(`app.example.com`)", "kind": "Rule",
+             "services": [{"name": "podinfo", "kind": "TraefikService"}]},
+            {"match": "Host(`app.example.com`) && PathPrefix(`/api`) && Header(`x-team`, `blue`)", "kind": "Rule",
+             "services": [{"name": "podinfo-primary", "port": 9898}]}]}})];
+    let weights = snapshot_file("traefik-weights");
+    s.traefikservices = vec![weights["weight 50"].clone()];
+    let through = |path: &str, headers: &[(&str, &str)]| {
+        let mut all = vec![("host", "app.example.com")];
+        all.extend_from_slice(headers);
+        let mut r = get("traefik.traefik", &all);
+        r.path = path.into();
+        r
+    };
+    let share = canary_share(&s, &through("/", &[]));
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+    let mut n = 0;
+    for _ in 0..20 {
+        match route(&s, &through("/", &[]), &mut n) {
+            Route::Backend {
+                workload, upstream, ..
+            } => {
+                let name = upstream.expect("labelled").name;
+                let want = format!(
+                    "test-{}-9898@kubernetescrd",
+                    if workload.deployment == "podinfo" {
+                        "podinfo-canary"
+                    } else {
+                        "podinfo-primary"
+                    }
+                );
+                assert_eq!(name, want);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The longer rule wins when it holds: /api with x-team: blue goes to the primary alone.
+    assert_eq!(
+        canary_share(&s, &through("/api/info", &[("x-team", "blue")])),
+        0
+    );
+    let share = canary_share(&s, &through("/api/info", &[("x-team", "green")]));
+    assert!(
+        (450..=550).contains(&share),
+        "the short rule holds: {share}"
+    );
+    // Weight 0: the canary is not listed; `-host app.example.com` reaches Traefik too.
+    s.traefikservices = vec![weights["weight 0"].clone()];
+    assert_eq!(canary_share(&s, &get("app.example.com", &[])), 0);
+    s.traefikservices = vec![weights["all canary"].clone()];
+    assert_eq!(canary_share(&s, &through("/", &[])), 1000);
+    let other = get("traefik.traefik", &[("host", "web.example.com")]);
     assert!(matches!(route(&s, &other, &mut 0), Route::NoRoute(_)));
 }

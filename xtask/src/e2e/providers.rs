@@ -1,7 +1,8 @@
 //! The ingress and mesh providers beyond the seeds', played as Flagger's own end-to-end tests
 //! play them: NGINX (`test/nginx/`), with ingress-nginx's controller Service in front of
 //! mesh-sim and the Ingress of Flagger's test; Contour (`test/contour/`), with Envoy's Service
-//! and the root HTTPProxy of Flagger's test.
+//! and the root HTTPProxy of Flagger's test; Traefik (`test/traefik/`), with Traefik's Service and
+//! the IngressRoute of Flagger's test.
 
 use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
@@ -54,6 +55,13 @@ const CONTOUR: Front = Front {
     provider: "contour",
     url: "http://envoy.projectcontour",
     header: "x-canary",
+};
+
+/// Traefik, as Flagger's Traefik test reaches it (Flagger has no A/B testing on Traefik).
+const TRAEFIK: Front = Front {
+    provider: "traefik",
+    url: "http://traefik.traefik",
+    header: "",
 };
 
 /// Seed 004's canary on the front's provider, its load sent through the front with the
@@ -150,17 +158,7 @@ pub(super) fn contour(p: &mut Play<'_>) -> Result<()> {
         "podinfo-ingress.yaml   # the root HTTPProxy for app.example.com, including podinfo",
         ROOT_PROXY,
     )?;
-    let canary = front_canary(&CONTOUR, |spec| {
-        let hooks = spec["analysis"]["webhooks"]
-            .as_sequence_mut()
-            .context("seed 004's canary has webhooks")?;
-        hooks.insert(0, serde_yaml_ng::from_str(&format!(
-            "{{name: contour-acceptance-test, type: pre-rollout, url: http://flagger-loadtester.test/, timeout: 10s,
-              metadata: {{type: bash, cmd: \"curl -sd 'test' -H 'Host: app.example.com' {}/token | grep token\"}}}}",
-            CONTOUR.url
-        ))?);
-        Ok(())
-    })?;
+    let canary = front_canary(&CONTOUR, |spec| acceptance_through(spec, &CONTOUR))?;
     p.canary(
         &canary,
         "podinfo-canary.yaml   # seed 004's canary on contour",
@@ -181,6 +179,82 @@ pub(super) fn contour(p: &mut Play<'_>) -> Result<()> {
     );
     promoted_by_series(p, "Contour's Envoy series of podinfo-canary")?;
     ab_then_rollback(p, &CONTOUR)
+}
+
+/// The IngressRoute of Flagger's Traefik test: `app.example.com` to the TraefikService
+/// flaggerd makes for the canary.
+const INGRESS_ROUTE: &str = "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  entryPoints:
+    - web
+  routes:
+    - match: Host(`app.example.com`)
+      kind: Rule
+      services:
+        - name: podinfo
+          kind: TraefikService
+";
+
+/// Flagger's Traefik e2e test: the TraefikService with the apex labels and annotations, an
+/// acceptance test through Traefik, a promotion judged by Traefik's service series, then a
+/// rollback on HTTP 500s sent through Traefik.
+pub(super) fn traefik(p: &mut Play<'_>) -> Result<()> {
+    p.apply_shown(
+        "traefik.yaml   # Traefik's Deployment and Service in traefik, as its chart makes them",
+        include_str!("../../e2e/traefik.yaml"),
+    )?;
+    p.podinfo("test")?;
+    p.apply_shown(
+        "podinfo-ingressroute.yaml   # app.example.com to the TraefikService podinfo",
+        INGRESS_ROUTE,
+    )?;
+    let canary = front_canary(&TRAEFIK, |spec| {
+        spec["service"]["apex"] = serde_yaml_ng::from_str(
+            "{labels: {test: test-label}, annotations: {test: test-annotation}}",
+        )?;
+        acceptance_through(spec, &TRAEFIK)
+    })?;
+    p.canary(
+        &canary,
+        "podinfo-canary.yaml   # seed 004's canary on traefik, apex metadata as Flagger's test",
+    )?;
+    let meta = p.kubectl_words("-n test get traefikservice podinfo -o jsonpath={.metadata}")?;
+    for wanted in [r#""test":"test-label""#, r#""test":"test-annotation""#] {
+        ensure!(
+            meta.contains(wanted),
+            "the TraefikService lacks {wanted}: {meta}"
+        );
+    }
+    promote(p, "test", "6.0.1")?;
+    let services = p.kubectl_words(
+        "-n test get traefikservice podinfo -o jsonpath={.spec.weighted.services[*].name}",
+    )?;
+    ensure!(
+        services.trim() == "podinfo-primary",
+        "after the promotion the TraefikService routes to {services:?}, not podinfo-primary alone"
+    );
+    promoted_by_series(p, "Traefik's series of podinfo-canary")?;
+    rollback_through(p, &TRAEFIK)
+}
+
+/// Adds Flagger's pre-rollout acceptance test through the front (a POST to `/token`).
+fn acceptance_through(spec: &mut Y, front: &Front) -> Result<()> {
+    let hooks = spec["analysis"]["webhooks"]
+        .as_sequence_mut()
+        .context("seed 004's canary has webhooks")?;
+    hooks.insert(
+        0,
+        serde_yaml_ng::from_str(&format!(
+            "{{name: {}-acceptance-test, type: pre-rollout, url: http://flagger-loadtester.test/, timeout: 10s,
+              metadata: {{type: bash, cmd: \"curl -sd 'test' -H 'Host: app.example.com' {}/token | grep token\"}}}}",
+            front.provider, front.url
+        ))?,
+    );
+    Ok(())
 }
 
 /// Fails unless at least 5 success-rate checks of the promotion found the provider's series.
@@ -245,6 +319,13 @@ fn ab_then_rollback(p: &mut Play<'_>, front: &Front) -> Result<()> {
         &front_canary(front, |_| Ok(()))?,
         "podinfo-canary.yaml   # back to the weighted analysis",
     )?;
+    rollback_through(p, front)
+}
+
+/// A release that fails on HTTP 500s sent through the front (last in a scenario: the errors
+/// stay in the metrics' one-minute window).
+fn rollback_through(p: &mut Play<'_>, front: &Front) -> Result<()> {
+    let url = front.url;
     let errors = format!(
         "while true; do curl -s --max-time 5 -H 'Host: app.example.com' {url}/status/500 >/dev/null; sleep 0.2; done"
     );

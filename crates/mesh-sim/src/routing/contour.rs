@@ -19,7 +19,7 @@
 use serde_json::Value;
 
 use super::{
-    Cluster, Decision, Pick, Request, Route, backend, name_of, ns_of, regex_full, weighted,
+    Decision, Pick, Proxy, Request, Route, Upstream, backend, name_of, ns_of, regex_full, weighted,
 };
 use crate::cluster::Snapshot;
 
@@ -88,9 +88,10 @@ pub(super) fn route(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pick
     };
     let name = chosen["name"].as_str().unwrap_or_default().to_string();
     let port = chosen["port"].as_u64().unwrap_or(80);
-    let cluster = Cluster {
-        label: "envoy_cluster_name",
+    let upstream = Upstream {
+        proxy: Proxy::Contour,
         name: format!("{}_{name}_{port}", r.namespace),
+        method: req.method.clone(),
     };
     let decision = Decision {
         via: format!(
@@ -106,8 +107,8 @@ pub(super) fn route(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pick
         headers: Vec::new(),
     };
     let mut route = backend(s, decision, pick);
-    if let Route::Backend { cluster: c, .. } = &mut route {
-        *c = Some(cluster);
+    if let Route::Backend { upstream: u, .. } = &mut route {
+        *u = Some(upstream);
     }
     route
 }

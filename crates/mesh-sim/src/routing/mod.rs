@@ -23,7 +23,8 @@
 //! than `mesh`, or HTTPRoutes attached to that Gateway. A request to ingress-nginx's
 //! controller Service is routed by its `Host` and path through the Ingresses and their canary
 //! Ingresses, as ingress-nginx does (see `nginx.rs`); one to Contour's Envoy Service through
-//! the HTTPProxies (see `contour.rs`).
+//! the HTTPProxies (see `contour.rs`); one to Traefik's through the IngressRoutes and
+//! TraefikServices (see `traefik.rs`).
 //!
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
@@ -49,6 +50,7 @@ mod gatewayapi;
 mod istio;
 mod nginx;
 mod smi;
+mod traefik;
 
 use appmesh::appmesh;
 use endpoints::endpoint;
@@ -112,8 +114,9 @@ pub enum Route {
         /// The Ingress that routed it, when ingress-nginx did: what its series are labelled
         /// with.
         ingress: Option<IngressHit>,
-        /// The Envoy cluster of the upstream, when an Envoy-based ingress (Contour) routed it.
-        cluster: Option<Cluster>,
+        /// The upstream as the ingress proxy that routed it names it (Contour's Envoy,
+        /// Traefik), for that proxy's series.
+        upstream: Option<Upstream>,
     },
     /// A process outside the cluster registered under this host (the loadtester).
     Upstream(String),
@@ -123,14 +126,25 @@ pub enum Route {
     Unavailable(String),
 }
 
-/// An Envoy cluster as an ingress names it in its series: the label and the name
-/// (`envoy_cluster_name="test_podinfo-canary_9898"` for Contour).
+/// An upstream as the ingress proxy that routed a request names it in its series.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cluster {
-    /// The label that carries the name.
-    pub label: &'static str,
-    /// The cluster's name.
+pub struct Upstream {
+    /// The proxy.
+    pub proxy: Proxy,
+    /// Its name for the upstream: Contour's Envoy cluster `test_podinfo-canary_9898`,
+    /// Traefik's service `test-podinfo-canary-9898@kubernetescrd`.
     pub name: String,
+    /// The request's method (Traefik labels its series with it).
+    pub method: String,
+}
+
+/// The ingress proxies whose series name upstreams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Proxy {
+    /// Contour's Envoy: `envoy_cluster_upstream_rq{envoy_cluster_name}`.
+    Contour,
+    /// Traefik: `traefik_service_requests_total{service}`.
+    Traefik,
 }
 
 /// A source of numbers in `0..n` for weighted choices (a counter in the proxy, fixed in
@@ -179,6 +193,7 @@ pub fn resolve(
                 match entry {
                     Entry::Nginx => return nginx::route(s, host, req, pick),
                     Entry::Contour => return contour::route(s, host, req, pick),
+                    Entry::Traefik => return traefik::route(s, host, req, pick),
                     _ => {}
                 }
                 return match gateway_decision(s, host, req, pick, Some(&entry)) {
@@ -200,6 +215,7 @@ pub fn resolve(
             Some(d) => d,
             None if nginx::serves(s, host) => return nginx::route(s, host, req, pick),
             None if contour::serves(s, host) => return contour::route(s, host, req, pick),
+            None if traefik::serves(s, host) => return traefik::route(s, host, req, pick),
             None => {
                 return Route::NoRoute(format!(
                     "no Service and no gateway route for host {host:?}"
@@ -226,7 +242,7 @@ fn backend(s: &Snapshot, decision: Decision, pick: &mut dyn Pick) -> Route {
         response_headers: decision.headers,
         via: decision.via,
         ingress: None,
-        cluster: None,
+        upstream: None,
     }
 }
 
@@ -363,6 +379,8 @@ enum Entry {
     Nginx,
     /// Contour's Envoy: the root HTTPProxies and what they include.
     Contour,
+    /// Traefik: the IngressRoutes and the TraefikServices they name.
+    Traefik,
 }
 
 /// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
@@ -379,6 +397,9 @@ fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
     }
     if contour::is_envoy(o) {
         return Some(Entry::Contour);
+    }
+    if traefik::is_traefik(o) {
+        return Some(Entry::Traefik);
     }
     let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
     Some(Entry::Gateway((svc.0.clone(), name.to_string())))
