@@ -173,7 +173,7 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
         ));
     }
     if let Some(r) = &spec.ingress_ref
-        && spec.provider(&ctx.settings.engine) == "nginx"
+        && canary_core::validate::INGRESS_CLONERS.contains(&spec.provider(&ctx.settings.engine))
         && !deleting
         && !r.name.is_empty()
         && world.get("Ingress", &r.name).await?.is_none()
@@ -371,7 +371,7 @@ impl World {
     /// router reads (watched from the first read, shared with the router).
     fn cache_of(&self, kind: &str) -> Option<Arc<cache::Cache>> {
         match kind {
-            "Ingress" => self.caches.routing(&canary_router::nginx::resource()),
+            "Ingress" => self.caches.routing(&canary_router::ingress::resource()),
             _ => self.caches.of(kind).cloned(),
         }
     }

@@ -220,14 +220,18 @@ pub fn validate_in(
         found.extend(v.found);
     }
     let no_ingress = spec.ingress_ref.as_ref().is_none_or(|r| r.name.is_empty());
-    if spec.provider(settings) == "nginx" && no_ingress {
+    let provider = spec.provider(settings);
+    if INGRESS_CLONERS.contains(&provider) && no_ingress {
         found.push(ValidationError {
             path: "spec.ingressRef".into(),
-            message: "required by the nginx provider: the Ingress whose <name>-canary copy routes to the canary".into(),
+            message: format!("required by the {provider} provider: the Ingress whose <name>-canary copy routes to the canary"),
         });
     }
     found
 }
+
+/// The providers that route with a copy of the Ingress `spec.ingressRef` names.
+pub const INGRESS_CLONERS: [&str; 2] = ["nginx", "skipper"];
 
 /// True for the provider names Flagger accepts, including `smi:<version>:<mesh>`.
 pub fn is_known_provider(name: &str) -> bool {

@@ -12,15 +12,17 @@ pub mod appmesh;
 pub mod cached;
 pub mod contour;
 pub mod gatewayapi;
+pub mod ingress;
 pub mod istio;
 pub mod managed;
 mod matches;
 pub mod nginx;
 mod object;
+pub mod skipper;
 pub mod smi;
 pub mod traefik;
 
-pub use object::{MANAGER, ORIGINAL, ObjectRouter, owned_by};
+pub use object::{MANAGER, ORIGINAL, ObjectRouter, Objects, owned_by};
 
 use async_trait::async_trait;
 use canary_api::Canary;
@@ -37,7 +39,7 @@ pub enum Error {
     UnknownProvider(String),
     /// The provider is known but flaggerd does not route with it yet.
     #[error(
-        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, traefik"
+        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, traefik, skipper"
     )]
     Unsupported(String),
     /// A routing object could not be read or written.
@@ -156,31 +158,28 @@ fn router(
     if !canary_core::validate::is_known_provider(provider) {
         return Err(Error::UnknownProvider(provider.to_string()));
     }
-    let Some(kind) = kind_of(provider)? else {
-        return Ok(Box::new(KubernetesRouter));
-    };
-    let objects = ObjectRouter {
+    let objects = Objects {
         client,
-        kind,
         selector,
         cache,
         owner_references,
         options: options.clone(),
     };
-    if kind == Kind::Nginx {
-        return Ok(Box::new(nginx::IngressRouter {
-            objects,
-            prefix: options.ingress_annotations_prefix.clone(),
-        }));
-    }
-    Ok(Box::new(objects))
+    let flavor = match provider {
+        "kubernetes" => return Ok(Box::new(KubernetesRouter)),
+        "nginx" => ingress::Flavor::Nginx(options.ingress_annotations_prefix.clone()),
+        "skipper" => ingress::Flavor::Skipper,
+        other => {
+            let kind = kind_of(other)?;
+            return Ok(Box::new(ObjectRouter { objects, kind }));
+        }
+    };
+    Ok(Box::new(ingress::IngressRouter { objects, flavor }))
 }
 
-/// The routing object kind of a known provider; `None` for `kubernetes`, which routes
-/// nothing.
-fn kind_of(provider: &str) -> Result<Option<Kind>> {
-    Ok(Some(match provider {
-        "kubernetes" => return Ok(None),
+/// The routing object kind of a provider whose objects are built from the canary alone.
+fn kind_of(provider: &str) -> Result<Kind> {
+    Ok(match provider {
         "istio" => Kind::Istio,
         "linkerd" | "smi:v1alpha1" => Kind::Smi("v1alpha1"),
         "osm" | "smi:v1alpha2" => Kind::Smi("v1alpha2"),
@@ -188,14 +187,13 @@ fn kind_of(provider: &str) -> Result<Option<Kind>> {
         "gatewayapi:v1" => Kind::GatewayApi("v1"),
         "gatewayapi:v1beta1" => Kind::GatewayApi("v1beta1"),
         "appmesh" | "appmesh:v1beta2" => Kind::AppMesh,
-        "nginx" => Kind::Nginx,
         "contour" => Kind::Contour,
         "traefik" => Kind::Traefik,
         p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
         other => return Err(Error::Unsupported(other.to_string())),
-    }))
+    })
 }
 
 /// [`for_provider`] for routing objects kept in another cluster than the canary (Flagger's
@@ -210,7 +208,8 @@ pub fn for_provider_remote(
     router(provider, client, selector, None, false, options)
 }
 
-/// The providers whose routing is one object with two weighted destinations.
+/// The providers whose routing objects are built from the canary alone (NGINX and Skipper
+/// clone an Ingress: [`ingress::IngressRouter`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// VirtualService (plus DestinationRules).
@@ -221,9 +220,6 @@ pub enum Kind {
     GatewayApi(&'static str),
     /// App Mesh v1beta2: the weights live in the apex VirtualRouter.
     AppMesh,
-    /// NGINX: the canary Ingress, cloned from `ingressRef` by [`nginx::IngressRouter`] (it
-    /// is not built from the canary alone).
-    Nginx,
     /// Contour's HTTPProxy.
     Contour,
     /// Traefik's TraefikService.
@@ -247,7 +243,6 @@ impl Kind {
                 "VirtualRouter",
                 "virtualrouters",
             ),
-            Kind::Nginx => ("networking.k8s.io", "v1", "Ingress", "ingresses"),
             Kind::Contour => ("projectcontour.io", "v1", "HTTPProxy", "httpproxies"),
             Kind::Traefik => (
                 "traefik.io",
@@ -274,7 +269,6 @@ impl Kind {
                 let [apex, _] = appmesh::virtual_routers(canary, routes);
                 Ok(apex)
             }
-            Kind::Nginx => Err(nginx_needs_its_ingress()),
             Kind::Contour => Ok(contour::http_proxy(canary, routes, &options.ingress_class)),
             Kind::Traefik => Ok(traefik::traefik_service(canary, routes)),
         }
@@ -287,20 +281,10 @@ impl Kind {
             Kind::Smi(_) => smi::routes_of(obj, canary),
             Kind::GatewayApi(_) => gatewayapi::routes_of(obj, canary),
             Kind::AppMesh => appmesh::routes_of(obj, canary),
-            Kind::Nginx => Err(nginx_needs_its_ingress()),
             Kind::Contour => contour::routes_of(obj, canary),
             Kind::Traefik => traefik::routes_of(obj, canary),
         }
     }
-}
-
-/// [`Kind::build`] and [`Kind::routes_of`] for NGINX: the canary Ingress is cloned from the
-/// one `ingressRef` names, with the controller's annotation prefix, by [`nginx`]'s functions.
-fn nginx_needs_its_ingress() -> Error {
-    Error::Invalid(
-        "the nginx canary ingress is cloned from spec.ingressRef: use nginx::canary_ingress and nginx::routes_of"
-            .into(),
-    )
 }
 
 /// Routes from the weights of `<apex>-primary` and `<apex>-canary` in a routing object, or

@@ -7,36 +7,15 @@
 //! (`nginx.ingress.kubernetes.io`). Mirroring and session affinity are not NGINX features
 //! Flagger drives: they are ignored, as in Flagger.
 
-use async_trait::async_trait;
 use canary_api::Canary;
 use canary_core::Routes;
 use serde_json::{Map, Value, json};
 
-use crate::{Error, ObjectRouter, Result, TrafficRouter, apex_name, flux_annotations};
+use crate::ingress::{clone_metadata, ingress_name};
+use crate::{Error, Result, apex_name};
 
 /// ingress-nginx's own annotation prefix, the default of `-ingress-annotations-prefix`.
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
-
-/// The name of the Ingress the canary clones (`spec.ingressRef.name`).
-pub fn ingress_name(canary: &Canary) -> Result<&str> {
-    canary
-        .spec
-        .ingress_ref
-        .as_ref()
-        .map(|r| r.name.as_str())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            Error::Invalid(
-                "spec.ingressRef: the nginx provider needs the Ingress to clone (ingressRef.name)"
-                    .into(),
-            )
-        })
-}
-
-/// `<ingress>-canary`.
-pub fn canary_ingress_name(canary: &Canary) -> Result<String> {
-    Ok(format!("{}-canary", ingress_name(canary)?))
-}
 
 /// The canary Ingress for `routes`, cloned from `original` (the Ingress `ingressRef` names):
 /// its labels, its annotations but any canary ones and kubectl's last-applied copy, and its
@@ -75,25 +54,12 @@ pub fn canary_ingress(
         )));
     }
     let canary_key = format!("{prefix}/canary");
-    let mut annotations: Map<String, Value> = original["metadata"]["annotations"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| {
-                    !k.contains(&canary_key)
-                        && *k != "kubectl.kubernetes.io/last-applied-configuration"
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    annotations.extend(flux_annotations());
-    annotations.extend(canary_annotations(canary, routes, prefix));
-    let mut metadata = crate::managed_metadata(canary, &canary_ingress_name(canary)?, false);
-    metadata["annotations"] = json!(annotations);
-    if let Some(labels) = original["metadata"]["labels"].as_object() {
-        metadata["labels"] = json!(labels);
-    }
+    let metadata = clone_metadata(
+        canary,
+        original,
+        |k| !k.contains(&canary_key),
+        canary_annotations(canary, routes, prefix),
+    )?;
     Ok(json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
@@ -187,82 +153,4 @@ pub fn routes_of(ingress: &Value, canary: &Canary, prefix: &str) -> Result<Route
         canary: weight,
         mirrored: false,
     })
-}
-
-/// `networking.k8s.io/v1` Ingress.
-pub fn resource() -> kube::core::ApiResource {
-    crate::Kind::Nginx.resource()
-}
-
-/// The `nginx` provider's router: the canary Ingress written with server-side apply (through
-/// [`ObjectRouter`]'s reads and writes), always rebuilt from the Ingress it clones, so a
-/// change of that Ingress reaches the canary one at the next reconcile.
-pub struct IngressRouter {
-    pub(crate) objects: ObjectRouter,
-    pub(crate) prefix: String,
-}
-
-impl IngressRouter {
-    /// The Ingress `spec.ingressRef` names; a missing one is an error naming the field.
-    async fn original(&self, canary: &Canary) -> Result<Value> {
-        let name = ingress_name(canary)?;
-        self.objects
-            .get(canary, &resource(), name)
-            .await?
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "spec.ingressRef.name: ingress {name}.{} not found",
-                    crate::object::namespace(canary)
-                ))
-            })
-    }
-
-    async fn current(&self, canary: &Canary) -> Result<Option<Value>> {
-        self.objects
-            .get(canary, &resource(), &canary_ingress_name(canary)?)
-            .await
-    }
-
-    async fn write(&self, canary: &Canary, routes: Routes) -> Result<()> {
-        let original = self.original(canary).await?;
-        let obj = canary_ingress(canary, &original, routes, &self.prefix)?;
-        self.objects.apply(canary, &resource(), &obj).await
-    }
-}
-
-#[async_trait]
-impl TrafficRouter for IngressRouter {
-    async fn reconcile(&self, canary: &Canary) -> Result<()> {
-        let routes = match self.current(canary).await? {
-            Some(obj) => routes_of(&obj, canary, &self.prefix).unwrap_or_default(),
-            None => Routes::default(),
-        };
-        self.write(canary, routes).await
-    }
-
-    async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
-        self.write(canary, routes).await
-    }
-
-    async fn get_routes(&self, canary: &Canary) -> Result<Routes> {
-        match self.current(canary).await? {
-            Some(obj) => routes_of(&obj, canary, &self.prefix),
-            None => Err(Error::Invalid(format!(
-                "ingress {}.{} not found",
-                canary_ingress_name(canary)?,
-                crate::object::namespace(canary)
-            ))),
-        }
-    }
-
-    /// Traffic goes back to the primary; the canary Ingress is garbage-collected with the
-    /// canary (Flagger leaves it as it is).
-    async fn finalize(&self, canary: &Canary) -> Result<()> {
-        match self.current(canary).await? {
-            Some(current) if crate::owned_by(&current, canary) => {
-                self.write(canary, Routes::default()).await
-            }
-            _ => Ok(()),
-        }
-    }
 }

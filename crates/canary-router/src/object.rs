@@ -1,5 +1,7 @@
-//! [`ObjectRouter`]: a provider's routing objects written with server-side apply, a user's
-//! objects taken over and restored, and the test of what is the canary's.
+//! [`Objects`]: a provider's routing objects read (through the cache) and written with
+//! server-side apply, a user's objects taken over and restored, and the test of what is the
+//! canary's; [`ObjectRouter`]: the router of the providers whose objects are built from the
+//! canary alone ([`Kind`]).
 
 use async_trait::async_trait;
 use canary_api::Canary;
@@ -10,11 +12,10 @@ use serde_json::{Value, json};
 
 use crate::{Error, Kind, Result, TrafficRouter, apex_name, appmesh, cached, istio, managed};
 
-/// Applies a provider's routing object with server-side apply (field manager `flaggerd`),
-/// reading through a cache when it has one.
-pub struct ObjectRouter {
+/// Reads and writes a provider's routing objects: server-side apply (field manager
+/// `flaggerd`), reads through a cache when it has one.
+pub struct Objects {
     pub(crate) client: kube::Client,
-    pub(crate) kind: Kind,
     pub(crate) selector: Option<appmesh::PodSelector>,
     pub(crate) cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
     /// Whether the objects are owned by the canary (not when they live in another cluster).
@@ -23,21 +24,22 @@ pub struct ObjectRouter {
     pub(crate) options: crate::Options,
 }
 
+/// The router of a [`Kind`]: its objects built from the canary and applied by [`Objects`].
+pub struct ObjectRouter {
+    pub(crate) objects: Objects,
+    pub(crate) kind: Kind,
+}
+
 /// The field manager of the routing objects.
 pub const MANAGER: &str = "flaggerd";
 
-impl ObjectRouter {
+impl Objects {
     fn api(&self, canary: &Canary, resource: &ApiResource) -> Api<DynamicObject> {
         Api::namespaced_with(
             self.client.clone(),
             canary.metadata.namespace.as_deref().unwrap_or("default"),
             resource,
         )
-    }
-
-    async fn current(&self, canary: &Canary) -> Result<Option<Value>> {
-        self.get(canary, &self.kind.resource(), &apex_name(canary))
-            .await
     }
 
     /// An object, from the cache when it knows it.
@@ -155,85 +157,16 @@ pub(crate) fn namespace(canary: &Canary) -> &str {
     canary.metadata.namespace.as_deref().unwrap_or("default")
 }
 
-#[async_trait]
-impl TrafficRouter for ObjectRouter {
-    async fn reconcile(&self, canary: &Canary) -> Result<()> {
-        let routes = match self.current(canary).await? {
-            Some(obj) => self.kind.routes_of(&obj, canary).unwrap_or_default(),
-            None => Routes::default(),
-        };
-        for (resource, obj) in self.objects(canary, routes)? {
-            self.apply(canary, &resource, &obj).await?;
-        }
-        Ok(())
-    }
-
-    async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
-        let obj = self.kind.build_with(canary, routes, &self.options)?;
-        self.apply(canary, &self.kind.resource(), &obj).await
-    }
-
-    async fn get_routes(&self, canary: &Canary) -> Result<Routes> {
-        match self.current(canary).await? {
-            Some(obj) => self.kind.routes_of(&obj, canary),
-            None => Err(Error::Invalid(format!(
-                "{} {} not found",
-                self.kind.resource().kind.to_lowercase(),
-                apex_name(canary)
-            ))),
-        }
-    }
-
-    async fn finalize(&self, canary: &Canary) -> Result<()> {
-        if let Some(current) = self.current(canary).await?
-            && self.ours(&current, canary)
-        {
-            // Routes go back to the primary; the objects are garbage-collected with the canary.
-            self.set_routes(canary, Routes::default()).await?;
-        }
-        // Objects someone else made: each gets back its spec as it was before the canary
-        // took it over (the apex object, and a user's DestinationRules or App Mesh objects).
-        // A spec the provider cannot build still lets the canary go: its apex object alone.
-        let objects = self.objects(canary, Routes::default()).unwrap_or_else(|_| {
-            vec![(
-                self.kind.resource(),
-                json!({"metadata": {"name": apex_name(canary)}}),
-            )]
-        });
-        for (resource, obj) in objects {
-            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-            match self.get(canary, &resource, name).await? {
-                Some(found) if !self.ours(&found, canary) => {
-                    self.restore(canary, &resource, name, &found).await?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-}
-
 impl ObjectRouter {
-    /// True when `obj` is one of the canary's routing objects rather than a user's: owned by
-    /// the canary, or, in another cluster (no owner references there), written by flaggerd
-    /// and never taken over (a user's object carries its original spec after the take-over).
-    /// Objects read there come without the caches, so their managed fields are known.
-    fn ours(&self, obj: &Value, canary: &Canary) -> bool {
-        if owned_by(obj, canary) {
-            return true;
-        }
-        let kept = &obj["metadata"]["annotations"];
-        !self.owner_references
-            && kept[ORIGINAL].is_null()
-            && kept[LAST_APPLIED].is_null()
-            && obj["metadata"]["managedFields"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|e| e["manager"] == MANAGER))
+    async fn current(&self, canary: &Canary) -> Result<Option<Value>> {
+        self.objects
+            .get(canary, &self.kind.resource(), &apex_name(canary))
+            .await
     }
 
     /// Every object the provider writes for `canary` at `routes`, in the order they are
     /// applied (what the apex object routes to before the apex object).
-    fn objects(&self, canary: &Canary, routes: Routes) -> Result<Vec<(ApiResource, Value)>> {
+    fn desired(&self, canary: &Canary, routes: Routes) -> Result<Vec<(ApiResource, Value)>> {
         let mut out = Vec::new();
         if self.kind == Kind::Istio {
             let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "DestinationRule");
@@ -247,11 +180,12 @@ impl ObjectRouter {
         if self.kind != Kind::AppMesh {
             out.push((
                 self.kind.resource(),
-                self.kind.build_with(canary, routes, &self.options)?,
+                self.kind
+                    .build_with(canary, routes, &self.objects.options)?,
             ));
             return Ok(out);
         }
-        let Some(sel) = &self.selector else {
+        let Some(sel) = &self.objects.selector else {
             return Err(Error::Invalid(
                 "App Mesh needs the target's selector label to build its virtual nodes".into(),
             ));
@@ -278,11 +212,94 @@ impl ObjectRouter {
         );
         Ok(out)
     }
+}
+
+#[async_trait]
+impl TrafficRouter for ObjectRouter {
+    async fn reconcile(&self, canary: &Canary) -> Result<()> {
+        let routes = match self.current(canary).await? {
+            Some(obj) => self.kind.routes_of(&obj, canary).unwrap_or_default(),
+            None => Routes::default(),
+        };
+        for (resource, obj) in self.desired(canary, routes)? {
+            self.objects.apply(canary, &resource, &obj).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
+        let obj = self
+            .kind
+            .build_with(canary, routes, &self.objects.options)?;
+        self.objects
+            .apply(canary, &self.kind.resource(), &obj)
+            .await
+    }
+
+    async fn get_routes(&self, canary: &Canary) -> Result<Routes> {
+        match self.current(canary).await? {
+            Some(obj) => self.kind.routes_of(&obj, canary),
+            None => Err(Error::Invalid(format!(
+                "{} {} not found",
+                self.kind.resource().kind.to_lowercase(),
+                apex_name(canary)
+            ))),
+        }
+    }
+
+    async fn finalize(&self, canary: &Canary) -> Result<()> {
+        if let Some(current) = self.current(canary).await?
+            && self.objects.ours(&current, canary)
+        {
+            // Routes go back to the primary; the objects are garbage-collected with the canary.
+            self.set_routes(canary, Routes::default()).await?;
+        }
+        // Objects someone else made: each gets back its spec as it was before the canary
+        // took it over (the apex object, and a user's DestinationRules or App Mesh objects).
+        // A spec the provider cannot build still lets the canary go: its apex object alone.
+        let objects = self.desired(canary, Routes::default()).unwrap_or_else(|_| {
+            vec![(
+                self.kind.resource(),
+                json!({"metadata": {"name": apex_name(canary)}}),
+            )]
+        });
+        for (resource, obj) in objects {
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            match self.objects.get(canary, &resource, name).await? {
+                Some(found) if !self.objects.ours(&found, canary) => {
+                    self.objects
+                        .restore(canary, &resource, name, &found)
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Objects {
+    /// True when `obj` is one of the canary's routing objects rather than a user's: owned by
+    /// the canary, or, in another cluster (no owner references there), written by flaggerd
+    /// and never taken over (a user's object carries its original spec after the take-over).
+    /// Objects read there come without the caches, so their managed fields are known.
+    pub(crate) fn ours(&self, obj: &Value, canary: &Canary) -> bool {
+        if owned_by(obj, canary) {
+            return true;
+        }
+        let kept = &obj["metadata"]["annotations"];
+        !self.owner_references
+            && kept[ORIGINAL].is_null()
+            && kept[LAST_APPLIED].is_null()
+            && obj["metadata"]["managedFields"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|e| e["manager"] == MANAGER))
+    }
 
     /// Gives a user's object back its spec from before the take-over. Without a copy it is
     /// left as it is, as Flagger does (a warning, not an error that would hold the canary's
     /// deletion forever).
-    async fn restore(
+    pub(crate) async fn restore(
         &self,
         canary: &Canary,
         resource: &ApiResource,
@@ -309,6 +326,26 @@ impl ObjectRouter {
             .await
             .map_err(|e| io("restore", resource, namespace(canary), name, e))?;
         Ok(())
+    }
+}
+
+impl Objects {
+    /// Deletes an object if it is there.
+    pub(crate) async fn delete(
+        &self,
+        canary: &Canary,
+        resource: &ApiResource,
+        name: &str,
+    ) -> Result<()> {
+        let params = kube::api::DeleteParams {
+            grace_period_seconds: Some(2),
+            ..Default::default()
+        };
+        match self.api(canary, resource).delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(io("delete", resource, namespace(canary), name, e)),
+        }
     }
 }
 

@@ -590,3 +590,70 @@ async fn traefik_service_lists_the_canary_only_while_it_has_traffic() {
     let ts = services.get("podinfo").await.expect("traefikservice");
     assert_eq!(names(&ts), ["podinfo-primary=100"]);
 }
+
+#[tokio::test]
+async fn skipper_weights_the_clone_and_deletes_it_on_finalize() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let (_sim, client) = cluster().await;
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "test");
+    let original: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "podinfo", "annotations": {"kubernetes.io/ingress.class": "skipper"}},
+        "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [{"pathType": "Prefix", "path": "/",
+            "backend": {"service": {"name": "podinfo", "port": {"number": 9898}}}}]}}]}
+    }))
+    .expect("ingress");
+    ingresses
+        .create(&PostParams::default(), &original)
+        .await
+        .expect("create");
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("skipper".into());
+    canary.spec.ingress_ref = serde_json::from_value(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "podinfo"}),
+    )
+    .ok();
+    let router = canary_router::for_provider("skipper", client.clone(), None).expect("router");
+    router.reconcile(&canary).await.expect("reconcile");
+    let annotation = |i: &Ingress, k: &str| {
+        i.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(k).cloned())
+            .unwrap_or_default()
+    };
+    let clone = ingresses.get("podinfo-canary").await.expect("clone");
+    assert_eq!(
+        annotation(&clone, "zalando.org/skipper-predicate"),
+        "False()"
+    );
+    let step = Routes {
+        primary: 70,
+        canary: 30,
+        mirrored: false,
+    };
+    router.set_routes(&canary, step).await.expect("set");
+    router
+        .reconcile(&canary)
+        .await
+        .expect("reconcile keeps the split");
+    assert_eq!(router.get_routes(&canary).await.expect("routes"), step);
+    let clone = ingresses.get("podinfo-canary").await.expect("clone");
+    assert_eq!(
+        annotation(&clone, "zalando.org/backend-weights"),
+        r#"{"podinfo-canary":30,"podinfo-primary":70}"#
+    );
+    assert_eq!(
+        annotation(&clone, "zalando.org/skipper-predicate"),
+        "Weight(100)"
+    );
+    router.finalize(&canary).await.expect("finalize");
+    assert!(
+        ingresses
+            .get_opt("podinfo-canary")
+            .await
+            .expect("get")
+            .is_none(),
+        "Skipper's finalize deletes the canary Ingress"
+    );
+    assert!(ingresses.get_opt("podinfo").await.expect("get").is_some());
+}

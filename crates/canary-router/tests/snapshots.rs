@@ -6,7 +6,7 @@
 use canary_api::Canary;
 use canary_core::Routes;
 use canary_core::spec::{HttpMatch, StringMatch};
-use canary_router::{Kind, istio, nginx};
+use canary_router::{Kind, istio, nginx, skipper};
 use serde_json::{Value, json};
 
 fn seed(file: &str) -> Canary {
@@ -596,4 +596,26 @@ fn traefik_weighted_service_at_each_weight() {
     assert_eq!(Kind::Traefik.routes_of(&obj, &canary).expect("read"), full);
     all["all canary"] = obj;
     snapshot("traefik-weights", all);
+}
+
+#[test]
+fn skipper_canary_ingress_at_each_weight() {
+    let mut canary = nginx_canary();
+    canary.spec.provider = Some("skipper".into());
+    let mut original = podinfo_ingress();
+    original["metadata"]["annotations"] = json!({
+        "kubernetes.io/ingress.class": "skipper",
+        "zalando.org/skipper-predicate": "Header(\"X-Env\", \"prod\") && Weight(100)",
+    });
+    let mut out = serde_json::Map::new();
+    for (label, routes) in weights() {
+        let obj = skipper::canary_ingress(&canary, &original, routes).expect("build");
+        assert_eq!(
+            skipper::routes_of(&obj, &canary).expect("read back"),
+            routes,
+            "{label} round-trips"
+        );
+        out.insert(label.into(), obj);
+    }
+    snapshot("skipper-weights", Value::Object(out));
 }
