@@ -136,6 +136,14 @@ const SCENARIOS: &[Scenario] = &[
         run: providers::traefik,
     },
     Scenario {
+        name: "skipper",
+        flagger: "flagger-system",
+        real_only: false,
+        args: &[],
+        what: "Flagger's Skipper test: seed 004's canary through the weighted <ingress>-canary copy, a promotion, a rollback on HTTP 500s",
+        run: providers::skipper,
+    },
+    Scenario {
         name: "osm",
         flagger: "osm-system",
         real_only: false,

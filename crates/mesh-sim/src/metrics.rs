@@ -24,6 +24,9 @@
 //! - Traefik, for requests it routed: `traefik_service_requests_total` and
 //!   `traefik_service_request_duration_seconds` (`service` = `<ns>-<name>-<port>@kubernetescrd`,
 //!   `code`, `method`, `protocol`);
+//! - Skipper, for requests it routed: `skipper_response_duration_seconds` (`route`, `code`,
+//!   `method`) and `skipper_serve_route_duration_seconds` (`route`), Prometheus's default
+//!   buckets;
 //! - ingress-nginx, for requests its controller routed: `nginx_ingress_controller_requests`
 //!   and `nginx_ingress_controller_response_duration_seconds` (`namespace`, `ingress`,
 //!   `service`, `canary`, `status`, `method`, `path`, `host`, and the controller's constant
@@ -309,6 +312,28 @@ impl Metrics {
                 labels,
                 s,
                 4,
+            );
+        }
+        // Skipper's, by route ID, code and method.
+        let skipper = by_labels(Proxy::Skipper, &|u, code| {
+            format!(
+                "code=\"{code}\",method=\"{}\",route=\"{}\"",
+                u.method, u.name
+            )
+        });
+        let skipper_route = by_labels(Proxy::Skipper, &|u, _| format!("route=\"{}\"", u.name));
+        let _ = writeln!(out, "# TYPE skipper_response_duration_seconds histogram");
+        for (labels, s) in &skipper {
+            histogram(&mut out, "skipper_response_duration_seconds", labels, s, 3);
+        }
+        let _ = writeln!(out, "# TYPE skipper_serve_route_duration_seconds histogram");
+        for (labels, s) in &skipper_route {
+            histogram(
+                &mut out,
+                "skipper_serve_route_duration_seconds",
+                labels,
+                s,
+                3,
             );
         }
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");

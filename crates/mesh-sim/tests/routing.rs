@@ -570,3 +570,57 @@ fn traefik_routes_by_ingress_route_rule_through_the_weighted_traefik_service() {
     let other = get("traefik.traefik", &[("host", "web.example.com")]);
     assert!(matches!(route(&s, &other, &mut 0), Route::NoRoute(_)));
 }
+
+#[test]
+fn skipper_routes_by_the_canary_ingress_weights_and_predicates() {
+    let mut s = cluster();
+    s.services.push(
+        json!({"metadata": {"name": "skipper-ingress", "namespace": "kube-system"},
+        "spec": {"selector": {"application": "skipper-ingress"}, "ports": [{"port": 80}]}}),
+    );
+    let steps = snapshot_file("skipper-weights");
+    let mut main = steps["weight 50"].clone();
+    main["metadata"] = json!({"name": "podinfo", "namespace": "test",
+        "annotations": {"kubernetes.io/ingress.class": "skipper"}});
+    main["spec"]["rules"][0]["http"]["paths"] = json!([{"path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": "podinfo", "port": {"number": 80}}}}]);
+    let nginx_one = json!({"metadata": {"name": "other", "namespace": "test",
+        "annotations": {"kubernetes.io/ingress.class": "nginx"}},
+        "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "podinfo-canary", "port": {"number": 80}}}}]}}]}});
+    s.ingresses = vec![main, steps["weight 50"].clone(), nginx_one];
+    let through = |headers: &[(&str, &str)]| {
+        let mut all = vec![("host", "app.example.com")];
+        all.extend_from_slice(headers);
+        get("skipper-ingress.kube-system", &all)
+    };
+    // The snapshot's predicate asks for X-Env: prod; with it the canary Ingress (Weight(100))
+    // splits 50/50, without it the original Ingress answers through the apex Service.
+    let prod = [("x-env", "prod")];
+    let share = canary_share(&s, &through(&prod));
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+    assert_eq!(canary_share(&s, &through(&[])), 0);
+    match route(&s, &through(&prod), &mut 0) {
+        Route::Backend {
+            workload, upstream, ..
+        } => {
+            let svc = if workload.deployment == "podinfo" {
+                "podinfo_canary"
+            } else {
+                "podinfo_primary"
+            };
+            assert_eq!(
+                upstream.expect("labelled").name,
+                format!("kube_test__podinfo_canary__app_example_com_____{svc}")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Weight 0: False() disables the canary Ingress.
+    s.ingresses[1] = steps["weight 0"].clone();
+    assert_eq!(canary_share(&s, &through(&prod)), 0);
+    // An Ingress of another class is not Skipper's.
+    s.ingresses.truncate(2);
+    s.ingresses[0]["metadata"]["annotations"]["kubernetes.io/ingress.class"] = json!("nginx");
+    assert_eq!(canary_share(&s, &through(&prod)), 0);
+}

@@ -64,12 +64,20 @@ const TRAEFIK: Front = Front {
     header: "",
 };
 
+/// Skipper, as Flagger's Skipper test reaches it (Flagger has no A/B testing on Skipper).
+const SKIPPER: Front = Front {
+    provider: "skipper",
+    url: "http://skipper-ingress.kube-system",
+    header: "",
+};
+
 /// Seed 004's canary on the front's provider, its load sent through the front with the
-/// host `app.example.com` (as Flagger's tests), then `edit`; NGINX's names `ingressRef`.
+/// host `app.example.com` (as Flagger's tests), then `edit`; NGINX's and Skipper's name
+/// `ingressRef`.
 fn front_canary(front: &Front, edit: impl FnOnce(&mut Y) -> Result<()>) -> Result<String> {
     seed_004(|spec| {
         spec["provider"] = Y::from(front.provider);
-        if front.provider == "nginx" {
+        if ["nginx", "skipper"].contains(&front.provider) {
             spec["ingressRef"] = serde_yaml_ng::from_str(
                 "{apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}",
             )?;
@@ -239,6 +247,40 @@ pub(super) fn traefik(p: &mut Play<'_>) -> Result<()> {
     );
     promoted_by_series(p, "Traefik's series of podinfo-canary")?;
     rollback_through(p, &TRAEFIK)
+}
+
+/// Flagger's Skipper e2e test: `<ingress>-canary` weighted by `zalando.org/backend-weights`,
+/// a promotion judged by Skipper's route series, then a rollback on HTTP 500s sent through
+/// Skipper.
+pub(super) fn skipper(p: &mut Play<'_>) -> Result<()> {
+    p.apply_shown(
+        "skipper.yaml   # Skipper's Deployment and Service in kube-system, as Zalando's manifests",
+        include_str!("../../e2e/skipper.yaml"),
+    )?;
+    p.podinfo("test")?;
+    p.apply_shown(
+        "podinfo-ingress.yaml   # app.example.com to podinfo, class skipper",
+        &PODINFO_INGRESS.replace("ingress.class: nginx", "ingress.class: skipper"),
+    )?;
+    let canary = front_canary(&SKIPPER, |_| Ok(()))?;
+    p.canary(
+        &canary,
+        "podinfo-canary.yaml   # seed 004's canary on skipper with ingressRef podinfo",
+    )?;
+    promote(p, "test", "6.0.1")?;
+    let annotations =
+        p.kubectl_words("-n test get ingress podinfo-canary -o jsonpath={.metadata.annotations}")?;
+    for wanted in [
+        r#"{\"podinfo-canary\":0,\"podinfo-primary\":100}"#,
+        r#""zalando.org/skipper-predicate":"False()""#,
+    ] {
+        ensure!(
+            annotations.contains(wanted),
+            "after the promotion the canary Ingress lacks {wanted}: {annotations}"
+        );
+    }
+    promoted_by_series(p, "Skipper's route series of podinfo-canary")?;
+    rollback_through(p, &SKIPPER)
 }
 
 /// Adds Flagger's pre-rollout acceptance test through the front (a POST to `/token`).

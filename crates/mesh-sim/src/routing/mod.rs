@@ -24,7 +24,8 @@
 //! controller Service is routed by its `Host` and path through the Ingresses and their canary
 //! Ingresses, as ingress-nginx does (see `nginx.rs`); one to Contour's Envoy Service through
 //! the HTTPProxies (see `contour.rs`); one to Traefik's through the IngressRoutes and
-//! TraefikServices (see `traefik.rs`).
+//! TraefikServices (see `traefik.rs`); one to Skipper's through the Ingresses of class
+//! `skipper` and their weights (see `skipper.rs`).
 //!
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
@@ -49,6 +50,7 @@ mod endpoints;
 mod gatewayapi;
 mod istio;
 mod nginx;
+mod skipper;
 mod smi;
 mod traefik;
 
@@ -145,6 +147,8 @@ pub enum Proxy {
     Contour,
     /// Traefik: `traefik_service_requests_total{service}`.
     Traefik,
+    /// Skipper: `skipper_serve_route_duration_seconds{route}`.
+    Skipper,
 }
 
 /// A source of numbers in `0..n` for weighted choices (a counter in the proxy, fixed in
@@ -194,6 +198,7 @@ pub fn resolve(
                     Entry::Nginx => return nginx::route(s, host, req, pick),
                     Entry::Contour => return contour::route(s, host, req, pick),
                     Entry::Traefik => return traefik::route(s, host, req, pick),
+                    Entry::Skipper => return skipper::route(s, host, req, pick),
                     _ => {}
                 }
                 return match gateway_decision(s, host, req, pick, Some(&entry)) {
@@ -216,6 +221,7 @@ pub fn resolve(
             None if nginx::serves(s, host) => return nginx::route(s, host, req, pick),
             None if contour::serves(s, host) => return contour::route(s, host, req, pick),
             None if traefik::serves(s, host) => return traefik::route(s, host, req, pick),
+            None if skipper::serves(s, host) => return skipper::route(s, host, req, pick),
             None => {
                 return Route::NoRoute(format!(
                     "no Service and no gateway route for host {host:?}"
@@ -381,6 +387,8 @@ enum Entry {
     Contour,
     /// Traefik: the IngressRoutes and the TraefikServices they name.
     Traefik,
+    /// Skipper: the Ingresses of class `skipper`, weighted by their annotations.
+    Skipper,
 }
 
 /// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
@@ -400,6 +408,9 @@ fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
     }
     if traefik::is_traefik(o) {
         return Some(Entry::Traefik);
+    }
+    if skipper::is_skipper(o) {
+        return Some(Entry::Skipper);
     }
     let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
     Some(Entry::Gateway((svc.0.clone(), name.to_string())))

@@ -57,10 +57,19 @@ fn is_canary(ingress: &Value) -> bool {
     annotation(ingress, "canary") == Some("true")
 }
 
-/// The paths of every Ingress for `host` that match `path`.
+/// True when an Ingress is for the controller of `class`: its `ingressClassName` or
+/// `kubernetes.io/ingress.class`, or none (the default class).
+pub(super) fn of_class(ingress: &Value, class: &str) -> bool {
+    let named = ingress["spec"]["ingressClassName"]
+        .as_str()
+        .or(ingress["metadata"]["annotations"]["kubernetes.io/ingress.class"].as_str());
+    named.is_none_or(|c| c == class)
+}
+
+/// The paths of every Ingress of class `nginx` for `host` that match `path`.
 fn paths<'a>(s: &'a Snapshot, host: &str, path: &str) -> Vec<IngressPath<'a>> {
     let mut out = Vec::new();
-    for ingress in &s.ingresses {
+    for ingress in s.ingresses.iter().filter(|i| of_class(i, "nginx")) {
         for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
             if rule["host"].as_str().is_some_and(|h| h != host) {
                 continue;
@@ -94,15 +103,18 @@ fn paths<'a>(s: &'a Snapshot, host: &str, path: &str) -> Vec<IngressPath<'a>> {
     out
 }
 
-/// True when an Ingress has a rule for `host` (a name only an ingress serves, such as
+/// True when an Ingress of class `nginx` has a rule for `host` (a name only an ingress serves, such as
 /// `app.example.com`, reaches ingress-nginx: Go clients send `-host` as the proxy request's
 /// authority).
 pub(super) fn serves(s: &Snapshot, host: &str) -> bool {
-    s.ingresses.iter().any(|i| {
-        i["spec"]["rules"]
-            .as_array()
-            .is_some_and(|rules| rules.iter().any(|r| r["host"] == host))
-    })
+    s.ingresses
+        .iter()
+        .filter(|i| of_class(i, "nginx"))
+        .any(|i| {
+            i["spec"]["rules"]
+                .as_array()
+                .is_some_and(|rules| rules.iter().any(|r| r["host"] == host))
+        })
 }
 
 /// Routes a request that reached ingress-nginx's controller for `host`.
