@@ -15,6 +15,7 @@ mod play;
 mod providers;
 mod seeds;
 mod steps;
+mod targets;
 
 pub(crate) use play::Play;
 pub(crate) use seeds::*;
@@ -142,6 +143,14 @@ const SCENARIOS: &[Scenario] = &[
         args: &[],
         what: "Flagger's Skipper test: seed 004's canary through the weighted <ingress>-canary copy, a promotion, a rollback on HTTP 500s",
         run: providers::skipper,
+    },
+    Scenario {
+        name: "keda",
+        flagger: "flagger-system",
+        real_only: false,
+        args: &[],
+        what: "Flagger's KEDA test: a ScaledObject as autoscalerRef, its -primary copy with the query rewritten, the target's paused while the canary rests",
+        run: targets::keda,
     },
     Scenario {
         name: "osm",

@@ -106,6 +106,8 @@ impl Effects {
                     .set_weight(target_name, ns, *primary, *canary);
             }
             Action::ScaleCanary(scale) if target_exists => {
+                self.pause_target_scaler(matches!(scale, Scale::Zero))
+                    .await?;
                 let replicas = match scale {
                     Scale::Zero => 0,
                     Scale::FromZero => {
@@ -300,34 +302,55 @@ impl Effects {
         };
         let primary_name = format!("{}-primary", a.name);
         let world = &self.scene.world;
-        let existing = world.get("HorizontalPodAutoscaler", &primary_name).await?;
+        let existing = world.get(&a.kind, &primary_name).await?;
         if !update && existing.is_some() {
             return Ok(());
         }
-        let Some(hpa) = world.get("HorizontalPodAutoscaler", &a.name).await? else {
+        let Some(scaler) = world.get(&a.kind, &a.name).await? else {
             return Err(Error::Missing(format!(
-                "horizontalpodautoscaler {}.{} not found",
+                "{} {}.{} not found",
+                a.kind.to_lowercase(),
                 a.name,
                 self.ns()
             )));
         };
-        let mut obj = workload::primary_autoscaler(&hpa, &self.canary)?;
+        let mut obj = match a.kind.as_str() {
+            "ScaledObject" => workload::primary_scaled_object(&scaler, &self.canary),
+            _ => workload::primary_autoscaler(&scaler, &self.canary)?,
+        };
         if let Some(current) = &existing {
             not_owned_unless_ours(&mut obj, current, &self.canary);
         }
-        world.apply("HorizontalPodAutoscaler", &obj).await
+        world.apply(&a.kind, &obj).await
     }
 
+    /// The autoscaler's minimum, for a target scaled up: the HPA's `minReplicas` (1 when
+    /// unset), the ScaledObject's `minReplicaCount` (1 when unset or 0).
     async fn hpa_min(&self) -> Result<Option<i64>, Error> {
         let Some(a) = &self.canary.spec.autoscaler_ref else {
             return Ok(None);
         };
-        let hpa = self
-            .scene
-            .world
-            .get("HorizontalPodAutoscaler", &a.name)
-            .await?;
-        Ok(hpa.map(|h| h["spec"]["minReplicas"].as_i64().unwrap_or(1)))
+        let scaler = self.scene.world.get(&a.kind, &a.name).await?;
+        let field = match a.kind.as_str() {
+            "ScaledObject" => "minReplicaCount",
+            _ => "minReplicas",
+        };
+        Ok(scaler.map(|s| s["spec"][field].as_i64().unwrap_or(1)))
+    }
+
+    /// Pauses a KEDA ScaledObject of the target at zero replicas while its canary is scaled
+    /// down (`autoscaling.keda.sh/paused-replicas: "0"`), or lifts the pause; an HPA needs
+    /// neither, as in Flagger.
+    async fn pause_target_scaler(&self, paused: bool) -> Result<(), Error> {
+        let Some(a) = &self.canary.spec.autoscaler_ref else {
+            return Ok(());
+        };
+        if a.kind != "ScaledObject" || self.scene.world.get(&a.kind, &a.name).await?.is_none() {
+            return Ok(());
+        }
+        let value = if paused { json!("0") } else { Value::Null };
+        let patch = json!({"metadata": {"annotations": {workload::PAUSED_REPLICAS: value}}});
+        self.scene.world.merge(&a.kind, &a.name, &patch).await
     }
 
     /// `revertOnDeletion`: the target gets the primary's replicas back, a user's apex
@@ -340,6 +363,7 @@ impl Effects {
         if self.scene.target.is_null() {
             return Ok(());
         }
+        self.pause_target_scaler(false).await?;
         let (target, primary) = self.scene.replicas();
         let replicas = canary_core::scaling::restored(target, primary);
         let patch = workload::scale_patch(kind, replicas);

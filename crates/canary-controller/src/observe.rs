@@ -162,14 +162,11 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
     };
     if let Some(a) = &spec.autoscaler_ref
         && !deleting
-        && world
-            .get("HorizontalPodAutoscaler", &a.name)
-            .await?
-            .is_none()
+        && world.get(&a.kind, &a.name).await?.is_none()
     {
         problem.get_or_insert(Problem::missing(
             "spec.autoscalerRef.name",
-            format!("horizontalpodautoscaler {}.{ns} not found", a.name),
+            format!("{} {}.{ns} not found", a.kind.to_lowercase(), a.name),
         ));
     }
     if let Some(r) = &spec.ingress_ref
@@ -301,6 +298,12 @@ fn missing_template(ctx: &Context, canary: &Canary) -> Option<Problem> {
     })
 }
 
+/// KEDA's `keda.sh/v1alpha1` ScaledObject.
+fn scaled_object() -> ApiResource {
+    let gvk = kube::core::GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject");
+    ApiResource::from_gvk_with_plural(&gvk, "scaledobjects")
+}
+
 /// Reads and writes of the objects around one canary. Reads come from the watch caches
 /// (the first read of an object is a GET); writes are skipped when the cached object already
 /// holds what would be written, and what a write returns updates the cache.
@@ -336,6 +339,7 @@ impl World {
             "Service" => ApiResource::erase::<Service>(&()),
             "HorizontalPodAutoscaler" => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
             "Ingress" => ApiResource::erase::<Ingress>(&()),
+            "ScaledObject" => scaled_object(),
             _ => ApiResource::erase::<Deployment>(&()),
         };
         Api::namespaced_with(self.client.clone(), &self.ns, &ar)
@@ -367,23 +371,25 @@ impl World {
         Ok(obj)
     }
 
-    /// The cache of `kind`: the kinds watched from the start, and the Ingresses the nginx
-    /// router reads (watched from the first read, shared with the router).
+    /// The cache of `kind`: the kinds watched from the start, and those watched from their
+    /// first read: the Ingresses the nginx and skipper routers read (shared with them) and
+    /// KEDA ScaledObjects.
     fn cache_of(&self, kind: &str) -> Option<Arc<cache::Cache>> {
         match kind {
             "Ingress" => self.caches.routing(&canary_router::ingress::resource()),
+            "ScaledObject" => self.caches.routing(&scaled_object()),
             _ => self.caches.of(kind).cloned(),
         }
     }
 
     /// True when the cached object already holds `desired` (an apply or a merge patch).
     fn unchanged(&self, kind: &str, name: &str, desired: &Value) -> bool {
-        let cached = self.caches.of(kind).and_then(|c| c.lookup(&self.ns, name));
+        let cached = self.cache_of(kind).and_then(|c| c.lookup(&self.ns, name));
         matches!(cached, Some(Some(current)) if cache::holds(&current, desired))
     }
 
     fn written(&self, kind: &str, name: &str, obj: DynamicObject) {
-        if let (Some(c), Ok(v)) = (self.caches.of(kind), serde_json::to_value(obj)) {
+        if let (Some(c), Ok(v)) = (self.cache_of(kind), serde_json::to_value(obj)) {
             c.written(&self.ns, name, &v);
         }
     }

@@ -301,6 +301,98 @@ pub fn primary_autoscaler(hpa: &Value, canary: &canary_api::Canary) -> Result<Va
     Ok(obj)
 }
 
+/// KEDA's annotation that holds a ScaledObject's target at a fixed count.
+pub const PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
+
+/// The `-primary` KEDA ScaledObject copied from the target's, `so`, as Flagger makes it:
+/// aimed at `<target>-primary` (kind, apiVersion and `envSourceContainerName` kept), the
+/// polling, cooldown, replica counts (`primaryScalerReplicas` first), `advanced` (its HPA
+/// name, if set, with `-primary`), `fallback` and `idleReplicaCount`, and the triggers with
+/// their queries aimed at the primary (`primaryScalerQueries` by trigger name, else
+/// [`canary_core::scaling::primary_query`]). Its labels and annotations are the target's but
+/// Flux's and KEDA's pause, so pausing the target never pauses the primary.
+pub fn primary_scaled_object(so: &Value, canary: &canary_api::Canary) -> Value {
+    let target = &canary.spec.target_ref.name;
+    let a = canary.spec.autoscaler_ref.as_ref();
+    let spec = &so["spec"];
+    let mut scale_target = json!({"name": format!("{target}-primary")});
+    for key in ["kind", "apiVersion", "envSourceContainerName"] {
+        if let Some(v) = spec["scaleTargetRef"][key].as_str() {
+            scale_target[key] = json!(v);
+        }
+    }
+    let mut out = json!({"scaleTargetRef": scale_target});
+    for key in [
+        "pollingInterval",
+        "cooldownPeriod",
+        "minReplicaCount",
+        "maxReplicaCount",
+        "fallback",
+        "idleReplicaCount",
+    ] {
+        if !spec[key].is_null() {
+            out[key] = spec[key].clone();
+        }
+    }
+    let overrides = a.and_then(|a| a.primary_scaler_replicas.as_ref());
+    if let Some(min) = overrides.and_then(|o| o.min_replicas) {
+        out["minReplicaCount"] = json!(min);
+    }
+    if let Some(max) = overrides.and_then(|o| o.max_replicas) {
+        out["maxReplicaCount"] = json!(max);
+    }
+    let mut advanced = spec["advanced"].clone();
+    if !advanced.is_object() {
+        advanced = json!({});
+    }
+    if !advanced["horizontalPodAutoscalerConfig"].is_object() {
+        advanced["horizontalPodAutoscalerConfig"] = json!({});
+    }
+    if let Some(name) = advanced["horizontalPodAutoscalerConfig"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+    {
+        advanced["horizontalPodAutoscalerConfig"]["name"] = json!(format!("{name}-primary"));
+    }
+    out["advanced"] = advanced;
+    let queries = a.map(|a| &a.primary_scaler_queries);
+    let mut triggers = spec["triggers"].clone();
+    for t in triggers.as_array_mut().into_iter().flatten() {
+        let named = t["name"]
+            .as_str()
+            .and_then(|n| queries.and_then(|q| q.get(n)));
+        let query = match (queries.is_some_and(|q| !q.is_empty()), named) {
+            (_, Some(q)) => Some(q.clone()),
+            (true, None) => None,
+            (false, None) => t["metadata"]["query"]
+                .as_str()
+                .map(|q| canary_core::scaling::primary_query(q, target)),
+        };
+        if let (Some(q), Some(m)) = (query, t["metadata"].as_object_mut()) {
+            m.insert("query".into(), json!(q));
+        }
+    }
+    out["triggers"] = triggers;
+    let keep = |v: &Value| -> Value {
+        let mut m = filter_metadata(v, &["*".to_string()]);
+        m.remove(PAUSED_REPLICAS);
+        m.remove("autoscaling.keda.sh/paused");
+        Value::Object(m)
+    };
+    json!({
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {
+            "name": format!("{}-primary", so["metadata"]["name"].as_str().unwrap_or_default()),
+            "namespace": canary.metadata.namespace,
+            "labels": keep(&so["metadata"]["labels"]),
+            "annotations": keep(&so["metadata"]["annotations"]),
+            "ownerReferences": [owner_reference(canary)],
+        },
+        "spec": out,
+    })
+}
+
 /// The patch that scales a target: `spec.replicas` for a Deployment, the scale-to-zero node
 /// selector for a DaemonSet.
 pub fn scale_patch(kind: &str, replicas: i64) -> Value {
@@ -463,6 +555,63 @@ mod tests {
         );
         assert!(pod["spec"]["affinity"].get("podAffinity").is_none());
         assert!(pod["spec"]["containers"][0].get("env").is_none());
+    }
+
+    #[test]
+    fn the_primary_scaled_object_aims_at_the_primary_and_is_never_paused() {
+        let so = json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "podinfo-so", "namespace": "test",
+                "labels": {"team": "a", "kustomize.toolkit.fluxcd.io/name": "x"},
+                "annotations": {PAUSED_REPLICAS: "0", "note": "kept"}},
+            "spec": {"scaleTargetRef": {"name": "podinfo", "kind": "Deployment"},
+                "pollingInterval": 10, "cooldownPeriod": 20, "minReplicaCount": 1, "maxReplicaCount": 3,
+                "advanced": {"horizontalPodAutoscalerConfig": {"name": "podinfo-hpa"}},
+                "triggers": [
+                    {"type": "prometheus", "name": "rps", "metadata": {"query": "sum(rate(x{app=\"podinfo\"}[30s]))", "threshold": "5"}},
+                    {"type": "cpu", "metadata": {"value": "50"}}]}});
+        let mut spec = canary_api::CanarySpec::default();
+        spec.target_ref.name = "podinfo".into();
+        let mut canary = canary_api::Canary::new("podinfo", spec);
+        canary.metadata.namespace = Some("test".into());
+        canary.spec.autoscaler_ref = serde_json::from_value(json!({"apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject", "name": "podinfo-so", "primaryScalerReplicas": {"maxReplicas": 5}}))
+        .expect("ref");
+        let copy = primary_scaled_object(&so, &canary);
+        assert_eq!(copy["metadata"]["name"], "podinfo-so-primary");
+        assert_eq!(copy["metadata"]["labels"], json!({"team": "a"}));
+        assert_eq!(copy["metadata"]["annotations"], json!({"note": "kept"}));
+        let spec = &copy["spec"];
+        assert_eq!(
+            spec["scaleTargetRef"],
+            json!({"name": "podinfo-primary", "kind": "Deployment"})
+        );
+        assert_eq!(
+            (
+                spec["minReplicaCount"].as_i64(),
+                spec["maxReplicaCount"].as_i64()
+            ),
+            (Some(1), Some(5))
+        );
+        assert_eq!(
+            spec["advanced"]["horizontalPodAutoscalerConfig"]["name"],
+            "podinfo-hpa-primary"
+        );
+        assert_eq!(
+            spec["triggers"][0]["metadata"]["query"],
+            "sum(rate(x{app=\"podinfo-primary\"}[30s]))"
+        );
+        assert_eq!(spec["triggers"][1]["metadata"], json!({"value": "50"}));
+        canary
+            .spec
+            .autoscaler_ref
+            .as_mut()
+            .expect("ref")
+            .primary_scaler_queries = [("rps".to_string(), "sum(primary)".to_string())].into();
+        let copy = primary_scaled_object(&so, &canary);
+        assert_eq!(
+            copy["spec"]["triggers"][0]["metadata"]["query"],
+            "sum(primary)"
+        );
     }
 
     #[test]

@@ -689,3 +689,100 @@ async fn a_primary_flagger_wrote_loses_what_the_target_no_longer_has() {
         "{managers:?}"
     );
 }
+
+/// KEDA, as Flagger's `test/keda`: the `-primary` ScaledObject aimed at the primary with its
+/// query rewritten, the target's paused at zero while the canary rests, unpaused for a
+/// release and for `revertOnDeletion`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keda_scaled_object_is_copied_for_the_primary_and_paused_while_the_canary_rests() {
+    use kube::api::DynamicObject;
+    use kube::core::{ApiResource, GroupVersionKind};
+    let c = cluster(FaultConfig::default()).await;
+    install_mesh_crds(&c.client).await;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"),
+        "scaledobjects",
+    );
+    let sos: Api<DynamicObject> = Api::namespaced_with(c.client.clone(), "test", &ar);
+    let so: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "podinfo-so", "namespace": "test"},
+        "spec": {"scaleTargetRef": {"name": "podinfo"}, "pollingInterval": 10, "cooldownPeriod": 20,
+            "minReplicaCount": 1, "maxReplicaCount": 3,
+            "triggers": [{"type": "prometheus", "metricType": "AverageValue", "metadata": {
+                "serverAddress": "http://prometheus.istio-system:9090",
+                "query": "sum(rate(http_requests_total{ app=\"podinfo\" }[30s]))", "threshold": "5"}}]}
+    }))
+    .expect("so");
+    let pp = PostParams::default();
+    persist(|| sos.create(&pp, &so)).await;
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    let mut canary = seed_canary(Some(2));
+    canary.spec.revert_on_deletion = true;
+    canary.spec.autoscaler_ref = serde_json::from_value(
+        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo-so"}),
+    )
+    .ok();
+    canaries
+        .create(&PostParams::default(), &canary)
+        .await
+        .expect("canary");
+    let running = start(context(c.client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    running.settle().await;
+    let primary = sos.get("podinfo-so-primary").await.expect("primary so");
+    assert_eq!(
+        primary.data["spec"]["triggers"][0]["metadata"]["query"],
+        "sum(rate(http_requests_total{ app=\"podinfo-primary\" }[30s]))"
+    );
+    assert_eq!(
+        primary.data["spec"]["scaleTargetRef"]["name"],
+        "podinfo-primary"
+    );
+    let paused = |o: &DynamicObject| {
+        o.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("autoscaling.keda.sh/paused-replicas").cloned())
+    };
+    let paused_now = || async { paused(&sos.get("podinfo-so").await.expect("so")) };
+    assert_eq!(paused_now().await.as_deref(), Some("0"), "paused at init");
+    assert_eq!(paused(&primary), None, "the primary is never paused");
+
+    set_image(&c.client, NEW_IMAGE).await;
+    let mut unpaused = false;
+    for _ in 0..200 {
+        if paused_now().await.is_none() {
+            unpaused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        unpaused,
+        "a release lifts the pause before scaling the canary up"
+    );
+    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
+    running.settle().await;
+    assert_eq!(
+        paused_now().await.as_deref(),
+        Some("0"),
+        "paused after the promotion"
+    );
+    canaries
+        .delete("podinfo", &DeleteParams::default())
+        .await
+        .expect("delete");
+    for _ in 0..200 {
+        if canaries.get_opt("podinfo").await.expect("get").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
+    assert_eq!(
+        paused_now().await,
+        None,
+        "revertOnDeletion resumes the target's scaler"
+    );
+}

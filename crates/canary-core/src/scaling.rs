@@ -30,6 +30,26 @@ pub fn restored(target: Option<i64>, primary: Option<i64>) -> i64 {
     positive(primary).or(positive(target)).unwrap_or(1)
 }
 
+/// A KEDA trigger's query for the `-primary` ScaledObject: `<target>` and `<target>-canary`
+/// become `<target>-primary`, as Flagger rewrites it when `primaryScalerQueries` does not name
+/// the trigger. A `<target>-primary` already there stays as it is (Flagger makes it
+/// `<target>-primary-primary`).
+pub fn primary_query(query: &str, target: &str) -> String {
+    let primary = format!("{target}-primary");
+    let canary = format!("{target}-canary");
+    // Split on the longer names first so the bare name is replaced only where it stands alone.
+    query
+        .split(primary.as_str())
+        .map(|part| {
+            part.split(canary.as_str())
+                .map(|p| p.replace(target, &primary))
+                .collect::<Vec<_>>()
+                .join(&primary)
+        })
+        .collect::<Vec<_>>()
+        .join(&primary)
+}
+
 /// The `-primary` autoscaler's `(minReplicas, maxReplicas)`: the target autoscaler's, each
 /// replaced by `autoscalerRef.primaryScalerReplicas` where it is set.
 pub fn primary_bounds(
@@ -49,6 +69,25 @@ fn positive(replicas: Option<i64>) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::spec::ScalerReplicas;
+
+    #[test]
+    fn keda_queries_aim_at_the_primary() {
+        assert_eq!(
+            primary_query(
+                r#"sum(rate(http_requests_total{ app="podinfo" }[30s]))"#,
+                "podinfo"
+            ),
+            r#"sum(rate(http_requests_total{ app="podinfo-primary" }[30s]))"#
+        );
+        assert_eq!(
+            primary_query(
+                "a{d=\"podinfo-canary\",p=\"podinfo-primary\",t=\"podinfo\"}",
+                "podinfo"
+            ),
+            "a{d=\"podinfo-primary\",p=\"podinfo-primary\",t=\"podinfo-primary\"}"
+        );
+        assert_eq!(primary_query("up", "podinfo"), "up");
+    }
 
     #[test]
     fn the_primary_copies_the_target_unless_an_autoscaler_drives_it() {

@@ -112,11 +112,11 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
     }
     names::generated(&mut v, spec);
     if let Some(a) = &spec.autoscaler_ref {
-        if a.kind != "HorizontalPodAutoscaler" {
+        if a.kind != "HorizontalPodAutoscaler" && a.kind != "ScaledObject" {
             v.push(
                 "spec.autoscalerRef.kind",
                 format!(
-                    "{:?} is not supported; expected HorizontalPodAutoscaler",
+                    "{:?} is not supported; expected HorizontalPodAutoscaler or ScaledObject",
                     truncate(&a.kind, 64)
                 ),
             );

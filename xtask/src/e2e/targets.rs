@@ -1,0 +1,128 @@
+//! Targets and autoscalers beyond the seeds', as Flagger's own end-to-end tests play them:
+//! KEDA (`test/keda/`), a ScaledObject as `autoscalerRef`.
+
+use anyhow::{Context, Result, ensure};
+use serde_yaml_ng::Value as Y;
+
+use super::fidelity::{seed_004, set_load_test};
+use super::{Play, expect, finish, iteration_events, primary_image, release};
+
+/// The ScaledObject of Flagger's KEDA test, on podinfo's request rate.
+const SCALED_OBJECT: &str = r#"apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: podinfo-so
+  namespace: test
+spec:
+  scaleTargetRef:
+    name: podinfo
+  pollingInterval: 10
+  cooldownPeriod: 20
+  minReplicaCount: 1
+  maxReplicaCount: 3
+  triggers:
+  - type: prometheus
+    metricType: AverageValue
+    metadata:
+      serverAddress: http://prometheus.istio-system:9090
+      metricName: http_requests_total
+      query: sum(rate(http_requests_total{ app="podinfo" }[30s]))
+      threshold: '5'
+"#;
+
+/// The target ScaledObject's `autoscaling.keda.sh/paused-replicas`, empty when unpaused.
+fn paused(p: &mut Play<'_>) -> Result<String> {
+    p.kubectl_words(
+        r"-n test get scaledobject podinfo-so -o jsonpath={.metadata.annotations.autoscaling\.keda\.sh/paused-replicas}",
+    )
+    .map(|v| v.trim().to_string())
+}
+
+/// Flagger's KEDA e2e test: seed 004's canary on the kubernetes provider (blue/green, ten
+/// iterations) with `autoscalerRef` a ScaledObject. The `-primary` ScaledObject aims at
+/// `podinfo-primary` with its query rewritten; the target's is paused at zero replicas while
+/// the canary rests, unpaused for the release, paused again after the promotion. (Flagger's
+/// test also sees KEDA scale the canary to 3 under load: no KEDA operator runs here.)
+pub(super) fn keda(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    p.apply_shown(
+        "podinfo-so.yaml   # the ScaledObject of Flagger's KEDA test",
+        SCALED_OBJECT,
+    )?;
+    let canary = seed_004(|spec| {
+        spec["provider"] = Y::from("kubernetes");
+        spec["autoscalerRef"] = serde_yaml_ng::from_str(
+            "{apiVersion: keda.sh/v1alpha1, kind: ScaledObject, name: podinfo-so}",
+        )?;
+        let service = spec["service"]
+            .as_mapping_mut()
+            .context("seed 004's canary has no service")?;
+        service.remove("gateways");
+        service.remove("hosts");
+        let analysis = spec["analysis"]
+            .as_mapping_mut()
+            .context("seed 004's canary has an analysis")?;
+        analysis.remove("maxWeight");
+        analysis.remove("stepWeight");
+        analysis.insert(Y::from("iterations"), Y::from(10));
+        set_load_test(
+            spec,
+            "hey -z 1m -q 10 -c 2 http://podinfo-canary.test:9898/",
+        )
+    })?;
+    p.canary(
+        &canary,
+        "podinfo-canary.yaml   # seed 004's canary, blue/green, autoscalerRef podinfo-so",
+    )?;
+    let query = p.kubectl_words(
+        "-n test get scaledobject podinfo-so-primary -o jsonpath={.spec.triggers[0].metadata.query}",
+    )?;
+    let wanted = r#"sum(rate(http_requests_total{ app="podinfo-primary" }[30s]))"#;
+    ensure!(
+        query.trim() == wanted,
+        "the primary ScaledObject's query is {query:?}, not {wanted:?}"
+    );
+    let aim = p.kubectl_words(
+        "-n test get scaledobject podinfo-so-primary -o jsonpath={.spec.scaleTargetRef.name}",
+    )?;
+    ensure!(
+        aim.trim() == "podinfo-primary",
+        "the primary ScaledObject scales {aim:?}"
+    );
+    ensure!(
+        paused(p)? == "0",
+        "after initialization the target ScaledObject is not paused at 0"
+    );
+    println!("  podinfo-so paused at 0 replicas; podinfo-so-primary aims at podinfo-primary");
+    release(p, "test", "6.0.1")?;
+    // The phase is recorded before the step's effects: the pause is lifted right after.
+    let mut lifted = false;
+    for _ in 0..50 {
+        if paused(p)?.is_empty() {
+            lifted = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ensure!(lifted, "the release did not lift the pause of podinfo-so");
+    println!("  the release lifted the pause of podinfo-so");
+    finish(p, "the release of 6.0.1", "Succeeded")?;
+    expect(
+        p,
+        &iteration_events(
+            &[
+                "Starting canary analysis for podinfo.test",
+                "Pre-rollout check acceptance-test passed",
+            ],
+            false,
+        ),
+    )?;
+    let primary = primary_image(p, "test")?;
+    ensure!(primary.ends_with("6.0.1"), "podinfo-primary runs {primary}");
+    ensure!(
+        paused(p)? == "0",
+        "after the promotion podinfo-so is not paused at 0 again"
+    );
+    println!("  promoted; podinfo-so paused again at 0 replicas");
+    Ok(())
+}
