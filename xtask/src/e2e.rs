@@ -38,7 +38,7 @@ pub(crate) const INTERVAL: &str = "2s";
 /// The longest a scenario waits for one phase.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
 
-const PODINFO: &str = include_str!("../e2e/podinfo.yaml");
+pub(crate) const PODINFO: &str = include_str!("../e2e/podinfo.yaml");
 const LOADTESTER: &str = include_str!("../e2e/loadtester.yaml");
 const FIXTURES: &str = "crates/canary-core/tests/fixtures";
 
@@ -151,6 +151,14 @@ const SCENARIOS: &[Scenario] = &[
         args: &[],
         what: "Flagger's KEDA test: a ScaledObject as autoscalerRef, its -primary copy with the query rewritten, the target's paused while the canary rests",
         run: targets::keda,
+    },
+    Scenario {
+        name: "service-target",
+        flagger: "istio-system",
+        real_only: false,
+        args: &[],
+        what: "a Service as targetRef on Istio: its -primary and -canary copies weighted by a VirtualService, a new selector analysed and promoted",
+        run: targets::service_target,
     },
     Scenario {
         name: "osm",

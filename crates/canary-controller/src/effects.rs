@@ -105,7 +105,7 @@ impl Effects {
                     .stats
                     .set_weight(target_name, ns, *primary, *canary);
             }
-            Action::ScaleCanary(scale) if target_exists => {
+            Action::ScaleCanary(scale) if target_exists && kind != "Service" => {
                 self.pause_target_scaler(matches!(scale, Scale::Zero))
                     .await?;
                 let replicas = match scale {
@@ -180,6 +180,9 @@ impl Effects {
     /// The primary workload, its autoscaler, the config copies and the `-primary` and
     /// `-canary` Services. An existing primary's template is never changed here.
     async fn initialize(&self) -> Result<(), Error> {
+        if self.canary.spec.target_ref.kind == "Service" {
+            return self.service_target_copies().await;
+        }
         let Some(sel) = &self.scene.sel else {
             return Ok(());
         };
@@ -194,6 +197,29 @@ impl Effects {
         self.primary_autoscaler(false).await?;
         for role in [services::Role::Canary, services::Role::Primary] {
             self.service(sel, role).await?;
+        }
+        Ok(())
+    }
+
+    /// A Service target's copies, as Flagger's service controller keeps them: `-canary`
+    /// follows the target at every step, `-primary` is made once (and changed by promotion).
+    async fn service_target_copies(&self) -> Result<(), Error> {
+        if self.scene.target.is_null() {
+            return Ok(());
+        }
+        let name = &self.canary.spec.target_ref.name;
+        let world = &self.scene.world;
+        let canary_name = format!("{name}-canary");
+        let mut copy = services::target_copy(&self.canary, &self.scene.target, &canary_name, None);
+        if let Some(current) = world.get("Service", &canary_name).await? {
+            not_owned_unless_ours(&mut copy, &current, &self.canary);
+        }
+        world.apply("Service", &copy).await?;
+        if self.scene.primary.is_none() {
+            let primary_name = format!("{name}-primary");
+            let primary =
+                services::target_copy(&self.canary, &self.scene.target, &primary_name, None);
+            world.apply("Service", &primary).await?;
         }
         Ok(())
     }
@@ -234,11 +260,12 @@ impl Effects {
     /// Copies the target's template (and configs) to the primary, unless the target changed
     /// since the step was decided: the primary never gets a revision that was not analysed.
     async fn promote(&self) -> Result<(), Error> {
-        let Some(sel) = &self.scene.sel else {
+        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        if self.scene.target.is_null() {
             return Ok(());
-        };
+        }
         let status = self.canary.status.clone().unwrap_or_default();
-        let current = workload::revision_hash(&self.scene.target);
+        let current = workload::revision_hash(&spec.target_ref.kind, &self.scene.target);
         let configs: std::collections::BTreeMap<String, String> = self
             .scene
             .tracked
@@ -254,7 +281,19 @@ impl Effects {
             );
             return Ok(());
         }
-        let spec: &canary_core::CanarySpec = &self.canary.spec;
+        if spec.target_ref.kind == "Service" {
+            let name = format!("{}-primary", spec.target_ref.name);
+            let prefixes = &self.ctx.settings.include_label_prefix;
+            let mut primary =
+                services::target_copy(&self.canary, &self.scene.target, &name, Some(prefixes));
+            if let Some(current) = &self.scene.primary {
+                not_owned_unless_ours(&mut primary, current, &self.canary);
+            }
+            return self.scene.world.apply("Service", &primary).await;
+        }
+        let Some(sel) = &self.scene.sel else {
+            return Ok(());
+        };
         let mut primary = self.desired_primary(sel).await?;
         if let Some(current) = &self.scene.primary {
             if spec.target_ref.kind == "Deployment" {
@@ -360,7 +399,7 @@ impl Effects {
     async fn restore_target(&self) -> Result<(), Error> {
         let spec: &canary_core::CanarySpec = &self.canary.spec;
         let kind = spec.target_ref.kind.as_str();
-        if self.scene.target.is_null() {
+        if self.scene.target.is_null() || kind == "Service" {
             return Ok(());
         }
         self.pause_target_scaler(false).await?;

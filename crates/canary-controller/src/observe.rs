@@ -67,17 +67,25 @@ impl Scene {
         let name = &spec.target_ref.name;
         Observation {
             target: Revision {
-                spec_hash: workload::revision_hash(&self.target),
+                spec_hash: workload::revision_hash(kind, &self.target),
                 configs: self
                     .tracked
                     .iter()
                     .map(|(k, (sum, _))| (k.clone(), sum.clone()))
                     .collect(),
             },
-            primary: self
-                .primary
-                .as_ref()
-                .map(|p| workload::status(kind, p, format!("{name}-primary.{ns}"))),
+            // A Service target's primary copy is written by the step that reads it and is
+            // always ready (Flagger's service controller does not wait for it either).
+            primary: match (kind, &self.primary) {
+                ("Service", _) => Some(workload::status(
+                    kind,
+                    &Value::Null,
+                    format!("{name}-primary.{ns}"),
+                )),
+                (_, p) => p
+                    .as_ref()
+                    .map(|p| workload::status(kind, p, format!("{name}-primary.{ns}"))),
+            },
             canary: (!self.target.is_null())
                 .then(|| workload::status(kind, &self.target, format!("{name}.{ns}"))),
             routes: self.routes.clone(),
@@ -126,7 +134,9 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             Value::Null
         }
     };
-    let sel = if target.is_null() {
+    // A Service target has no pods of its own to select: its copies are the primary and the
+    // canary, and the kubernetes router writes nothing (Flagger's no-op router).
+    let sel = if target.is_null() || spec.target_ref.kind == "Service" {
         None
     } else {
         let s = workload::selector(

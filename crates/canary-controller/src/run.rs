@@ -381,8 +381,8 @@ where
 
 /// The canaries a change of `kind` `key` matters to. A target's or primary's status-only
 /// change (a rollout's progress) matters only to a canary that may wait on it (not one at
-/// rest); a tracked config's change to the canaries tracking it. Services and autoscalers
-/// are only cached.
+/// rest); a tracked config's change to the canaries tracking it; a Service's spec change to
+/// the canaries that target it. Other Services and autoscalers are only cached.
 fn concerned(
     store: &Store<Lenient<Canary>>,
     kind: &str,
@@ -390,7 +390,7 @@ fn concerned(
     change: crate::cache::Change,
 ) -> Vec<ObjectRef<Lenient<Canary>>> {
     use crate::cache::Change;
-    if change == Change::None || matches!(kind, "Service" | "HorizontalPodAutoscaler") {
+    if change == Change::None || kind == "HorizontalPodAutoscaler" {
         return Vec::new();
     }
     let config_key = format!("{}/{name}", kind.to_lowercase());
@@ -402,6 +402,10 @@ fn concerned(
             let Some(c) = c.decoded() else { return false };
             let status = c.status.as_ref();
             match kind {
+                "Service" => {
+                    let target = &c.spec.target_ref;
+                    change == Change::Spec && target.kind == "Service" && target.name == *name
+                }
                 "Deployment" | "DaemonSet" => {
                     let target = &c.spec.target_ref;
                     let at_rest = status.and_then(|s| s.phase).is_some_and(|p| {

@@ -218,6 +218,58 @@ pub fn discovered_ports(target: &Value, service: &canary_core::spec::CanaryServi
     out
 }
 
+/// A Service target's spec as its copies take it: without what the API server assigns to
+/// each Service (`clusterIP`, `clusterIPs`, node ports), which a copy cannot share.
+pub fn copyable_spec(target: &Value) -> Value {
+    let mut spec = target["spec"].clone();
+    if let Some(m) = spec.as_object_mut() {
+        for key in ["clusterIP", "clusterIPs", "healthCheckNodePort"] {
+            m.remove(key);
+        }
+    }
+    for port in spec["ports"].as_array_mut().into_iter().flatten() {
+        if let Some(p) = port.as_object_mut() {
+            p.remove("nodePort");
+        }
+    }
+    spec
+}
+
+/// The `<target>-primary` or `<target>-canary` copy of a Service target (Flagger's service
+/// controller): the target's spec ([`copyable_spec`], `service.trafficDistribution` when the
+/// canary sets it), its labels and annotations (all, or for the primary at promotion those
+/// `prefixes` keep) but kubectl's last-applied copy, owned by the canary.
+pub fn target_copy(
+    canary: &canary_api::Canary,
+    target: &Value,
+    name: &str,
+    prefixes: Option<&[String]>,
+) -> Value {
+    let meta = |field: &str| -> Value {
+        let all = ["*".to_string()];
+        Value::Object(crate::workload::filter_metadata(
+            &target["metadata"][field],
+            prefixes.unwrap_or(&all),
+        ))
+    };
+    let mut spec = copyable_spec(target);
+    if let Some(d) = &canary.spec.service.traffic_distribution {
+        spec["trafficDistribution"] = json!(d);
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": canary.metadata.namespace,
+            "labels": meta("labels"),
+            "annotations": meta("annotations"),
+            "ownerReferences": [owner_reference(canary)],
+        },
+        "spec": spec,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

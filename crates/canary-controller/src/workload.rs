@@ -243,9 +243,13 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
-/// The fingerprint of a target's revision: its pod template, without the node selector
-/// flaggerd itself adds to keep a DaemonSet's pods off every node (Flagger ignores it too).
-pub fn revision_hash(target: &Value) -> String {
+/// The fingerprint of a target's revision: a workload's pod template, without the node
+/// selector flaggerd itself adds to keep a DaemonSet's pods off every node (Flagger ignores it
+/// too); a Service's spec, without what the API server assigns.
+pub fn revision_hash(kind: &str, target: &Value) -> String {
+    if kind == "Service" {
+        return canary_core::hash::spec_hash(&crate::services::copyable_spec(target));
+    }
     let mut template = target["spec"]["template"].clone();
     if let Some(selector) = template["spec"]["nodeSelector"].as_object_mut() {
         selector.remove(SCALE_TO_ZERO);
@@ -430,6 +434,9 @@ pub fn status(kind: &str, obj: &Value, display: String) -> canary_core::Workload
         .map(String::from);
     let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
     let observed_generation = s["observedGeneration"].as_i64().unwrap_or(0);
+    if kind == "Service" {
+        return canary_core::WorkloadStatus::ready(canary_core::WorkloadKind::Service, display, 1);
+    }
     if kind == "DaemonSet" {
         return canary_core::WorkloadStatus {
             kind: canary_core::WorkloadKind::DaemonSet,
@@ -479,10 +486,16 @@ mod tests {
         let ds = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a:1"}]}}}});
         let mut down = ds.clone();
         down["spec"]["template"]["spec"]["nodeSelector"] = json!({SCALE_TO_ZERO: "true"});
-        assert_eq!(revision_hash(&ds), revision_hash(&down));
+        assert_eq!(
+            revision_hash("DaemonSet", &ds),
+            revision_hash("DaemonSet", &down)
+        );
         let mut other = ds.clone();
         other["spec"]["template"]["spec"]["nodeSelector"] = json!({"disk": "ssd"});
-        assert_ne!(revision_hash(&ds), revision_hash(&other));
+        assert_ne!(
+            revision_hash("DaemonSet", &ds),
+            revision_hash("DaemonSet", &other)
+        );
     }
 
     #[test]

@@ -786,3 +786,85 @@ async fn a_keda_scaled_object_is_copied_for_the_primary_and_paused_while_the_can
         "revertOnDeletion resumes the target's scaler"
     );
 }
+
+/// A Service target (Flagger's service controller): `-primary` and `-canary` copies of the
+/// target Service, the canary copy following the target, the primary getting the analysed
+/// spec at promotion; no workload is scaled and no other Service is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_target_is_copied_and_its_new_spec_promoted() {
+    let c = cluster(FaultConfig::default()).await;
+    let services: Api<Service> = Api::namespaced(c.client.clone(), "test");
+    let target: Service = serde_json::from_value(json!({
+        "metadata": {"name": "backend", "labels": {"team": "a"}},
+        "spec": {"selector": {"app": "podinfo"}, "ports": [{"name": "http", "port": 9898}]}
+    }))
+    .expect("service");
+    services
+        .create(&PostParams::default(), &target)
+        .await
+        .expect("target service");
+    let canaries: Api<Canary> = Api::namespaced(c.client.clone(), "test");
+    let mut canary = seed_canary(Some(2));
+    canary.spec.target_ref =
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service", "name": "backend"}))
+            .expect("ref");
+    canary.spec.autoscaler_ref = None;
+    canaries
+        .create(&PostParams::default(), &canary)
+        .await
+        .expect("canary");
+    let running = start(context(c.client.clone(), healthy()));
+    wait_for_phase(&canaries, Phase::Initialized, Duration::from_secs(20)).await;
+    running.settle().await;
+    let selector = |s: &Service| {
+        s.spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default()
+            .get("app")
+            .cloned()
+            .unwrap_or_default()
+    };
+    for name in ["backend-primary", "backend-canary"] {
+        let copy = services.get(name).await.expect(name);
+        assert_eq!(selector(&copy), "podinfo", "{name}");
+        assert_eq!(
+            copy.metadata
+                .labels
+                .unwrap_or_default()
+                .get("team")
+                .map(String::as_str),
+            Some("a")
+        );
+    }
+    assert_eq!(
+        selector(&services.get("backend").await.expect("target")),
+        "podinfo",
+        "the target Service is the user's: the kubernetes router writes nothing"
+    );
+    let new_spec = json!({"spec": {"selector": {"app": "podinfo-v2"}}});
+    services
+        .patch("backend", &PatchParams::default(), &Patch::Merge(&new_spec))
+        .await
+        .expect("new revision");
+    wait_for_phase(&canaries, Phase::Progressing, Duration::from_secs(10)).await;
+    wait_for_phase(&canaries, Phase::Succeeded, Duration::from_secs(60)).await;
+    running.settle().await;
+    running.stop().await;
+    let primary = services.get("backend-primary").await.expect("primary");
+    assert_eq!(
+        selector(&primary),
+        "podinfo-v2",
+        "the promotion copies the analysed spec"
+    );
+    let events = steady(&messages(&c.client).await);
+    let from = events
+        .iter()
+        .position(|m| m == "New revision detected! Scaling up backend.test")
+        .expect("detected");
+    assert_eq!(
+        events[from..].last().map(String::as_str),
+        Some("Promotion completed! Scaling down backend.test"),
+        "{events:#?}"
+    );
+}

@@ -63,7 +63,7 @@ pub fn advance(
 /// Flagger's name for the builtin-metric observer of a canary: the provider, except that a
 /// controller whose default provider is Linkerd always uses Linkerd's queries.
 pub fn metrics_observer(spec: &CanarySpec, settings: &Settings) -> String {
-    match spec.provider.as_deref() {
+    let provider = match spec.provider.as_deref() {
         Some(p) if !p.is_empty() => {
             if settings.default_provider.contains("linkerd") {
                 "linkerd".to_string()
@@ -72,7 +72,13 @@ pub fn metrics_observer(spec: &CanarySpec, settings: &Settings) -> String {
             }
         }
         _ => settings.default_provider.clone(),
+    };
+    // A Service target measures the canary Service: Flagger appends `:service`, which only
+    // the prefix-matched observers (App Mesh, Gloo) still recognise; the rest fall to Istio's.
+    if spec.target_ref.kind == "Service" {
+        return format!("{provider}:service");
     }
+    provider
 }
 
 /// How often a terminating canary looks at its target coming back up.

@@ -88,6 +88,8 @@ pub enum WorkloadKind {
     Deployment,
     /// apps/v1 DaemonSet.
     DaemonSet,
+    /// core/v1 Service (a Service target): always ready, as Flagger's service controller.
+    Service,
 }
 
 impl WorkloadKind {
@@ -96,6 +98,7 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Deployment => "Deployment",
             WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Service => "Service",
         }
     }
 }

@@ -49,6 +49,9 @@ pub fn assess(
             Role::Canary => "waiting for the canary workload to be created".to_string(),
         });
     };
+    if w.kind == WorkloadKind::Service {
+        return Readiness::Ready;
+    }
     let waiting = |what: String| format!("Waiting for {} rollout to finish: {what}", w.name);
     if w.generation > w.observed_generation {
         let kind = w.kind.as_str().to_lowercase();
@@ -61,7 +64,7 @@ pub fn assess(
     }
     let needed = (w.updated_replicas.max(0) as u64 * threshold as u64 / 100) as i32;
     let unit = match w.kind {
-        WorkloadKind::Deployment => "replicas",
+        WorkloadKind::Deployment | WorkloadKind::Service => "replicas",
         WorkloadKind::DaemonSet => "pods",
     };
     let threshold_note = if threshold == 100 {
@@ -89,7 +92,7 @@ pub fn assess(
     };
     if let Some(problem) = problem {
         let stuck_since = match w.kind {
-            WorkloadKind::Deployment => w.unavailable_since,
+            WorkloadKind::Deployment | WorkloadKind::Service => w.unavailable_since,
             WorkloadKind::DaemonSet => since,
         };
         let past_deadline = stuck_since

@@ -89,25 +89,36 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
     }
     let t = &spec.target_ref;
     match t.kind.as_str() {
-        "Deployment" | "DaemonSet" => {}
+        "Deployment" | "DaemonSet" | "Service" => {}
         "" => v.push(
             "spec.targetRef.kind",
-            "required; expected Deployment or DaemonSet",
+            "required; expected Deployment, DaemonSet or Service",
         ),
         other => v.push(
             "spec.targetRef.kind",
             format!(
-                "{:?} is not supported; expected Deployment or DaemonSet",
+                "{:?} is not supported; expected Deployment, DaemonSet or Service",
                 truncate(other, 64)
             ),
         ),
     }
+    let expected_api = if t.kind == "Service" { "v1" } else { "apps/v1" };
     if let Some(api) = t.api_version.as_deref()
-        && api != "apps/v1"
+        && api != expected_api
     {
         v.push(
             "spec.targetRef.apiVersion",
-            format!("{:?} is not supported; expected apps/v1", truncate(api, 64)),
+            format!(
+                "{:?} is not supported for a {}; expected {expected_api}",
+                truncate(api, 64),
+                if t.kind.is_empty() { "target" } else { &t.kind }
+            ),
+        );
+    }
+    if t.kind == "Service" && spec.autoscaler_ref.is_some() {
+        v.push(
+            "spec.autoscalerRef",
+            "a Service target has no replicas to scale; remove autoscalerRef",
         );
     }
     names::generated(&mut v, spec);
@@ -477,7 +488,7 @@ mod tests {
         assert!(
             text.contains("spec.analysis.stepWeights[2]: must be greater than the previous step")
         );
-        assert!(text.contains("spec.targetRef.kind: \"StatefulSet\" is not supported; expected Deployment or DaemonSet"));
+        assert!(text.contains("spec.targetRef.kind: \"StatefulSet\" is not supported; expected Deployment, DaemonSet or Service"));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Targets and autoscalers beyond the seeds', as Flagger's own end-to-end tests play them:
-//! KEDA (`test/keda/`), a ScaledObject as `autoscalerRef`.
+//! KEDA (`test/keda/`), a ScaledObject as `autoscalerRef`; and a Service as `targetRef`
+//! (Flagger's service controller, which its e2e tests leave out).
 
 use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
 
 use super::fidelity::{seed_004, set_load_test};
-use super::{Play, expect, finish, iteration_events, primary_image, release};
+use super::{PODINFO, Play, expect, finish, iteration_events, primary_image, release};
 
 /// The ScaledObject of Flagger's KEDA test, on podinfo's request rate.
 const SCALED_OBJECT: &str = r#"apiVersion: keda.sh/v1alpha1
@@ -124,5 +125,103 @@ pub(super) fn keda(p: &mut Play<'_>) -> Result<()> {
         "after the promotion podinfo-so is not paused at 0 again"
     );
     println!("  promoted; podinfo-so paused again at 0 replicas");
+    Ok(())
+}
+
+/// The Service a Service target canary follows, and a second revision of podinfo
+/// (`podinfo-v2`, 6.0.1) for its selector to move to.
+fn backend_and_v2() -> String {
+    let deployment = PODINFO.split("\n---\n").next().unwrap_or_default();
+    let v2 = deployment
+        .replace("app: podinfo\n", "app: podinfo-v2\n")
+        .replace("name: podinfo\n", "name: podinfo-v2\n")
+        .replace("podinfo:6.0.0", "podinfo:6.0.1");
+    format!(
+        "{v2}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: backend\n  namespace: test\n  labels:\n    team: payments\nspec:\n  selector:\n    app: podinfo\n  ports:\n  - name: http\n    port: 9898\n    targetPort: 9898\n"
+    )
+}
+
+/// A Service as `targetRef` on Istio: `backend-primary` and `backend-canary` copies of the
+/// Service `backend`, the VirtualService `backend` weighting them. Moving `backend`'s selector
+/// to podinfo-v2 is the new revision: the canary copy follows at once, a rollout check curls
+/// it, weights advance to 50, and the promotion copies the selector to the primary.
+pub(super) fn service_target(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    p.apply_shown(
+        "backend.yaml   # the Service backend (app: podinfo) and a second Deployment podinfo-v2 (6.0.1)",
+        &backend_and_v2(),
+    )?;
+    let canary = seed_004(|spec| {
+        spec["targetRef"] =
+            serde_yaml_ng::from_str("{apiVersion: v1, kind: Service, name: backend}")?;
+        spec.as_mapping_mut()
+            .context("seed 004's spec")?
+            .remove("autoscalerRef");
+        let service = spec["service"]
+            .as_mapping_mut()
+            .context("seed 004's canary has no service")?;
+        service.remove("gateways");
+        service.remove("hosts");
+        let analysis = spec["analysis"]
+            .as_mapping_mut()
+            .context("seed 004's canary has an analysis")?;
+        analysis.remove("metrics");
+        analysis.insert(
+            Y::from("webhooks"),
+            serde_yaml_ng::from_str(
+                "[{name: reaches-v2, type: rollout, url: http://flagger-loadtester.test/, timeout: 5s,
+                   metadata: {type: bash, cmd: \"curl -s http://backend-canary.test:9898/ | grep 6.0.1\"}}]",
+            )?,
+        );
+        Ok(())
+    })?;
+    p.canary(
+        &canary,
+        "backend-canary.yaml   # seed 004's analysis on Istio, targetRef the Service backend",
+    )?;
+    let selector = |p: &mut Play<'_>, name: &str| -> Result<String> {
+        Ok(p.kubectl_words(&format!(
+            "-n test get service {name} -o jsonpath={{.spec.selector.app}}"
+        ))?
+        .trim()
+        .to_string())
+    };
+    ensure!(
+        selector(p, "backend-primary")? == "podinfo",
+        "backend-primary does not select podinfo after initialization"
+    );
+    p.kubectl(&[
+        "-n",
+        "test",
+        "patch",
+        "service",
+        "backend",
+        "-p",
+        r#"{"spec":{"selector":{"app":"podinfo-v2"}}}"#,
+    ])?;
+    p.until(&["Progressing"])?;
+    finish(p, "the release of backend's new selector", "Succeeded")?;
+    // Flagger names the target in these events and the canary (podinfo) in the advances.
+    let target = "backend.test";
+    let mut events = vec![format!("New revision detected! Scaling up {target}")];
+    events.extend((1..=10).map(|i| format!("Advance podinfo.test canary weight {}", i * 5)));
+    events.extend([
+        format!("Copying {target} template spec to backend-primary.test"),
+        "Routing all traffic to primary".to_string(),
+        format!("Promotion completed! Scaling down {target}"),
+    ]);
+    expect(p, &events)?;
+    ensure!(
+        selector(p, "backend-primary")? == "podinfo-v2",
+        "the promotion did not copy backend's selector to backend-primary"
+    );
+    let answer = p.shell(
+        "curl -s http://backend.test:9898/",
+        "curl -s --max-time 5 http://backend.test:9898/",
+    )?;
+    ensure!(
+        answer.contains("6.0.1"),
+        "backend answers {answer:?}, not podinfo 6.0.1"
+    );
     Ok(())
 }
