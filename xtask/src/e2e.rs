@@ -161,6 +161,14 @@ const SCENARIOS: &[Scenario] = &[
         run: targets::service_target,
     },
     Scenario {
+        name: "apisix",
+        flagger: "apisix",
+        real_only: false,
+        args: &[],
+        what: "Flagger's APISIX test: seed 004's canary through the weighted copy of the ApisixRoute, a promotion, a rollback on HTTP 500s",
+        run: providers::apisix,
+    },
+    Scenario {
         name: "osm",
         flagger: "osm-system",
         real_only: false,

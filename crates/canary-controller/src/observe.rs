@@ -190,6 +190,17 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             format!("ingress {}.{ns} not found", r.name),
         ));
     }
+    if let Some(r) = &spec.route_ref
+        && spec.provider(&ctx.settings.engine) == "apisix"
+        && !deleting
+        && !r.name.is_empty()
+        && world.get("ApisixRoute", &r.name).await?.is_none()
+    {
+        problem.get_or_insert(Problem::missing(
+            "spec.routeRef.name",
+            format!("apisixroute {}.{ns} not found", r.name),
+        ));
+    }
     if let Some(p) = missing_template(ctx, canary) {
         problem.get_or_insert(p);
     }
@@ -350,6 +361,7 @@ impl World {
             "HorizontalPodAutoscaler" => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
             "Ingress" => ApiResource::erase::<Ingress>(&()),
             "ScaledObject" => scaled_object(),
+            "ApisixRoute" => canary_router::apisix::resource(),
             _ => ApiResource::erase::<Deployment>(&()),
         };
         Api::namespaced_with(self.client.clone(), &self.ns, &ar)
@@ -388,6 +400,7 @@ impl World {
         match kind {
             "Ingress" => self.caches.routing(&canary_router::ingress::resource()),
             "ScaledObject" => self.caches.routing(&scaled_object()),
+            "ApisixRoute" => self.caches.routing(&canary_router::apisix::resource()),
             _ => self.caches.of(kind).cloned(),
         }
     }

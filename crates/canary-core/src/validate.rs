@@ -232,6 +232,12 @@ pub fn validate_in(
     }
     let no_ingress = spec.ingress_ref.as_ref().is_none_or(|r| r.name.is_empty());
     let provider = spec.provider(settings);
+    if provider == "apisix" && spec.route_ref.as_ref().is_none_or(|r| r.name.is_empty()) {
+        found.push(ValidationError {
+            path: "spec.routeRef".into(),
+            message: "required by the apisix provider: the ApisixRoute whose <route>-<service>-canary copy routes to the canary".into(),
+        });
+    }
     if INGRESS_CLONERS.contains(&provider) && no_ingress {
         found.push(ValidationError {
             path: "spec.ingressRef".into(),

@@ -8,8 +8,10 @@
 //! (blue/green through the ClusterIP services). This crate never decides when to move
 //! traffic: canary-core does.
 
+pub mod apisix;
 pub mod appmesh;
 pub mod cached;
+pub mod cloned;
 pub mod contour;
 pub mod gatewayapi;
 pub mod ingress;
@@ -39,7 +41,7 @@ pub enum Error {
     UnknownProvider(String),
     /// The provider is known but flaggerd does not route with it yet.
     #[error(
-        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, traefik, skipper"
+        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, traefik, skipper, apisix"
     )]
     Unsupported(String),
     /// A routing object could not be read or written.
@@ -167,14 +169,15 @@ fn router(
     };
     let flavor = match provider {
         "kubernetes" => return Ok(Box::new(KubernetesRouter)),
-        "nginx" => ingress::Flavor::Nginx(options.ingress_annotations_prefix.clone()),
-        "skipper" => ingress::Flavor::Skipper,
+        "nginx" => cloned::Flavor::Nginx(options.ingress_annotations_prefix.clone()),
+        "skipper" => cloned::Flavor::Skipper,
+        "apisix" => cloned::Flavor::Apisix,
         other => {
             let kind = kind_of(other)?;
             return Ok(Box::new(ObjectRouter { objects, kind }));
         }
     };
-    Ok(Box::new(ingress::IngressRouter { objects, flavor }))
+    Ok(Box::new(cloned::CloneRouter { objects, flavor }))
 }
 
 /// The routing object kind of a provider whose objects are built from the canary alone.
@@ -208,8 +211,8 @@ pub fn for_provider_remote(
     router(provider, client, selector, None, false, options)
 }
 
-/// The providers whose routing objects are built from the canary alone (NGINX and Skipper
-/// clone an Ingress: [`ingress::IngressRouter`]).
+/// The providers whose routing objects are built from the canary alone (NGINX, Skipper and
+/// APISIX copy a user's object: [`cloned::CloneRouter`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// VirtualService (plus DestinationRules).

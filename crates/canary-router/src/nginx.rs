@@ -11,7 +11,8 @@ use canary_api::Canary;
 use canary_core::Routes;
 use serde_json::{Map, Value, json};
 
-use crate::ingress::{clone_metadata, ingress_name};
+use crate::cloned::copy_metadata;
+use crate::ingress::{canary_ingress_name, ingress_name};
 use crate::{Error, Result, apex_name};
 
 /// ingress-nginx's own annotation prefix, the default of `-ingress-annotations-prefix`.
@@ -54,12 +55,13 @@ pub fn canary_ingress(
         )));
     }
     let canary_key = format!("{prefix}/canary");
-    let metadata = clone_metadata(
+    let metadata = copy_metadata(
         canary,
         original,
+        &canary_ingress_name(canary)?,
         |k| !k.contains(&canary_key),
         canary_annotations(canary, routes, prefix),
-    )?;
+    );
     Ok(json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",

@@ -14,7 +14,8 @@ use canary_api::Canary;
 use canary_core::Routes;
 use serde_json::{Map, Value, json};
 
-use crate::ingress::{clone_metadata, ingress_name};
+use crate::cloned::copy_metadata;
+use crate::ingress::{canary_ingress_name, ingress_name};
 use crate::{Error, Result, apex_name};
 
 /// The backend weights annotation.
@@ -79,7 +80,13 @@ pub fn canary_ingress(canary: &Canary, original: &Value, routes: Routes) -> Resu
     let mut added = Map::new();
     added.insert(BACKEND_WEIGHTS.into(), json!(weights));
     added.insert(PREDICATE.into(), json!(predicate));
-    let metadata = clone_metadata(canary, original, |_| true, added)?;
+    let metadata = copy_metadata(
+        canary,
+        original,
+        &canary_ingress_name(canary)?,
+        |_| true,
+        added,
+    );
     Ok(json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",

@@ -16,6 +16,7 @@ async fn cluster() -> (kube_sim::KubeSim, kube::Client) {
         include_str!("../../mesh-sim/crds/meshes.yaml"),
         include_str!("../../mesh-sim/crds/contour.yaml"),
         include_str!("../../mesh-sim/crds/traefik.yaml"),
+        include_str!("../../mesh-sim/crds/apisix.yaml"),
     ]
     .concat()
     .split("\n---\n")

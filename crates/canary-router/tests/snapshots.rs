@@ -6,7 +6,7 @@
 use canary_api::Canary;
 use canary_core::Routes;
 use canary_core::spec::{HttpMatch, StringMatch};
-use canary_router::{Kind, istio, nginx, skipper};
+use canary_router::{Kind, apisix, istio, nginx, skipper};
 use serde_json::{Value, json};
 
 fn seed(file: &str) -> Canary {
@@ -618,4 +618,45 @@ fn skipper_canary_ingress_at_each_weight() {
         out.insert(label.into(), obj);
     }
     snapshot("skipper-weights", Value::Object(out));
+}
+
+fn podinfo_apisix_route() -> Value {
+    json!({"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
+        "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo"}},
+        "spec": {"http": [
+            {"name": "docs", "match": {"hosts": ["app.example.com"], "paths": ["/docs/*"]},
+             "backends": [{"serviceName": "docs", "servicePort": 80}]},
+            {"name": "method", "match": {"hosts": ["app.example.com"], "methods": ["GET"], "paths": ["/*"]},
+             "backends": [{"serviceName": "podinfo", "servicePort": 80, "resolveGranularity": "service"}],
+             "plugins": [{"name": "prometheus", "enable": true, "config": {"disable": false, "prefer_name": true}}]}]}})
+}
+
+#[test]
+fn apisix_route_copy_at_each_weight() {
+    let mut canary = contour_canary();
+    canary.spec.provider = Some("apisix".into());
+    canary.spec.route_ref = serde_json::from_value(
+        json!({"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "podinfo"}),
+    )
+    .ok();
+    let mut out = serde_json::Map::new();
+    for (label, routes) in weights() {
+        let obj = apisix::canary_route(&canary, &podinfo_apisix_route(), routes).expect("build");
+        assert_eq!(
+            apisix::routes_of(&obj, &canary).expect("read back"),
+            routes,
+            "{label} round-trips"
+        );
+        out.insert(label.into(), obj);
+    }
+    snapshot("apisix-weights", Value::Object(out));
+    let mut two = podinfo_apisix_route();
+    if let Some(b) = two["spec"]["http"][1]["backends"].as_array_mut() {
+        b.push(json!({"serviceName": "other", "servicePort": 80}));
+    }
+    let err = apisix::canary_route(&canary, &two, Routes::default()).expect_err("two backends");
+    assert_eq!(
+        err.to_string(),
+        "apisixroute podinfo.test: http route method has 2 backends; only one is supported"
+    );
 }

@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub ingressroutes: Vec<Value>,
     /// traefik.io TraefikServices.
     pub traefikservices: Vec<Value>,
+    /// apisix.apache.org ApisixRoutes.
+    pub apisixroutes: Vec<Value>,
 }
 
 /// One kind mesh-sim reads: group, versions to try in order, kind, and where its objects go
@@ -93,7 +95,7 @@ const fn read(
 
 const SMI: &[&str] = &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"];
 
-const KINDS: [KindSpec; 15] = [
+const KINDS: [KindSpec; 16] = [
     read("", &["v1"], "Service", |s| &mut s.services),
     read("apps", &["v1"], "Deployment", |s| &mut s.deployments),
     read("apps", &["v1"], "DaemonSet", |s| &mut s.daemonsets),
@@ -134,6 +136,9 @@ const KINDS: [KindSpec; 15] = [
     }),
     read("traefik.io", &["v1alpha1"], "TraefikService", |s| {
         &mut s.traefikservices
+    }),
+    read("apisix.apache.org", &["v2"], "ApisixRoute", |s| {
+        &mut s.apisixroutes
     }),
 ];
 

@@ -27,6 +27,8 @@
 //! - Skipper, for requests it routed: `skipper_response_duration_seconds` (`route`, `code`,
 //!   `method`) and `skipper_serve_route_duration_seconds` (`route`), Prometheus's default
 //!   buckets;
+//! - APISIX, for requests it routed: `apisix_http_status` (`code`, `route`) and
+//!   `apisix_http_latency` (`type="request"`, `route`), its plugin's default buckets;
 //! - ingress-nginx, for requests its controller routed: `nginx_ingress_controller_requests`
 //!   and `nginx_ingress_controller_response_duration_seconds` (`namespace`, `ingress`,
 //!   `service`, `canary`, `status`, `method`, `path`, `host`, and the controller's constant
@@ -57,15 +59,20 @@ const HTTP_SECONDS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 const TRAEFIK_SECONDS: &[f64] = &[0.1, 0.3, 1.2, 5.0];
+const APISIX_MS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 30000.0,
+    60000.0,
+];
 
 /// The bucket layouts, in the order [`Series::buckets`] keeps them, with the unit scale
 /// from milliseconds.
-const LAYOUTS: [(&[f64], f64); 5] = [
+const LAYOUTS: [(&[f64], f64); 6] = [
     (ISTIO_MS, 1.0),
     (LINKERD_MS, 1.0),
     (ENVOY_MS, 1.0),
     (HTTP_SECONDS, 0.001),
     (TRAEFIK_SECONDS, 0.001),
+    (APISIX_MS, 1.0),
 ];
 
 /// Requests of one workload (pod) with one status code: count, sum and, per layout, the
@@ -74,7 +81,7 @@ const LAYOUTS: [(&[f64], f64); 5] = [
 struct Series {
     count: u64,
     sum_ms: f64,
-    buckets: [Vec<u64>; 5],
+    buckets: [Vec<u64>; 6],
 }
 
 impl Series {
@@ -335,6 +342,28 @@ impl Metrics {
                 s,
                 3,
             );
+        }
+        // APISIX's prometheus plugin, by route name (`prefer_name`).
+        let apisix = by_labels(Proxy::Apisix, &|u, code| {
+            format!(
+                "code=\"{code}\",route=\"{}\",matched_uri=\"\",matched_host=\"\",service=\"\",consumer=\"\",node=\"\"",
+                u.name
+            )
+        });
+        counter(
+            &mut out,
+            "apisix_http_status",
+            &mut apisix.iter().map(|(l, s)| (l.clone(), s.count)),
+        );
+        let apisix_latency = by_labels(Proxy::Apisix, &|u, _| {
+            format!(
+                "type=\"request\",route=\"{}\",service=\"\",consumer=\"\",node=\"\"",
+                u.name
+            )
+        });
+        let _ = writeln!(out, "# TYPE apisix_http_latency histogram");
+        for (labels, s) in &apisix_latency {
+            histogram(&mut out, "apisix_http_latency", labels, s, 5);
         }
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
         for ((w, code), s) in series.iter() {

@@ -624,3 +624,41 @@ fn skipper_routes_by_the_canary_ingress_weights_and_predicates() {
     s.ingresses[0]["metadata"]["annotations"]["kubernetes.io/ingress.class"] = json!("nginx");
     assert_eq!(canary_share(&s, &through(&prod)), 0);
 }
+
+#[test]
+fn apisix_routes_by_priority_host_path_and_method_then_weights() {
+    let mut s = cluster();
+    s.services.push(json!({"metadata": {"name": "apisix-gateway", "namespace": "apisix"},
+        "spec": {"selector": {"app.kubernetes.io/name": "apisix", "app.kubernetes.io/instance": "apisix"},
+                 "ports": [{"name": "apisix-gateway", "port": 80}]}}));
+    let steps = snapshot_file("apisix-weights");
+    let mut original = steps["weight 50"].clone();
+    original["metadata"] = json!({"name": "podinfo", "namespace": "test"});
+    original["spec"]["http"][0]["priority"] = json!(0);
+    if let Some(m) = original["spec"]["http"][0]["match"].as_object_mut() {
+        m.remove("methods");
+    }
+    original["spec"]["http"][0]["backends"] =
+        json!([{"serviceName": "podinfo", "servicePort": 9898}]);
+    s.apisixroutes = vec![original, steps["weight 50"].clone()];
+    let through = |method: &str| {
+        let mut r = get("apisix-gateway.apisix", &[("host", "app.example.com")]);
+        r.method = method.into();
+        r
+    };
+    let share = canary_share(&s, &through("GET"));
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+    match route(&s, &through("GET"), &mut 0) {
+        Route::Backend { upstream, .. } => assert_eq!(
+            upstream.expect("labelled").name,
+            "test_podinfo-podinfo-canary_method"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The copy only matches GET: a POST takes the original route, to the apex Service.
+    assert_eq!(answered_by(&s, &through("POST")), "podinfo-primary");
+    s.apisixroutes[1] = steps["weight 0"].clone();
+    assert_eq!(canary_share(&s, &get("app.example.com", &[])), 0);
+    let other = get("apisix-gateway.apisix", &[("host", "web.example.com")]);
+    assert!(matches!(route(&s, &other, &mut 0), Route::NoRoute(_)));
+}

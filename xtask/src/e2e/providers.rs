@@ -71,6 +71,13 @@ const SKIPPER: Front = Front {
     header: "",
 };
 
+/// APISIX's gateway, as Flagger's APISIX test reaches it (no A/B testing on APISIX).
+const APISIX: Front = Front {
+    provider: "apisix",
+    url: "http://apisix-gateway.apisix",
+    header: "",
+};
+
 /// Seed 004's canary on the front's provider, its load sent through the front with the
 /// host `app.example.com` (as Flagger's tests), then `edit`; NGINX's and Skipper's name
 /// `ingressRef`.
@@ -80,6 +87,11 @@ fn front_canary(front: &Front, edit: impl FnOnce(&mut Y) -> Result<()>) -> Resul
         if ["nginx", "skipper"].contains(&front.provider) {
             spec["ingressRef"] = serde_yaml_ng::from_str(
                 "{apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}",
+            )?;
+        }
+        if front.provider == "apisix" {
+            spec["routeRef"] = serde_yaml_ng::from_str(
+                "{apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: podinfo}",
             )?;
         }
         let service = spec["service"]
@@ -281,6 +293,63 @@ pub(super) fn skipper(p: &mut Play<'_>) -> Result<()> {
     }
     promoted_by_series(p, "Skipper's route series of podinfo-canary")?;
     rollback_through(p, &SKIPPER)
+}
+
+/// The ApisixRoute of Flagger's APISIX test, on seed 004's port.
+const APISIX_ROUTE: &str = "apiVersion: apisix.apache.org/v2
+kind: ApisixRoute
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  http:
+    - backends:
+        - serviceName: podinfo
+          servicePort: 9898
+      match:
+        hosts:
+          - app.example.com
+        methods:
+          - GET
+        paths:
+          - /*
+      name: method
+      plugins:
+        - name: prometheus
+          enable: true
+          config:
+            disable: false
+            prefer_name: true
+";
+
+/// Flagger's APISIX e2e test: `podinfo-podinfo-canary`, a copy of the ApisixRoute with
+/// weighted primary and canary backends, a promotion judged by APISIX's route series, then a
+/// rollback on HTTP 500s sent through the gateway.
+pub(super) fn apisix(p: &mut Play<'_>) -> Result<()> {
+    p.apply_shown(
+        "apisix.yaml   # APISIX's gateway Deployment and Service in apisix, as its chart makes them",
+        include_str!("../../e2e/apisix.yaml"),
+    )?;
+    p.podinfo("test")?;
+    p.apply_shown(
+        "podinfo-apisixroute.yaml   # app.example.com to podinfo, as Flagger's APISIX test",
+        APISIX_ROUTE,
+    )?;
+    let canary = front_canary(&APISIX, |_| Ok(()))?;
+    p.canary(
+        &canary,
+        "podinfo-canary.yaml   # seed 004's canary on apisix with routeRef podinfo",
+    )?;
+    promote(p, "test", "6.0.1")?;
+    let weights = p.kubectl_words(
+        "-n test get apisixroute podinfo-podinfo-canary -o jsonpath={.spec.http[0].backends[*].weight}",
+    )?;
+    ensure!(
+        weights.trim() == "100 0",
+        "after the promotion the ApisixRoute copy weighs {weights:?}, not 100 0"
+    );
+    promoted_by_series(p, "APISIX's route series of the copy")?;
+    rollback_through(p, &APISIX)
 }
 
 /// Adds Flagger's pre-rollout acceptance test through the front (a POST to `/token`).

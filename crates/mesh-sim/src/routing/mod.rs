@@ -25,7 +25,8 @@
 //! Ingresses, as ingress-nginx does (see `nginx.rs`); one to Contour's Envoy Service through
 //! the HTTPProxies (see `contour.rs`); one to Traefik's through the IngressRoutes and
 //! TraefikServices (see `traefik.rs`); one to Skipper's through the Ingresses of class
-//! `skipper` and their weights (see `skipper.rs`).
+//! `skipper` and their weights (see `skipper.rs`); one to APISIX's gateway through the
+//! ApisixRoutes (see `apisix.rs`).
 //!
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
@@ -44,6 +45,7 @@ use serde_json::Value;
 
 use crate::cluster::Snapshot;
 
+mod apisix;
 mod appmesh;
 mod contour;
 mod endpoints;
@@ -149,6 +151,8 @@ pub enum Proxy {
     Traefik,
     /// Skipper: `skipper_serve_route_duration_seconds{route}`.
     Skipper,
+    /// APISIX: `apisix_http_status{route}`.
+    Apisix,
 }
 
 /// A source of numbers in `0..n` for weighted choices (a counter in the proxy, fixed in
@@ -199,6 +203,7 @@ pub fn resolve(
                     Entry::Contour => return contour::route(s, host, req, pick),
                     Entry::Traefik => return traefik::route(s, host, req, pick),
                     Entry::Skipper => return skipper::route(s, host, req, pick),
+                    Entry::Apisix => return apisix::route(s, host, req, pick),
                     _ => {}
                 }
                 return match gateway_decision(s, host, req, pick, Some(&entry)) {
@@ -222,6 +227,7 @@ pub fn resolve(
             None if contour::serves(s, host) => return contour::route(s, host, req, pick),
             None if traefik::serves(s, host) => return traefik::route(s, host, req, pick),
             None if skipper::serves(s, host) => return skipper::route(s, host, req, pick),
+            None if apisix::serves(s, host) => return apisix::route(s, host, req, pick),
             None => {
                 return Route::NoRoute(format!(
                     "no Service and no gateway route for host {host:?}"
@@ -389,6 +395,8 @@ enum Entry {
     Traefik,
     /// Skipper: the Ingresses of class `skipper`, weighted by their annotations.
     Skipper,
+    /// APISIX's gateway: the ApisixRoutes.
+    Apisix,
 }
 
 /// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
@@ -411,6 +419,9 @@ fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
     }
     if skipper::is_skipper(o) {
         return Some(Entry::Skipper);
+    }
+    if apisix::is_gateway(o) {
+        return Some(Entry::Apisix);
     }
     let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
     Some(Entry::Gateway((svc.0.clone(), name.to_string())))
