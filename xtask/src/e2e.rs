@@ -169,6 +169,14 @@ const SCENARIOS: &[Scenario] = &[
         run: providers::apisix,
     },
     Scenario {
+        name: "kuma",
+        flagger: "kuma-system",
+        real_only: false,
+        args: &[],
+        what: "seed 001's canary on Kuma: the cluster-scoped TrafficRoute, Kuma's dataplane series, a promotion",
+        run: providers::kuma,
+    },
+    Scenario {
         name: "osm",
         flagger: "osm-system",
         real_only: false,

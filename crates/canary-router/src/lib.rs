@@ -16,6 +16,7 @@ pub mod contour;
 pub mod gatewayapi;
 pub mod ingress;
 pub mod istio;
+pub mod kuma;
 pub mod managed;
 mod matches;
 pub mod nginx;
@@ -24,7 +25,7 @@ pub mod skipper;
 pub mod smi;
 pub mod traefik;
 
-pub use object::{MANAGER, ORIGINAL, ObjectRouter, Objects, owned_by};
+pub use object::{CANARY_ANNOTATION, MANAGER, ORIGINAL, ObjectRouter, Objects, owned_by};
 
 use async_trait::async_trait;
 use canary_api::Canary;
@@ -41,7 +42,7 @@ pub enum Error {
     UnknownProvider(String),
     /// The provider is known but flaggerd does not route with it yet.
     #[error(
-        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, traefik, skipper, apisix"
+        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, traefik, skipper, apisix, kuma"
     )]
     Unsupported(String),
     /// A routing object could not be read or written.
@@ -192,6 +193,7 @@ fn kind_of(provider: &str) -> Result<Kind> {
         "appmesh" | "appmesh:v1beta2" => Kind::AppMesh,
         "contour" => Kind::Contour,
         "traefik" => Kind::Traefik,
+        "kuma" => Kind::Kuma,
         p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
@@ -227,6 +229,8 @@ pub enum Kind {
     Contour,
     /// Traefik's TraefikService.
     Traefik,
+    /// Kuma's cluster-scoped TrafficRoute.
+    Kuma,
 }
 
 impl Kind {
@@ -253,6 +257,7 @@ impl Kind {
                 "TraefikService",
                 "traefikservices",
             ),
+            Kind::Kuma => ("kuma.io", "v1alpha1", "TrafficRoute", "trafficroutes"),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
@@ -274,6 +279,7 @@ impl Kind {
             }
             Kind::Contour => Ok(contour::http_proxy(canary, routes, &options.ingress_class)),
             Kind::Traefik => Ok(traefik::traefik_service(canary, routes)),
+            Kind::Kuma => Ok(kuma::traffic_route(canary, routes)),
         }
     }
 
@@ -286,6 +292,7 @@ impl Kind {
             Kind::AppMesh => appmesh::routes_of(obj, canary),
             Kind::Contour => contour::routes_of(obj, canary),
             Kind::Traefik => traefik::routes_of(obj, canary),
+            Kind::Kuma => kuma::routes_of(obj, canary),
         }
     }
 }

@@ -35,6 +35,9 @@ pub const MANAGER: &str = "flaggerd";
 
 impl Objects {
     fn api(&self, canary: &Canary, resource: &ApiResource) -> Api<DynamicObject> {
+        if cluster_scoped(resource) {
+            return Api::all_with(self.client.clone(), resource);
+        }
         Api::namespaced_with(
             self.client.clone(),
             canary.metadata.namespace.as_deref().unwrap_or("default"),
@@ -49,7 +52,7 @@ impl Objects {
         resource: &ApiResource,
         name: &str,
     ) -> Result<Option<Value>> {
-        let ns = namespace(canary);
+        let ns = scope(canary, resource);
         if let Some(known) = self
             .cache
             .as_ref()
@@ -80,7 +83,7 @@ impl Objects {
         obj: &Value,
     ) -> Result<()> {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-        let ns = namespace(canary);
+        let ns = scope(canary, resource);
         let current = self.get(canary, resource, name).await?;
         let mut obj = std::borrow::Cow::Borrowed(obj);
         if let Some(current) = current.as_ref().filter(|c| !self.ours(c, canary)) {
@@ -114,6 +117,25 @@ impl Objects {
         Ok(())
     }
 }
+
+/// True for Kuma's TrafficRoute, the one cluster-scoped routing object: read and written
+/// without a namespace, never owned (a namespaced Canary cannot own it), and told apart from a
+/// user's by [`CANARY_ANNOTATION`].
+pub(crate) fn cluster_scoped(resource: &ApiResource) -> bool {
+    resource.group == "kuma.io"
+}
+
+/// The namespace an object of `resource` lives in for `canary`: none when cluster-scoped.
+fn scope<'c>(canary: &'c Canary, resource: &ApiResource) -> &'c str {
+    if cluster_scoped(resource) {
+        ""
+    } else {
+        namespace(canary)
+    }
+}
+
+/// On a cluster-scoped routing object, the canary it was written for, `<namespace>/<name>`.
+pub const CANARY_ANNOTATION: &str = "flaggerd.app/canary";
 
 /// Where Flagger keeps the spec of a routing object it took over.
 pub const ORIGINAL: &str = "flagger.kubernetes.io/original-configuration";
@@ -287,6 +309,14 @@ impl Objects {
         if owned_by(obj, canary) {
             return true;
         }
+        let marker = format!(
+            "{}/{}",
+            namespace(canary),
+            canary.metadata.name.as_deref().unwrap_or_default()
+        );
+        if obj["metadata"]["annotations"][CANARY_ANNOTATION] == marker.as_str() {
+            return true;
+        }
         let kept = &obj["metadata"]["annotations"];
         !self.owner_references
             && kept[ORIGINAL].is_null()
@@ -314,17 +344,20 @@ impl Objects {
             );
             return Ok(());
         };
-        let restored = json!({
+        let mut restored = json!({
             "apiVersion": resource.api_version,
             "kind": resource.kind,
-            "metadata": {"name": name, "namespace": namespace(canary)},
+            "metadata": {"name": name},
             "spec": spec,
         });
+        if !cluster_scoped(resource) {
+            restored["metadata"]["namespace"] = json!(namespace(canary));
+        }
         let params = PatchParams::apply(MANAGER).force();
         self.api(canary, resource)
             .patch(name, &params, &Patch::Apply(&restored))
             .await
-            .map_err(|e| io("restore", resource, namespace(canary), name, e))?;
+            .map_err(|e| io("restore", resource, scope(canary, resource), name, e))?;
         Ok(())
     }
 }
@@ -344,7 +377,7 @@ impl Objects {
         match self.api(canary, resource).delete(name, &params).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(io("delete", resource, namespace(canary), name, e)),
+            Err(e) => Err(io("delete", resource, scope(canary, resource), name, e)),
         }
     }
 }
@@ -359,7 +392,10 @@ pub(crate) fn io(
 ) -> Error {
     Error::Kube {
         verb,
-        object: format!("{} {ns}/{name}", resource.kind.to_lowercase()),
+        object: match ns {
+            "" => format!("{} {name}", resource.kind.to_lowercase()),
+            _ => format!("{} {ns}/{name}", resource.kind.to_lowercase()),
+        },
         source: Box::new(source),
     }
 }

@@ -658,3 +658,46 @@ async fn skipper_weights_the_clone_and_deletes_it_on_finalize() {
     );
     assert!(ingresses.get_opt("podinfo").await.expect("get").is_some());
 }
+
+#[tokio::test]
+async fn kuma_traffic_route_is_cluster_scoped_marked_and_weighted() {
+    let (_sim, client) = cluster().await;
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("kuma".into());
+    let router = canary_router::for_provider("kuma", client.clone(), None).expect("router");
+    router.reconcile(&canary).await.expect("reconcile");
+    let routes: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource("kuma.io", "v1alpha1", "TrafficRoute", "trafficroutes"),
+    );
+    let tr = routes.get("podinfo").await.expect("trafficroute");
+    assert_eq!(tr.data["mesh"], "default");
+    assert!(tr.metadata.owner_references.is_none());
+    assert_eq!(
+        tr.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("flaggerd.app/canary"))
+            .map(String::as_str),
+        Some("test/podinfo")
+    );
+    let step = Routes {
+        primary: 60,
+        canary: 40,
+        mirrored: false,
+    };
+    router.set_routes(&canary, step).await.expect("set");
+    router
+        .reconcile(&canary)
+        .await
+        .expect("reconcile keeps the split");
+    assert_eq!(router.get_routes(&canary).await.expect("routes"), step);
+    let tr = routes.get("podinfo").await.expect("trafficroute");
+    assert!(
+        tr.metadata
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key("flagger.kubernetes.io/original-configuration")),
+        "its own TrafficRoute is not taken for a user's"
+    );
+}

@@ -660,3 +660,15 @@ fn apisix_route_copy_at_each_weight() {
         "apisixroute podinfo.test: http route method has 2 backends; only one is supported"
     );
 }
+
+#[test]
+fn kuma_traffic_route_at_each_weight() {
+    let mut canary = contour_canary();
+    canary.spec.provider = Some("kuma".into());
+    canary
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("kuma.io/mesh".into(), "payments".into());
+    snapshot("kuma-weights", steps(Kind::Kuma, &canary));
+}

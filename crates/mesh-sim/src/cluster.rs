@@ -53,6 +53,8 @@ pub struct Snapshot {
     pub traefikservices: Vec<Value>,
     /// apisix.apache.org ApisixRoutes.
     pub apisixroutes: Vec<Value>,
+    /// kuma.io TrafficRoutes (cluster-scoped).
+    pub trafficroutes: Vec<Value>,
 }
 
 /// One kind mesh-sim reads: group, versions to try in order, kind, and where its objects go
@@ -95,7 +97,7 @@ const fn read(
 
 const SMI: &[&str] = &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"];
 
-const KINDS: [KindSpec; 16] = [
+const KINDS: [KindSpec; 17] = [
     read("", &["v1"], "Service", |s| &mut s.services),
     read("apps", &["v1"], "Deployment", |s| &mut s.deployments),
     read("apps", &["v1"], "DaemonSet", |s| &mut s.daemonsets),
@@ -139,6 +141,9 @@ const KINDS: [KindSpec; 16] = [
     }),
     read("apisix.apache.org", &["v2"], "ApisixRoute", |s| {
         &mut s.apisixroutes
+    }),
+    read("kuma.io", &["v1alpha1"], "TrafficRoute", |s| {
+        &mut s.trafficroutes
     }),
 ];
 

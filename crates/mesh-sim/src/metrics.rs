@@ -21,6 +21,8 @@
 //! - Contour's Envoy, for requests it routed: `envoy_cluster_upstream_rq` and
 //!   `envoy_cluster_upstream_rq_time` by `envoy_cluster_name` (`<namespace>_<service>_<port>`),
 //!   in the same families as App Mesh's;
+//! - Kuma's sidecars, for requests a TrafficRoute split: Envoy's families with
+//!   `envoy_cluster_name="localhost_<port>"` and the Kuma `service` that answered;
 //! - Traefik, for requests it routed: `traefik_service_requests_total` and
 //!   `traefik_service_request_duration_seconds` (`service` = `<ns>-<name>-<port>@kubernetescrd`,
 //!   `code`, `method`, `protocol`);
@@ -273,6 +275,17 @@ impl Metrics {
         let envoy_by_code = by_labels(Proxy::Contour, &|u, code| {
             format!("{},envoy_response_code=\"{code}\"", envoy(u, code))
         });
+        // Kuma's dataplanes: the inbound cluster `localhost_<port>` of the Kuma service.
+        let kuma = |u: &Upstream, _| {
+            let port = u.name.rsplit('_').next().unwrap_or_default();
+            format!(
+                "envoy_cluster_name=\"localhost_{port}\",service=\"{}\"",
+                u.name
+            )
+        };
+        let kuma_by_code = by_labels(Proxy::Kuma, &|u, code| {
+            format!("{},envoy_response_code=\"{code}\"", kuma(u, code))
+        });
         counter(
             &mut out,
             "envoy_cluster_upstream_rq",
@@ -284,7 +297,8 @@ impl Metrics {
                         s.count,
                     )
                 })
-                .chain(envoy_by_code.iter().map(|(l, s)| (l.clone(), s.count))),
+                .chain(envoy_by_code.iter().map(|(l, s)| (l.clone(), s.count)))
+                .chain(kuma_by_code.iter().map(|(l, s)| (l.clone(), s.count))),
         );
         per_workload(
             &mut out,
@@ -293,7 +307,8 @@ impl Metrics {
             &by_workload,
             2,
         );
-        for (labels, s) in &by_labels(Proxy::Contour, &envoy) {
+        let envoy_rows = by_labels(Proxy::Contour, &envoy);
+        for (labels, s) in envoy_rows.iter().chain(&by_labels(Proxy::Kuma, &kuma)) {
             histogram(&mut out, "envoy_cluster_upstream_rq_time", labels, s, 2);
         }
         // Traefik's, by service, code, method and protocol.

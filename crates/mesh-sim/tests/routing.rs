@@ -662,3 +662,36 @@ fn apisix_routes_by_priority_host_path_and_method_then_weights() {
     let other = get("apisix-gateway.apisix", &[("host", "web.example.com")]);
     assert!(matches!(route(&s, &other, &mut 0), Route::NoRoute(_)));
 }
+
+#[test]
+fn kuma_splits_requests_for_the_traffic_routes_destination() {
+    let mut s = cluster();
+    let steps = snapshot_file("kuma-weights");
+    s.trafficroutes = vec![steps["weight 50"].clone()];
+    let req = get("podinfo.test:9898", &[]);
+    let share = canary_share(&s, &req);
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+    match route(&s, &req, &mut 0) {
+        Route::Backend {
+            workload, upstream, ..
+        } => {
+            let svc = if workload.deployment == "podinfo" {
+                "podinfo-canary"
+            } else {
+                "podinfo-primary"
+            };
+            assert_eq!(
+                upstream.expect("labelled").name,
+                format!("{svc}_test_svc_9898")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    s.trafficroutes = vec![steps["promoted"].clone()];
+    assert_eq!(canary_share(&s, &req), 0);
+    // The canary Service itself is not the route's destination.
+    assert_eq!(
+        answered_by(&s, &get("podinfo-canary.test:9898", &[])),
+        "podinfo"
+    );
+}

@@ -451,6 +451,29 @@ fn rollback_through(p: &mut Play<'_>, front: &Front) -> Result<()> {
     Ok(())
 }
 
+/// Kuma: seed 001's canary on `kuma`, routed by the cluster-scoped TrafficRoute `podinfo` in
+/// the mesh its `kuma.io/mesh` annotation names, judged by Kuma's dataplane series: a
+/// promotion.
+pub(super) fn kuma(p: &mut Play<'_>) -> Result<()> {
+    p.podinfo("test")?;
+    let mut doc: Y = serde_yaml_ng::from_str(&super::fixture("001-linkerd.yaml")?)?;
+    doc["spec"]["provider"] = Y::from("kuma");
+    doc["metadata"]["annotations"] = serde_yaml_ng::from_str("{kuma.io/mesh: default}")?;
+    p.canary(
+        &serde_yaml_ng::to_string(&doc)?,
+        "podinfo-canary.yaml   # seed 001's canary on kuma, mesh default",
+    )?;
+    promote(p, "test", "6.0.1")?;
+    let split =
+        p.kubectl_words("get trafficroute podinfo -o jsonpath={.spec.conf.split[*].weight}")?;
+    ensure!(
+        split.trim() == "100 0",
+        "after the promotion the TrafficRoute splits {split:?}, not 100 0"
+    );
+    promoted_by_series(p, "Kuma's dataplane series of podinfo-canary")?;
+    Ok(())
+}
+
 /// Open Service Mesh: seed 001's canary on `osm`, routed by an SMI v1alpha2 TrafficSplit and
 /// judged by OSM's builtin queries (`osm_request_total`, `osm_request_duration_ms`): a
 /// promotion.

@@ -15,7 +15,8 @@
 //! 3. an SMI TrafficSplit whose `service` is the host: weighted backends;
 //! 4. a Gateway API HTTPRoute with the Service as parent (or the host in `hostnames`): the most
 //!    specific matching rule, weighted `backendRefs`, `requestMirror`, response header filters;
-//! 5. otherwise the Service itself (the kubernetes provider).
+//! 5. a Kuma TrafficRoute whose destination is the Service: weighted splits (see `kuma.rs`);
+//! 6. otherwise the Service itself (the kubernetes provider).
 //!
 //! A request to an ingress gateway's Service (Istio's, selecting `istio: ingressgateway`, or
 //! a Gateway API Gateway's, labelled `gateway.networking.k8s.io/gateway-name`) is routed by
@@ -51,6 +52,7 @@ mod contour;
 mod endpoints;
 mod gatewayapi;
 mod istio;
+mod kuma;
 mod nginx;
 mod skipper;
 mod smi;
@@ -153,6 +155,8 @@ pub enum Proxy {
     Skipper,
     /// APISIX: `apisix_http_status{route}`.
     Apisix,
+    /// Kuma's sidecars: Envoy's series with the Kuma `service` of the dataplane.
+    Kuma,
 }
 
 /// A source of numbers in `0..n` for weighted choices (a counter in the proxy, fixed in
@@ -214,6 +218,9 @@ pub fn resolve(
                     )),
                 };
             }
+            if let Some(route) = kuma::route(s, &svc, pick) {
+                return route;
+            }
             mesh_decision(s, &svc, req, pick).unwrap_or_else(|| Decision {
                 via: format!("Service {}/{}", svc.0, svc.1),
                 to: svc,
@@ -252,9 +259,9 @@ fn backend(s: &Snapshot, decision: Decision, pick: &mut dyn Pick) -> Route {
         workload,
         mirror,
         response_headers: decision.headers,
+        upstream: kuma::dataplane(s, &decision.to),
         via: decision.via,
         ingress: None,
-        upstream: None,
     }
 }
 
