@@ -335,16 +335,7 @@ async fn deleting_a_canary_with_revert_on_deletion_restores_the_target() {
         canary_has_finalizer(&canaries).await,
         "revertOnDeletion adds the finalizer"
     );
-    canaries
-        .delete("podinfo", &DeleteParams::default())
-        .await
-        .expect("delete");
-    for _ in 0..200 {
-        if canaries.get_opt("podinfo").await.expect("get").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    delete_and_wait(&canaries).await;
     assert!(
         canaries.get_opt("podinfo").await.expect("get").is_none(),
         "the finalizer is removed after the revert"
@@ -769,16 +760,7 @@ async fn a_keda_scaled_object_is_copied_for_the_primary_and_paused_while_the_can
         Some("0"),
         "paused after the promotion"
     );
-    canaries
-        .delete("podinfo", &DeleteParams::default())
-        .await
-        .expect("delete");
-    for _ in 0..200 {
-        if canaries.get_opt("podinfo").await.expect("get").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    delete_and_wait(&canaries).await;
     running.stop().await;
     assert_eq!(
         paused_now().await,
@@ -867,4 +849,18 @@ async fn a_service_target_is_copied_and_its_new_spec_promoted() {
         Some("Promotion completed! Scaling down backend.test"),
         "{events:#?}"
     );
+}
+
+/// Deletes the canary `podinfo` and waits (up to 10 s) until it is gone.
+async fn delete_and_wait(canaries: &Api<Canary>) {
+    canaries
+        .delete("podinfo", &DeleteParams::default())
+        .await
+        .expect("delete");
+    for _ in 0..200 {
+        if canaries.get_opt("podinfo").await.expect("get").is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

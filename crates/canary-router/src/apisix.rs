@@ -114,18 +114,14 @@ pub fn canary_route(canary: &Canary, original: &Value, routes: Routes) -> Result
 pub fn routes_of(route: &Value, canary: &Canary) -> Result<Routes> {
     let apex = apex_name(canary);
     let primary = format!("{apex}-primary");
-    let backends: Vec<Value> = route["spec"]["http"]
+    let backends = route["spec"]["http"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|r| r["backends"].as_array())
-        .find(|b| b.iter().any(|b| b["serviceName"] == primary.as_str()))
-        .cloned()
-        .unwrap_or_default();
+        .map(|r| &r["backends"])
+        .find(|b| crate::weight_of(b, "serviceName", &primary, 100).is_some())
+        .unwrap_or(&Value::Null);
     crate::weight_pair(&apex, "apisixroute", |svc| {
-        backends
-            .iter()
-            .find(|b| b["serviceName"] == svc)
-            .map(|b| b["weight"].as_u64().unwrap_or(100) as u32)
+        crate::weight_of(backends, "serviceName", svc, 100)
     })
 }

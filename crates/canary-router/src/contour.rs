@@ -145,16 +145,8 @@ fn route(canary: &Canary, apex: &str, conditions: Vec<Value>, routes: Routes) ->
 /// The weights of the HTTPProxy's first route (a missing weight is 0).
 pub fn routes_of(proxy: &Value, canary: &Canary) -> Result<Routes> {
     let apex = apex_name(canary);
-    let services = proxy["spec"]["routes"][0]["services"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let weight = |name: String| {
-        services
-            .iter()
-            .find(|s| s["name"] == name.as_str())
-            .map(|s| s["weight"].as_u64().unwrap_or(0) as u32)
-    };
+    let services = &proxy["spec"]["routes"][0]["services"];
+    let weight = |name: String| crate::weight_of(services, "name", &name, 0);
     match (
         weight(format!("{apex}-primary")),
         weight(format!("{apex}-canary")),

@@ -319,6 +319,15 @@ pub(crate) fn weight_pair(
     }
 }
 
+/// The `weight` of the entry of `list` whose `key` is `name` (`missing` when it has none);
+/// `None` when no entry is named so.
+pub(crate) fn weight_of(list: &Value, key: &str, name: &str, missing: u32) -> Option<u32> {
+    list.as_array()?
+        .iter()
+        .find(|e| e[key] == name)
+        .map(|e| e["weight"].as_u64().map_or(missing, |w| w as u32))
+}
+
 /// `; Max-Age=..; Domain=..; HttpOnly; Partitioned; Path=..; SameSite=..; Secure`.
 pub(crate) fn cookie_attributes(a: &canary_core::spec::SessionAffinity, max_age: i32) -> String {
     let mut out = format!("; Max-Age={max_age}");

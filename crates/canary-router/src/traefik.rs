@@ -35,16 +35,8 @@ pub fn traefik_service(canary: &Canary, routes: Routes) -> Value {
 /// listed).
 pub fn routes_of(ts: &Value, canary: &Canary) -> Result<Routes> {
     let apex = apex_name(canary);
-    let services = ts["spec"]["weighted"]["services"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let weight = |name: String| {
-        services
-            .iter()
-            .find(|s| s["name"] == name.as_str())
-            .map(|s| s["weight"].as_u64().unwrap_or(0) as u32)
-    };
+    let services = &ts["spec"]["weighted"]["services"];
+    let weight = |name: String| crate::weight_of(services, "name", &name, 0);
     match weight(format!("{apex}-primary")) {
         Some(primary) => Ok(Routes {
             primary,

@@ -35,6 +35,24 @@ fn owned_by_canary(obj: &Value) -> bool {
 }
 
 /// Seed 004's canary with `edit` applied to its spec.
+/// Removes the Istio gateways and hosts of seed 004's canary `spec` (a provider other than
+/// Istio's ingress routes it).
+pub(super) fn without_istio_hosts(spec: &mut Y) -> Result<()> {
+    let service = spec["service"]
+        .as_mapping_mut()
+        .context("seed 004's canary has no service")?;
+    service.remove("gateways");
+    service.remove("hosts");
+    Ok(())
+}
+
+/// The `analysis` of seed 004's canary `spec`.
+pub(super) fn analysis_of(spec: &mut Y) -> Result<&mut serde_yaml_ng::Mapping> {
+    spec["analysis"]
+        .as_mapping_mut()
+        .context("seed 004's canary has an analysis")
+}
+
 /// Points the load test of seed 004's canary `spec` at `cmd`.
 pub(super) fn set_load_test(spec: &mut Y, cmd: &str) -> Result<()> {
     let hooks = spec["analysis"]["webhooks"]

@@ -7,7 +7,7 @@
 use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
 
-use super::fidelity::{seed_004, set_load_test};
+use super::fidelity::{analysis_of, seed_004, set_load_test, without_istio_hosts};
 use super::{Play, expect, fail, finish, iteration_events, promote, release};
 
 /// The Ingress of Flagger's NGINX e2e test, on seed 004's port: `app.example.com` to the
@@ -94,11 +94,7 @@ fn front_canary(front: &Front, edit: impl FnOnce(&mut Y) -> Result<()>) -> Resul
                 "{apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: podinfo}",
             )?;
         }
-        let service = spec["service"]
-            .as_mapping_mut()
-            .context("seed 004's canary has no service")?;
-        service.remove("gateways");
-        service.remove("hosts");
+        without_istio_hosts(spec)?;
         set_load_test(
             spec,
             &format!("hey -z 1m -q 10 -c 2 -host app.example.com {}/", front.url),
@@ -385,9 +381,7 @@ fn promoted_by_series(p: &Play<'_>, series: &str) -> Result<()> {
 fn ab_then_rollback(p: &mut Play<'_>, front: &Front) -> Result<()> {
     let (url, header) = (front.url, front.header);
     let ab = front_canary(front, |spec| {
-        let analysis = spec["analysis"]
-            .as_mapping_mut()
-            .context("seed 004's canary has an analysis")?;
+        let analysis = analysis_of(spec)?;
         analysis.remove("maxWeight");
         analysis.remove("stepWeight");
         analysis.insert(Y::from("iterations"), Y::from(10));

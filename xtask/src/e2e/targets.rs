@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
 
-use super::fidelity::{seed_004, set_load_test};
+use super::fidelity::{analysis_of, seed_004, set_load_test, without_istio_hosts};
 use super::{PODINFO, Play, expect, finish, iteration_events, primary_image, release};
 
 /// The ScaledObject of Flagger's KEDA test, on podinfo's request rate.
@@ -55,14 +55,8 @@ pub(super) fn keda(p: &mut Play<'_>) -> Result<()> {
         spec["autoscalerRef"] = serde_yaml_ng::from_str(
             "{apiVersion: keda.sh/v1alpha1, kind: ScaledObject, name: podinfo-so}",
         )?;
-        let service = spec["service"]
-            .as_mapping_mut()
-            .context("seed 004's canary has no service")?;
-        service.remove("gateways");
-        service.remove("hosts");
-        let analysis = spec["analysis"]
-            .as_mapping_mut()
-            .context("seed 004's canary has an analysis")?;
+        without_istio_hosts(spec)?;
+        let analysis = analysis_of(spec)?;
         analysis.remove("maxWeight");
         analysis.remove("stepWeight");
         analysis.insert(Y::from("iterations"), Y::from(10));
@@ -157,14 +151,8 @@ pub(super) fn service_target(p: &mut Play<'_>) -> Result<()> {
         spec.as_mapping_mut()
             .context("seed 004's spec")?
             .remove("autoscalerRef");
-        let service = spec["service"]
-            .as_mapping_mut()
-            .context("seed 004's canary has no service")?;
-        service.remove("gateways");
-        service.remove("hosts");
-        let analysis = spec["analysis"]
-            .as_mapping_mut()
-            .context("seed 004's canary has an analysis")?;
+        without_istio_hosts(spec)?;
+        let analysis = analysis_of(spec)?;
         analysis.remove("metrics");
         analysis.insert(
             Y::from("webhooks"),
