@@ -110,9 +110,13 @@ pub async fn run(
         let (client, ns, handles) = (client.clone(), ns.clone(), routing_watches.clone());
         ctx.caches
             .start_watches_with(Box::new(move |resource, cache| {
+                // A cluster-scoped kind (Kuma's TrafficRoute) is watched whole, even for one
+                // namespace.
                 let api: Api<DynamicObject> = match ns.as_deref() {
-                    Some(n) => Api::namespaced_with(client.clone(), n, &resource),
-                    None => Api::all_with(client.clone(), &resource),
+                    Some(n) if !canary_router::cluster_scoped(&resource) => {
+                        Api::namespaced_with(client.clone(), n, &resource)
+                    }
+                    _ => Api::all_with(client.clone(), &resource),
                 };
                 let task = tokio::spawn(feed(api, cache).for_each(|_| futures::future::ready(())));
                 handles

@@ -219,12 +219,16 @@ pub fn discovered_ports(target: &Value, service: &canary_core::spec::CanaryServi
 }
 
 /// A Service target's spec as its copies take it: without what the API server assigns to
-/// each Service (`clusterIP`, `clusterIPs`, node ports), which a copy cannot share.
+/// each Service (`clusterIP`, `clusterIPs`, node ports), which a copy cannot share; a
+/// headless target's `clusterIP: None` is kept.
 pub fn copyable_spec(target: &Value) -> Value {
     let mut spec = target["spec"].clone();
+    let headless = spec["clusterIP"] == "None";
     if let Some(m) = spec.as_object_mut() {
-        for key in ["clusterIP", "clusterIPs", "healthCheckNodePort"] {
-            m.remove(key);
+        m.remove("healthCheckNodePort");
+        if !headless {
+            m.remove("clusterIP");
+            m.remove("clusterIPs");
         }
     }
     for port in spec["ports"].as_array_mut().into_iter().flatten() {
@@ -400,5 +404,15 @@ mod tests {
             revert(&bare, &sel()),
             json!({"spec": {"selector": {"extra": null, "app": "podinfo"}}})
         );
+    }
+
+    #[test]
+    fn a_headless_targets_copies_stay_headless() {
+        let target = json!({"spec": {"clusterIP": "None", "clusterIPs": ["None"], "selector": {"app": "a"}}});
+        assert_eq!(copyable_spec(&target)["clusterIP"], "None");
+        let plain = json!({"spec": {"clusterIP": "10.0.0.7", "type": "NodePort",
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        let spec = copyable_spec(&plain);
+        assert!(spec["clusterIP"].is_null() && spec["ports"][0]["nodePort"].is_null());
     }
 }

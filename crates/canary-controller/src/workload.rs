@@ -312,8 +312,9 @@ pub const PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
 /// aimed at `<target>-primary` (kind, apiVersion and `envSourceContainerName` kept), the
 /// polling, cooldown, replica counts (`primaryScalerReplicas` first), `advanced` (its HPA
 /// name, if set, with `-primary`), `fallback` and `idleReplicaCount`, and the triggers with
-/// their queries aimed at the primary (`primaryScalerQueries` by trigger name, else
-/// [`canary_core::scaling::primary_query`]). Its labels and annotations are the target's but
+/// their queries aimed at the primary: with `primaryScalerQueries`, the triggers it names get
+/// its queries and the others keep theirs (as Flagger); without it, every query is rewritten
+/// by [`canary_core::scaling::primary_query`]. Its labels and annotations are the target's but
 /// Flux's and KEDA's pause, so pausing the target never pauses the primary.
 pub fn primary_scaled_object(so: &Value, canary: &canary_api::Canary) -> Value {
     let target = &canary.spec.target_ref.name;

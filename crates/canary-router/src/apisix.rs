@@ -93,8 +93,11 @@ pub fn canary_route(canary: &Canary, original: &Value, routes: Routes) -> Result
     }
     route["priority"] = json!(PRIORITY);
     route["backends"] = json!([primary, canary_backend]);
-    let mut spec = original["spec"].clone();
-    spec["http"] = json!([route]);
+    // Only the HTTP route (and the ingress class): the original's stream routes stay its own.
+    let mut spec = json!({"http": [route]});
+    if let Some(class) = original["spec"]["ingressClassName"].as_str() {
+        spec["ingressClassName"] = json!(class);
+    }
     let metadata = copy_metadata(
         canary,
         original,

@@ -4,9 +4,11 @@
 //! by weight (flagger-behaviour.md 3.1).
 //!
 //! A cluster-scoped object cannot be owned by a Canary: as Flagger, flaggerd writes it
-//! without an owner reference, so it outlives the canary; unlike Flagger, it marks it with
-//! `flaggerd.app/canary: <ns>/<name>`, so a TrafficRoute of that name that someone else wrote
-//! is taken over and restored rather than silently overwritten.
+//! without an owner reference; unlike Flagger, it marks it with `flaggerd.app/canary:
+//! <ns>/<name>`, so a TrafficRoute of that name that a user wrote is taken over and restored
+//! rather than silently overwritten, one another canary routes (same service name in another
+//! namespace) is refused with a message instead of fought over, and `revertOnDeletion`
+//! deletes the canary's own (left behind, it would route to the deleted primary).
 
 use canary_api::Canary;
 use canary_core::Routes;
@@ -39,11 +41,7 @@ pub fn traffic_route(canary: &Canary, routes: Routes) -> Value {
         m.remove("namespace");
         m.remove("ownerReferences");
     }
-    metadata["annotations"][CANARY_ANNOTATION] = json!(format!(
-        "{}/{}",
-        namespace(canary),
-        canary.metadata.name.as_deref().unwrap_or_default()
-    ));
+    metadata["annotations"][CANARY_ANNOTATION] = json!(crate::marker(canary));
     let split = |name: String, weight: u32| json!({"weight": weight, "destination": {"kuma.io/service": kuma_service(canary, &name)}});
     json!({
         "apiVersion": "kuma.io/v1alpha1",

@@ -25,7 +25,9 @@ pub mod skipper;
 pub mod smi;
 pub mod traefik;
 
-pub use object::{CANARY_ANNOTATION, MANAGER, ORIGINAL, ObjectRouter, Objects, owned_by};
+pub use object::{
+    CANARY_ANNOTATION, MANAGER, ORIGINAL, ObjectRouter, Objects, cluster_scoped, marker, owned_by,
+};
 
 use async_trait::async_trait;
 use canary_api::Canary;

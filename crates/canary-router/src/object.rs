@@ -85,6 +85,16 @@ impl Objects {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
         let ns = scope(canary, resource);
         let current = self.get(canary, resource, name).await?;
+        if let Some(other) = current
+            .as_ref()
+            .and_then(|c| c["metadata"]["annotations"][CANARY_ANNOTATION].as_str())
+            .filter(|other| *other != marker(canary))
+        {
+            return Err(Error::Invalid(format!(
+                "{} {name} routes the canary {other}: a cluster-scoped routing object serves one canary; rename this canary's service (spec.service.name)",
+                resource.kind.to_lowercase()
+            )));
+        }
         let mut obj = std::borrow::Cow::Borrowed(obj);
         if let Some(current) = current.as_ref().filter(|c| !self.ours(c, canary)) {
             let meta = &mut obj.to_mut()["metadata"];
@@ -99,6 +109,13 @@ impl Objects {
             };
             if let Some(text) = original {
                 meta["annotations"][ORIGINAL] = json!(text);
+            }
+            // Only the spec is taken over: top-level fields besides it (Kuma's `mesh`) stay
+            // the user's, as Flagger's update keeps them.
+            for (key, value) in current.as_object().into_iter().flatten() {
+                if !SPEC_AND_META.contains(&key.as_str()) {
+                    obj.to_mut()[key] = value.clone();
+                }
             }
         } else if !self.owner_references
             && let Some(m) = obj.to_mut()["metadata"].as_object_mut()
@@ -121,7 +138,7 @@ impl Objects {
 /// True for Kuma's TrafficRoute, the one cluster-scoped routing object: read and written
 /// without a namespace, never owned (a namespaced Canary cannot own it), and told apart from a
 /// user's by [`CANARY_ANNOTATION`].
-pub(crate) fn cluster_scoped(resource: &ApiResource) -> bool {
+pub fn cluster_scoped(resource: &ApiResource) -> bool {
     resource.group == "kuma.io"
 }
 
@@ -134,8 +151,20 @@ fn scope<'c>(canary: &'c Canary, resource: &ApiResource) -> &'c str {
     }
 }
 
+/// The top-level fields of an object that are not "the rest" a take-over leaves alone.
+const SPEC_AND_META: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
+
 /// On a cluster-scoped routing object, the canary it was written for, `<namespace>/<name>`.
 pub const CANARY_ANNOTATION: &str = "flaggerd.app/canary";
+
+/// The value of [`CANARY_ANNOTATION`] for `canary`.
+pub fn marker(canary: &Canary) -> String {
+    format!(
+        "{}/{}",
+        namespace(canary),
+        canary.metadata.name.as_deref().unwrap_or_default()
+    )
+}
 
 /// Where Flagger keeps the spec of a routing object it took over.
 pub const ORIGINAL: &str = "flagger.kubernetes.io/original-configuration";
@@ -273,6 +302,15 @@ impl TrafficRouter for ObjectRouter {
         if let Some(current) = self.current(canary).await?
             && self.objects.ours(&current, canary)
         {
+            let resource = self.kind.resource();
+            if cluster_scoped(&resource) {
+                // Nothing owns it: left behind it would send the service's traffic to the
+                // deleted primary.
+                return self
+                    .objects
+                    .delete(canary, &resource, &apex_name(canary))
+                    .await;
+            }
             // Routes go back to the primary; the objects are garbage-collected with the canary.
             self.set_routes(canary, Routes::default()).await?;
         }
@@ -309,12 +347,9 @@ impl Objects {
         if owned_by(obj, canary) {
             return true;
         }
-        let marker = format!(
-            "{}/{}",
-            namespace(canary),
-            canary.metadata.name.as_deref().unwrap_or_default()
-        );
-        if obj["metadata"]["annotations"][CANARY_ANNOTATION] == marker.as_str() {
+        let kept = &obj["metadata"]["annotations"];
+        // A user's object taken over carries the marker too, and its original spec.
+        if kept[CANARY_ANNOTATION] == marker(canary).as_str() && kept[ORIGINAL].is_null() {
             return true;
         }
         let kept = &obj["metadata"]["annotations"];
@@ -352,6 +387,12 @@ impl Objects {
         });
         if !cluster_scoped(resource) {
             restored["metadata"]["namespace"] = json!(namespace(canary));
+        }
+        // Top-level fields besides the spec (Kuma's `mesh`) stay as they are.
+        for (key, value) in current.as_object().into_iter().flatten() {
+            if !SPEC_AND_META.contains(&key.as_str()) {
+                restored[key] = value.clone();
+            }
         }
         let params = PatchParams::apply(MANAGER).force();
         self.api(canary, resource)

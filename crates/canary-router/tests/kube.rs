@@ -701,3 +701,69 @@ async fn kuma_traffic_route_is_cluster_scoped_marked_and_weighted() {
         "its own TrafficRoute is not taken for a user's"
     );
 }
+
+#[tokio::test]
+async fn kuma_refuses_another_namespaces_route_restores_a_users_and_deletes_its_own() {
+    let (_sim, client) = cluster().await;
+    let ar = resource("kuma.io", "v1alpha1", "TrafficRoute", "trafficroutes");
+    let routes: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("kuma".into());
+    canary.spec.revert_on_deletion = true;
+    let router = canary_router::for_provider("kuma", client.clone(), None).expect("router");
+    // A user's TrafficRoute of that name: taken over, then restored by finalize.
+    let users: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kuma.io/v1alpha1", "kind": "TrafficRoute", "mesh": "payments",
+        "metadata": {"name": "podinfo"},
+        "spec": {"sources": [{"match": {"kuma.io/service": "*"}}],
+                 "destinations": [{"match": {"kuma.io/service": "podinfo_test_svc_9898"}}],
+                 "conf": {"split": [{"weight": 100, "destination": {"kuma.io/service": "legacy_test_svc_9898"}}]}}
+    }))
+    .expect("tr");
+    routes
+        .create(&PostParams::default(), &users)
+        .await
+        .expect("user's route");
+    router.reconcile(&canary).await.expect("take over");
+    let step = Routes {
+        primary: 80,
+        canary: 20,
+        mirrored: false,
+    };
+    router.set_routes(&canary, step).await.expect("set");
+    let taken = routes.get("podinfo").await.expect("tr");
+    assert!(
+        taken
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("flagger.kubernetes.io/original-configuration")),
+        "the user's spec is kept across steps"
+    );
+    // Another namespace's canary of the same name is refused, not fought over.
+    let mut other = canary.clone();
+    other.metadata.namespace = Some("other".into());
+    let err = router
+        .reconcile(&other)
+        .await
+        .expect_err("another canary's route");
+    assert!(
+        err.to_string().contains("routes the canary test/podinfo"),
+        "{err}"
+    );
+    router.finalize(&canary).await.expect("finalize");
+    let restored = routes.get("podinfo").await.expect("tr");
+    assert_eq!(
+        restored.data["spec"]["conf"]["split"][0]["destination"]["kuma.io/service"],
+        "legacy_test_svc_9898"
+    );
+    assert_eq!(restored.data["mesh"], "payments");
+    // Its own: deleted by finalize.
+    routes
+        .delete("podinfo", &Default::default())
+        .await
+        .expect("delete");
+    router.reconcile(&canary).await.expect("create its own");
+    router.finalize(&canary).await.expect("finalize");
+    assert!(routes.get_opt("podinfo").await.expect("get").is_none());
+}
