@@ -12,7 +12,9 @@
 
 use serde_json::Value;
 
-use super::{Decision, Pick, Proxy, Request, Route, Upstream, backend, name_of, ns_of, weighted};
+use super::{
+    Decision, Pick, Proxy, Request, Route, Upstream, backend_of, name_of, ns_of, weighted,
+};
 use crate::cluster::Snapshot;
 
 /// True when the request reached APISIX's gateway.
@@ -107,13 +109,10 @@ pub(super) fn route(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pick
         mirror: None,
         headers: Vec::new(),
     };
-    let mut route = backend(s, decision, pick);
-    if let Route::Backend { upstream: u, .. } = &mut route {
-        *u = Some(Upstream {
-            proxy: Proxy::Apisix,
-            name,
-            method: req.method.clone(),
-        });
-    }
-    route
+    let upstream = Upstream {
+        proxy: Proxy::Apisix,
+        name,
+        method: req.method.clone(),
+    };
+    backend_of(s, decision, pick, upstream)
 }

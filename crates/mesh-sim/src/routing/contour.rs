@@ -19,7 +19,8 @@
 use serde_json::Value;
 
 use super::{
-    Decision, Pick, Proxy, Request, Route, Upstream, backend, name_of, ns_of, regex_full, weighted,
+    Decision, Pick, Proxy, Request, Route, Upstream, backend_of, name_of, ns_of, regex_full,
+    weighted,
 };
 use crate::cluster::Snapshot;
 
@@ -106,11 +107,7 @@ pub(super) fn route(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pick
         mirror: None,
         headers: Vec::new(),
     };
-    let mut route = backend(s, decision, pick);
-    if let Route::Backend { upstream: u, .. } = &mut route {
-        *u = Some(upstream);
-    }
-    route
+    backend_of(s, decision, pick, upstream)
 }
 
 /// The routes of `proxy` under the conditions of the includes above it.

@@ -265,6 +265,15 @@ fn backend(s: &Snapshot, decision: Decision, pick: &mut dyn Pick) -> Route {
     }
 }
 
+/// [`backend`], the request labelled with the upstream the ingress proxy that routed it names.
+fn backend_of(s: &Snapshot, decision: Decision, pick: &mut dyn Pick, upstream: Upstream) -> Route {
+    let mut route = backend(s, decision, pick);
+    if let Route::Backend { upstream: u, .. } = &mut route {
+        *u = Some(upstream);
+    }
+    route
+}
+
 fn split_port(authority: &str) -> (&str, u16) {
     match authority.rsplit_once(':') {
         Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => (h, p.parse().unwrap_or(80)),

@@ -17,7 +17,9 @@
 use serde_json::Value;
 
 use super::nginx::of_class;
-use super::{Decision, Pick, Proxy, Request, Route, Upstream, backend, name_of, ns_of, weighted};
+use super::{
+    Decision, Pick, Proxy, Request, Route, Upstream, backend_of, name_of, ns_of, weighted,
+};
 use crate::cluster::Snapshot;
 
 /// True when the request reached Skipper.
@@ -136,11 +138,7 @@ pub(super) fn route(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pick
         mirror: None,
         headers: Vec::new(),
     };
-    let mut route = backend(s, decision, pick);
-    if let Route::Backend { upstream: u, .. } = &mut route {
-        *u = Some(upstream);
-    }
-    route
+    backend_of(s, decision, pick, upstream)
 }
 
 /// The Services of the chosen rule's paths equal to the chosen path.

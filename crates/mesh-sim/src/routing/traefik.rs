@@ -16,7 +16,7 @@
 use serde_json::Value;
 
 use super::{
-    Decision, Pick, Proxy, Request, Route, Upstream, backend, name_of, ns_of, regex_full,
+    Decision, Pick, Proxy, Request, Route, Upstream, backend_of, name_of, ns_of, regex_full,
     split_port, weighted,
 };
 use crate::cluster::Snapshot;
@@ -87,11 +87,7 @@ pub(super) fn route(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pick
         mirror: None,
         headers: Vec::new(),
     };
-    let mut route = backend(s, decision, pick);
-    if let Route::Backend { upstream: u, .. } = &mut route {
-        *u = Some(upstream);
-    }
-    route
+    backend_of(s, decision, pick, upstream)
 }
 
 /// One Kubernetes Service of a weighted list, following TraefikServices: its namespace and
