@@ -179,26 +179,22 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             format!("{} {}.{ns} not found", a.kind.to_lowercase(), a.name),
         ));
     }
-    if let Some(r) = &spec.ingress_ref
-        && canary_core::validate::INGRESS_CLONERS.contains(&spec.provider(&ctx.settings.engine))
+    // The user's object a provider copies: the Ingress (nginx, skipper) or the ApisixRoute.
+    let copied = match spec.provider(&ctx.settings.engine) {
+        p if canary_core::validate::INGRESS_CLONERS.contains(&p) => {
+            Some(("spec.ingressRef.name", "Ingress", &spec.ingress_ref))
+        }
+        "apisix" => Some(("spec.routeRef.name", "ApisixRoute", &spec.route_ref)),
+        _ => None,
+    };
+    if let Some((field, kind, Some(r))) = copied
         && !deleting
         && !r.name.is_empty()
-        && world.get("Ingress", &r.name).await?.is_none()
+        && world.get(kind, &r.name).await?.is_none()
     {
         problem.get_or_insert(Problem::missing(
-            "spec.ingressRef.name",
-            format!("ingress {}.{ns} not found", r.name),
-        ));
-    }
-    if let Some(r) = &spec.route_ref
-        && spec.provider(&ctx.settings.engine) == "apisix"
-        && !deleting
-        && !r.name.is_empty()
-        && world.get("ApisixRoute", &r.name).await?.is_none()
-    {
-        problem.get_or_insert(Problem::missing(
-            "spec.routeRef.name",
-            format!("apisixroute {}.{ns} not found", r.name),
+            field,
+            format!("{} {}.{ns} not found", kind.to_lowercase(), r.name),
         ));
     }
     if let Some(p) = missing_template(ctx, canary) {
