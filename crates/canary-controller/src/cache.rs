@@ -294,6 +294,12 @@ impl Caches {
     /// controller runs.
     pub(crate) fn routing(&self, resource: &ApiResource) -> Option<Arc<Cache>> {
         let start = self.starter.get()?;
+        // A core kind cached from the start (the Services Gloo's upstreams read).
+        if resource.group.is_empty()
+            && let Some(c) = self.of(&resource.kind)
+        {
+            return Some(c.clone());
+        }
         let key = format!(
             "{}/{}/{}",
             resource.group, resource.version, resource.plural

@@ -14,6 +14,7 @@ pub mod cached;
 pub mod cloned;
 pub mod contour;
 pub mod gatewayapi;
+pub mod gloo;
 pub mod ingress;
 pub mod istio;
 pub mod kuma;
@@ -44,7 +45,7 @@ pub enum Error {
     UnknownProvider(String),
     /// The provider is known but flaggerd does not route with it yet.
     #[error(
-        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, traefik, skipper, apisix, kuma"
+        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, gloo, traefik, skipper, apisix, kuma"
     )]
     Unsupported(String),
     /// A routing object could not be read or written.
@@ -119,6 +120,8 @@ pub struct Options {
     pub ingress_annotations_prefix: String,
     /// `-ingress-class`: the `ingressClassName` of Contour's HTTPProxies (none when empty).
     pub ingress_class: String,
+    /// `-include-label-prefix`: the labels of a Gloo Upstream's spec its metadata carries.
+    pub include_label_prefix: Vec<String>,
 }
 
 impl Default for Options {
@@ -126,6 +129,7 @@ impl Default for Options {
         Options {
             ingress_annotations_prefix: nginx::DEFAULT_PREFIX.into(),
             ingress_class: String::new(),
+            include_label_prefix: Vec::new(),
         }
     }
 }
@@ -196,6 +200,7 @@ fn kind_of(provider: &str) -> Result<Kind> {
         "contour" => Kind::Contour,
         "traefik" => Kind::Traefik,
         "kuma" => Kind::Kuma,
+        "gloo" => Kind::Gloo,
         p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
@@ -233,6 +238,8 @@ pub enum Kind {
     Traefik,
     /// Kuma's cluster-scoped TrafficRoute.
     Kuma,
+    /// Gloo's RouteTable (plus the Upstreams it routes to).
+    Gloo,
 }
 
 impl Kind {
@@ -260,6 +267,7 @@ impl Kind {
                 "traefikservices",
             ),
             Kind::Kuma => ("kuma.io", "v1alpha1", "TrafficRoute", "trafficroutes"),
+            Kind::Gloo => return gloo::route_table_resource(),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
@@ -282,6 +290,7 @@ impl Kind {
             Kind::Contour => Ok(contour::http_proxy(canary, routes, &options.ingress_class)),
             Kind::Traefik => Ok(traefik::traefik_service(canary, routes)),
             Kind::Kuma => Ok(kuma::traffic_route(canary, routes)),
+            Kind::Gloo => Ok(gloo::route_table(canary, routes)),
         }
     }
 
@@ -295,6 +304,7 @@ impl Kind {
             Kind::Contour => contour::routes_of(obj, canary),
             Kind::Traefik => traefik::routes_of(obj, canary),
             Kind::Kuma => kuma::routes_of(obj, canary),
+            Kind::Gloo => gloo::routes_of(obj, canary),
         }
     }
 }

@@ -10,7 +10,9 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use crate::{Error, Kind, Result, TrafficRouter, apex_name, appmesh, cached, istio, managed};
+use crate::{
+    Error, Kind, Result, TrafficRouter, apex_name, appmesh, cached, gloo, istio, managed,
+};
 
 /// Reads and writes a provider's routing objects: server-side apply (field manager
 /// `flaggerd`), reads through a cache when it has one.
@@ -52,7 +54,16 @@ impl Objects {
         resource: &ApiResource,
         name: &str,
     ) -> Result<Option<Value>> {
-        let ns = scope(canary, resource);
+        self.get_in(scope(canary, resource), resource, name).await
+    }
+
+    /// An object of namespace `ns` (none: cluster-scoped), from the cache when it knows it.
+    pub(crate) async fn get_in(
+        &self,
+        ns: &str,
+        resource: &ApiResource,
+        name: &str,
+    ) -> Result<Option<Value>> {
         if let Some(known) = self
             .cache
             .as_ref()
@@ -60,8 +71,11 @@ impl Objects {
         {
             return Ok(known);
         }
-        let obj = self
-            .api(canary, resource)
+        let api: Api<DynamicObject> = match ns {
+            "" => Api::all_with(self.client.clone(), resource),
+            _ => Api::namespaced_with(self.client.clone(), ns, resource),
+        };
+        let obj = api
             .get_opt(name)
             .await
             .map_err(|e| io("get", resource, ns, name, e))?
@@ -217,8 +231,15 @@ impl ObjectRouter {
 
     /// Every object the provider writes for `canary` at `routes`, in the order they are
     /// applied (what the apex object routes to before the apex object).
-    fn desired(&self, canary: &Canary, routes: Routes) -> Result<Vec<(ApiResource, Value)>> {
+    async fn desired(
+        &self,
+        canary: &Canary,
+        routes: Routes,
+    ) -> Result<Vec<(ApiResource, Value)>> {
         let mut out = Vec::new();
+        if self.kind == Kind::Gloo {
+            out.extend(self.gloo_upstreams(canary).await?);
+        }
         if self.kind == Kind::Istio {
             let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "DestinationRule");
             let dr = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
@@ -265,6 +286,42 @@ impl ObjectRouter {
     }
 }
 
+impl ObjectRouter {
+    /// Gloo's Upstreams for the `-primary` and `-canary` Services, with the settings of the
+    /// `spec.upstreamRef` Upstream.
+    async fn gloo_upstreams(&self, canary: &Canary) -> Result<Vec<(ApiResource, Value)>> {
+        let upstreams = gloo::upstream_resource();
+        let config = match &canary.spec.upstream_ref {
+            Some(r) => {
+                let ns = r.namespace.as_deref().unwrap_or(namespace(canary));
+                let found = self.objects.get_in(ns, &upstreams, &r.name).await?;
+                Some(found.ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "spec.upstreamRef.name: upstream {}.{ns} not found",
+                        r.name
+                    ))
+                })?)
+            }
+            None => None,
+        };
+        let services = gloo::service_resource();
+        let mut out = Vec::new();
+        for side in [gloo::Side::Primary, gloo::Side::Canary] {
+            let name = side.service_name(canary);
+            let Some(service) = self.objects.get(canary, &services, &name).await? else {
+                return Err(Error::Invalid(format!(
+                    "service {name}.{} not found: Gloo's upstream needs it",
+                    namespace(canary)
+                )));
+            };
+            let prefixes = &self.objects.options.include_label_prefix;
+            let up = gloo::upstream(canary, side, &service, config.as_ref(), prefixes);
+            out.push((upstreams.clone(), up));
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl TrafficRouter for ObjectRouter {
     async fn reconcile(&self, canary: &Canary) -> Result<()> {
@@ -272,7 +329,7 @@ impl TrafficRouter for ObjectRouter {
             Some(obj) => self.kind.routes_of(&obj, canary).unwrap_or_default(),
             None => Routes::default(),
         };
-        for (resource, obj) in self.desired(canary, routes)? {
+        for (resource, obj) in self.desired(canary, routes).await? {
             self.objects.apply(canary, &resource, &obj).await?;
         }
         Ok(())
@@ -317,7 +374,7 @@ impl TrafficRouter for ObjectRouter {
         // Objects someone else made: each gets back its spec as it was before the canary
         // took it over (the apex object, and a user's DestinationRules or App Mesh objects).
         // A spec the provider cannot build still lets the canary go: its apex object alone.
-        let objects = self.desired(canary, Routes::default()).unwrap_or_else(|_| {
+        let objects = self.desired(canary, Routes::default()).await.unwrap_or_else(|_| {
             vec![(
                 self.kind.resource(),
                 json!({"metadata": {"name": apex_name(canary)}}),

@@ -17,6 +17,7 @@ async fn cluster() -> (kube_sim::KubeSim, kube::Client) {
         include_str!("../../mesh-sim/crds/contour.yaml"),
         include_str!("../../mesh-sim/crds/traefik.yaml"),
         include_str!("../../mesh-sim/crds/apisix.yaml"),
+        include_str!("../../mesh-sim/crds/gloo.yaml"),
     ]
     .concat()
     .split("\n---\n")
@@ -175,13 +176,13 @@ async fn an_unknown_provider_and_an_unsupported_one_are_clear_errors() {
             .starts_with("unknown provider \"consul\"; expected one of"),
         "{unknown}"
     );
-    let later = canary_router::for_provider("gloo", client, None)
+    let later = canary_router::for_provider("knative", client, None)
         .err()
         .expect("unsupported");
     assert!(
         later
             .to_string()
-            .starts_with("provider \"gloo\" is not supported yet"),
+            .starts_with("provider \"knative\" is not supported yet"),
         "{later}"
     );
 }
@@ -766,4 +767,94 @@ async fn kuma_refuses_another_namespaces_route_restores_a_users_and_deletes_its_
     router.reconcile(&canary).await.expect("create its own");
     router.finalize(&canary).await.expect("finalize");
     assert!(routes.get_opt("podinfo").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn gloo_writes_upstreams_from_the_services_and_weights_the_route_table() {
+    let (_sim, client) = cluster().await;
+    let mut canary = seed("004-istio.yaml");
+    canary.spec.provider = Some("gloo".into());
+    canary.spec.upstream_ref = Some(
+        serde_json::from_value(json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream",
+            "name": "config-upstream", "namespace": "test"}))
+        .expect("ref"),
+    );
+    let router = canary_router::for_provider("gloo", client.clone(), None).expect("router");
+    // The Services and the config Upstream come first: without them, errors that name them.
+    let err = router.reconcile(&canary).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "spec.upstreamRef.name: upstream config-upstream.test not found"
+    );
+    let upstreams: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "test", &canary_router::gloo::upstream_resource());
+    let config = json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream",
+        "metadata": {"name": "config-upstream"},
+        "spec": {"static": {"hosts": [{"addr": "example.com", "port": 80}]},
+            "connectionConfig": {"connectTimeout": "2s", "maxRequestsPerConnection": 51},
+            "loadBalancerConfig": {"roundRobin": {"slowStartConfig": {"slowStartWindow": "2m", "minWeightPercent": 5}}}}});
+    let pp = PatchParams::apply("user");
+    upstreams
+        .patch("config-upstream", &pp, &Patch::Apply(&config))
+        .await
+        .expect("config upstream");
+    let err = router.reconcile(&canary).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "service podinfo-primary.test not found: Gloo's upstream needs it"
+    );
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "test");
+    for (name, app) in [("podinfo-primary", "podinfo-primary"), ("podinfo-canary", "podinfo")] {
+        let svc = json!({"metadata": {"name": name},
+            "spec": {"selector": {"app": app}, "ports": [{"port": 9898}]}});
+        services
+            .create(&PostParams::default(), &serde_json::from_value(svc).expect("svc"))
+            .await
+            .expect("service");
+    }
+    router.reconcile(&canary).await.expect("reconcile");
+    let canary_up = upstreams
+        .get("test-podinfo-canaryupstream-9898")
+        .await
+        .expect("canary upstream");
+    assert_eq!(canary_up.data["spec"]["kube"]["selector"]["app"], "podinfo");
+    assert_eq!(
+        canary_up.data["spec"]["connectionConfig"]["maxRequestsPerConnection"],
+        51
+    );
+    assert_eq!(router.get_routes(&canary).await.expect("routes"), Routes::default());
+    let step = Routes {
+        primary: 70,
+        canary: 30,
+        mirrored: false,
+    };
+    router.set_routes(&canary, step).await.expect("set");
+    // A change of the config Upstream reaches both upstreams; the split in progress stays.
+    let mut changed = config.clone();
+    changed["spec"]["loadBalancerConfig"]["roundRobin"]["slowStartConfig"]["minWeightPercent"] =
+        json!(20);
+    upstreams
+        .patch("config-upstream", &pp, &Patch::Apply(&changed))
+        .await
+        .expect("config change");
+    router.reconcile(&canary).await.expect("reconcile");
+    assert_eq!(router.get_routes(&canary).await.expect("routes"), step);
+    for name in [
+        "test-podinfo-primaryupstream-9898",
+        "test-podinfo-canaryupstream-9898",
+    ] {
+        let up = upstreams.get(name).await.expect("upstream");
+        assert_eq!(
+            up.data["spec"]["loadBalancerConfig"]["roundRobin"]["slowStartConfig"]["minWeightPercent"],
+            20,
+            "{name}"
+        );
+    }
+    router.finalize(&canary).await.expect("finalize");
+    assert_eq!(router.get_routes(&canary).await.expect("routes"), Routes::default());
+    let tables: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "test", &canary_router::gloo::route_table_resource());
+    let rt = tables.get("podinfo").await.expect("route table");
+    let canary_dest = &rt.data["spec"]["routes"][0]["routeAction"]["multi"]["destinations"][1];
+    assert!(canary_dest["weight"].is_null(), "weight 0 is left out: {canary_dest}");
 }

@@ -6,7 +6,7 @@
 use canary_api::Canary;
 use canary_core::Routes;
 use canary_core::spec::{HttpMatch, StringMatch};
-use canary_router::{Kind, apisix, istio, nginx, skipper};
+use canary_router::{Kind, apisix, gloo, istio, nginx, skipper};
 use serde_json::{Value, json};
 
 fn seed(file: &str) -> Canary {
@@ -671,4 +671,84 @@ fn kuma_traffic_route_at_each_weight() {
         .get_or_insert_with(Default::default)
         .insert("kuma.io/mesh".into(), "payments".into());
     snapshot("kuma-weights", steps(Kind::Kuma, &canary));
+}
+
+fn podinfo_service(name: &str, app: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "test"},
+        "spec": {"selector": {"app": app}, "ports": [{"port": 9898}]}})
+}
+
+#[test]
+fn gloo_route_table_and_upstreams() {
+    let mut canary = contour_canary();
+    canary.spec.provider = Some("gloo".into());
+    let mut all = steps(Kind::Gloo, &canary);
+    let config = json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream",
+        "metadata": {"name": "config-upstream", "namespace": "gloo-system"},
+        "spec": {
+            "static": {"hosts": [{"addr": "example.com", "port": 80}]},
+            "labels": {"team": "payments", "app.kubernetes.io/part-of": "shop"},
+            "connectionConfig": {"connectTimeout": "2s", "maxRequestsPerConnection": 51},
+            "loadBalancerConfig": {"roundRobin": {"slowStartConfig": {"slowStartWindow": "2m", "minWeightPercent": 5}}},
+        }});
+    let prefixes = vec!["app.kubernetes.io".to_string()];
+    let primary = podinfo_service("podinfo-primary", "podinfo-primary");
+    all["primary upstream"] = gloo::upstream(
+        &canary,
+        gloo::Side::Primary,
+        &primary,
+        Some(&config),
+        &prefixes,
+    );
+    let bare = podinfo_service("podinfo-canary", "podinfo");
+    all["canary upstream without upstreamRef"] =
+        gloo::upstream(&canary, gloo::Side::Canary, &bare, None, &prefixes);
+    snapshot("gloo-weights", all);
+}
+
+#[test]
+fn gloo_ab_testing_by_headers_and_method() {
+    let mut canary = contour_canary();
+    canary.spec.provider = Some("gloo".into());
+    let a = canary.spec.analysis.as_mut().expect("analysis");
+    let mut m = header_match();
+    m[0].headers.insert(
+        "x-region".into(),
+        StringMatch {
+            prefix: Some("eu.".into()),
+            ..Default::default()
+        },
+    );
+    m[0].method = Some(StringMatch {
+        exact: Some("GET".into()),
+        ..Default::default()
+    });
+    a.r#match = m;
+    a.iterations = Some(10);
+    let all_canary = Routes {
+        primary: 0,
+        canary: 100,
+        mirrored: false,
+    };
+    let obj = Kind::Gloo.build(&canary, all_canary).expect("build");
+    assert_eq!(
+        Kind::Gloo.routes_of(&obj, &canary).expect("read"),
+        all_canary
+    );
+    let fallback = &obj["spec"]["routes"][1];
+    assert!(fallback["matchers"].is_null(), "the fallback matches all");
+    snapshot("gloo-ab", obj);
+}
+
+#[test]
+fn gloo_reads_no_weights_from_a_route_table_without_two_destinations() {
+    let mut canary = contour_canary();
+    canary.spec.provider = Some("gloo".into());
+    let rt = json!({"spec": {"routes": [{"routeAction": {"multi": {"destinations": [
+        {"destination": {"upstream": {"name": "test-podinfo-primaryupstream-9898", "namespace": "test"}}, "weight": 100}]}}}]}});
+    assert_eq!(
+        Kind::Gloo.routes_of(&rt, &canary).unwrap_err().to_string(),
+        "routetable podinfo.test: spec.routes[0].routeAction.multi.destinations has fewer than 2 destinations"
+    );
 }
