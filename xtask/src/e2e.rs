@@ -10,6 +10,7 @@
 //! reason; on a failure, the event log and where the processes' logs are.
 
 mod fidelity;
+mod gloo;
 mod loadtester;
 mod play;
 mod providers;
@@ -127,6 +128,14 @@ const SCENARIOS: &[Scenario] = &[
         args: &["-ingress-class=contour"],
         what: "Flagger's Contour test: seed 004's canary as an HTTPProxy a root proxy includes, a promotion, a rollback on HTTP 500s, an A/B release by header",
         run: providers::contour,
+    },
+    Scenario {
+        name: "gloo",
+        flagger: "gloo-system",
+        real_only: false,
+        args: &[],
+        what: "Flagger's Gloo test: seed 004's canary through the RouteTable a VirtualService delegates to, Upstreams with a config Upstream's settings, a promotion, a rollback on HTTP 500s, an A/B release by header",
+        run: gloo::gloo,
     },
     Scenario {
         name: "traefik",

@@ -10,9 +10,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use crate::{
-    Error, Kind, Result, TrafficRouter, apex_name, appmesh, cached, gloo, istio, managed,
-};
+use crate::{Error, Kind, Result, TrafficRouter, apex_name, appmesh, cached, gloo, istio, managed};
 
 /// Reads and writes a provider's routing objects: server-side apply (field manager
 /// `flaggerd`), reads through a cache when it has one.
@@ -231,11 +229,7 @@ impl ObjectRouter {
 
     /// Every object the provider writes for `canary` at `routes`, in the order they are
     /// applied (what the apex object routes to before the apex object).
-    async fn desired(
-        &self,
-        canary: &Canary,
-        routes: Routes,
-    ) -> Result<Vec<(ApiResource, Value)>> {
+    async fn desired(&self, canary: &Canary, routes: Routes) -> Result<Vec<(ApiResource, Value)>> {
         let mut out = Vec::new();
         if self.kind == Kind::Gloo {
             out.extend(self.gloo_upstreams(canary).await?);
@@ -374,12 +368,15 @@ impl TrafficRouter for ObjectRouter {
         // Objects someone else made: each gets back its spec as it was before the canary
         // took it over (the apex object, and a user's DestinationRules or App Mesh objects).
         // A spec the provider cannot build still lets the canary go: its apex object alone.
-        let objects = self.desired(canary, Routes::default()).await.unwrap_or_else(|_| {
-            vec![(
-                self.kind.resource(),
-                json!({"metadata": {"name": apex_name(canary)}}),
-            )]
-        });
+        let objects = self
+            .desired(canary, Routes::default())
+            .await
+            .unwrap_or_else(|_| {
+                vec![(
+                    self.kind.resource(),
+                    json!({"metadata": {"name": apex_name(canary)}}),
+                )]
+            });
         for (resource, obj) in objects {
             let name = obj["metadata"]["name"].as_str().unwrap_or_default();
             match self.objects.get(canary, &resource, name).await? {

@@ -786,8 +786,11 @@ async fn gloo_writes_upstreams_from_the_services_and_weights_the_route_table() {
         err,
         "spec.upstreamRef.name: upstream config-upstream.test not found"
     );
-    let upstreams: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "test", &canary_router::gloo::upstream_resource());
+    let upstreams: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &canary_router::gloo::upstream_resource(),
+    );
     let config = json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream",
         "metadata": {"name": "config-upstream"},
         "spec": {"static": {"hosts": [{"addr": "example.com", "port": 80}]},
@@ -803,12 +806,19 @@ async fn gloo_writes_upstreams_from_the_services_and_weights_the_route_table() {
         err,
         "service podinfo-primary.test not found: Gloo's upstream needs it"
     );
-    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "test");
-    for (name, app) in [("podinfo-primary", "podinfo-primary"), ("podinfo-canary", "podinfo")] {
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "test");
+    for (name, app) in [
+        ("podinfo-primary", "podinfo-primary"),
+        ("podinfo-canary", "podinfo"),
+    ] {
         let svc = json!({"metadata": {"name": name},
             "spec": {"selector": {"app": app}, "ports": [{"port": 9898}]}});
         services
-            .create(&PostParams::default(), &serde_json::from_value(svc).expect("svc"))
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(svc).expect("svc"),
+            )
             .await
             .expect("service");
     }
@@ -822,7 +832,10 @@ async fn gloo_writes_upstreams_from_the_services_and_weights_the_route_table() {
         canary_up.data["spec"]["connectionConfig"]["maxRequestsPerConnection"],
         51
     );
-    assert_eq!(router.get_routes(&canary).await.expect("routes"), Routes::default());
+    assert_eq!(
+        router.get_routes(&canary).await.expect("routes"),
+        Routes::default()
+    );
     let step = Routes {
         primary: 70,
         canary: 30,
@@ -851,10 +864,19 @@ async fn gloo_writes_upstreams_from_the_services_and_weights_the_route_table() {
         );
     }
     router.finalize(&canary).await.expect("finalize");
-    assert_eq!(router.get_routes(&canary).await.expect("routes"), Routes::default());
-    let tables: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "test", &canary_router::gloo::route_table_resource());
+    assert_eq!(
+        router.get_routes(&canary).await.expect("routes"),
+        Routes::default()
+    );
+    let tables: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "test",
+        &canary_router::gloo::route_table_resource(),
+    );
     let rt = tables.get("podinfo").await.expect("route table");
     let canary_dest = &rt.data["spec"]["routes"][0]["routeAction"]["multi"]["destinations"][1];
-    assert!(canary_dest["weight"].is_null(), "weight 0 is left out: {canary_dest}");
+    assert!(
+        canary_dest["weight"].is_null(),
+        "weight 0 is left out: {canary_dest}"
+    );
 }

@@ -685,13 +685,13 @@ fn gloo_route_table_and_upstreams() {
     canary.spec.provider = Some("gloo".into());
     let mut all = steps(Kind::Gloo, &canary);
     let config = json!({"apiVersion": "gloo.solo.io/v1", "kind": "Upstream",
-        "metadata": {"name": "config-upstream", "namespace": "gloo-system"},
-        "spec": {
-            "static": {"hosts": [{"addr": "example.com", "port": 80}]},
-            "labels": {"team": "payments", "app.kubernetes.io/part-of": "shop"},
-            "connectionConfig": {"connectTimeout": "2s", "maxRequestsPerConnection": 51},
-            "loadBalancerConfig": {"roundRobin": {"slowStartConfig": {"slowStartWindow": "2m", "minWeightPercent": 5}}},
-        }});
+    "metadata": {"name": "config-upstream", "namespace": "gloo-system"},
+    "spec": {
+        "static": {"hosts": [{"addr": "example.com", "port": 80}]},
+        "labels": {"team": "payments", "app.kubernetes.io/part-of": "shop"},
+        "connectionConfig": {"connectTimeout": "2s", "maxRequestsPerConnection": 51},
+        "loadBalancerConfig": {"roundRobin": {"slowStartConfig": {"slowStartWindow": "2m", "minWeightPercent": 5}}},
+    }});
     let prefixes = vec!["app.kubernetes.io".to_string()];
     let primary = podinfo_service("podinfo-primary", "podinfo-primary");
     all["primary upstream"] = gloo::upstream(

@@ -55,6 +55,12 @@ pub struct Snapshot {
     pub apisixroutes: Vec<Value>,
     /// kuma.io TrafficRoutes (cluster-scoped).
     pub trafficroutes: Vec<Value>,
+    /// gateway.solo.io VirtualServices (Gloo's).
+    pub gloo_virtualservices: Vec<Value>,
+    /// gateway.solo.io RouteTables.
+    pub routetables: Vec<Value>,
+    /// gloo.solo.io Upstreams.
+    pub gloo_upstreams: Vec<Value>,
 }
 
 /// One kind mesh-sim reads: group, versions to try in order, kind, and where its objects go
@@ -97,7 +103,7 @@ const fn read(
 
 const SMI: &[&str] = &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"];
 
-const KINDS: [KindSpec; 17] = [
+const KINDS: [KindSpec; 20] = [
     read("", &["v1"], "Service", |s| &mut s.services),
     read("apps", &["v1"], "Deployment", |s| &mut s.deployments),
     read("apps", &["v1"], "DaemonSet", |s| &mut s.daemonsets),
@@ -144,6 +150,15 @@ const KINDS: [KindSpec; 17] = [
     }),
     read("kuma.io", &["v1alpha1"], "TrafficRoute", |s| {
         &mut s.trafficroutes
+    }),
+    read("gateway.solo.io", &["v1"], "VirtualService", |s| {
+        &mut s.gloo_virtualservices
+    }),
+    read("gateway.solo.io", &["v1"], "RouteTable", |s| {
+        &mut s.routetables
+    }),
+    read("gloo.solo.io", &["v1"], "Upstream", |s| {
+        &mut s.gloo_upstreams
     }),
 ];
 

@@ -20,7 +20,7 @@
 //!   `response_code`, from mesh-sim's own pod as the source);
 //! - Contour's Envoy, for requests it routed: `envoy_cluster_upstream_rq` and
 //!   `envoy_cluster_upstream_rq_time` by `envoy_cluster_name` (`<namespace>_<service>_<port>`),
-//!   in the same families as App Mesh's;
+//!   in the same families as App Mesh's; Gloo's, the same families by `<upstream>_<namespace>`;
 //! - Kuma's sidecars, for requests a TrafficRoute split: Envoy's families with
 //!   `envoy_cluster_name="localhost_<port>"` and the Kuma `service` that answered;
 //! - Traefik, for requests it routed: `traefik_service_requests_total` and
@@ -261,7 +261,7 @@ impl Metrics {
             &by_workload,
             0,
         );
-        // Envoy's families: App Mesh's sidecars by pod, and Contour's Envoy by upstream
+        // Envoy's families: App Mesh's sidecars by pod, and Contour's and Gloo's Envoy by upstream
         // cluster, in one family each.
         let upstreams = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
         let by_labels = |proxy: Proxy, labels: &dyn Fn(&Upstream, u16) -> String| {
@@ -272,7 +272,7 @@ impl Metrics {
             merged
         };
         let envoy = |u: &Upstream, _| format!("envoy_cluster_name=\"{}\"", u.name);
-        let envoy_by_code = by_labels(Proxy::Contour, &|u, code| {
+        let envoy_by_code = by_labels(Proxy::Envoy, &|u, code| {
             format!("{},envoy_response_code=\"{code}\"", envoy(u, code))
         });
         // Kuma's dataplanes: the inbound cluster `localhost_<port>` of the Kuma service.
@@ -307,7 +307,7 @@ impl Metrics {
             &by_workload,
             2,
         );
-        let envoy_rows = by_labels(Proxy::Contour, &envoy);
+        let envoy_rows = by_labels(Proxy::Envoy, &envoy);
         for (labels, s) in envoy_rows.iter().chain(&by_labels(Proxy::Kuma, &kuma)) {
             histogram(&mut out, "envoy_cluster_upstream_rq_time", labels, s, 2);
         }
@@ -517,7 +517,7 @@ mod tests {
         };
         m.record(&w, 200, 5.0);
         let c = Upstream {
-            proxy: Proxy::Contour,
+            proxy: Proxy::Envoy,
             name: "test_podinfo-canary_9898".into(),
             method: "GET".into(),
         };

@@ -695,3 +695,75 @@ fn kuma_splits_requests_for_the_traffic_routes_destination() {
         "podinfo"
     );
 }
+
+#[test]
+fn gloo_routes_through_the_virtual_service_its_route_table_and_upstreams() {
+    let mut s = cluster();
+    s.services.push(
+        json!({"metadata": {"name": "gateway-proxy", "namespace": "gloo-system"},
+        "spec": {"selector": {"gloo": "gateway-proxy"}, "ports": [{"name": "http", "port": 80}]}}),
+    );
+    s.gloo_virtualservices = vec![
+        json!({"metadata": {"name": "podinfo", "namespace": "gloo-system"},
+        "spec": {"virtualHost": {"domains": ["app.example.com"], "routes": [
+            {"matchers": [{"prefix": "/"}], "delegateAction": {"ref": {"name": "podinfo", "namespace": "test"}}}]}}}),
+    ];
+    let steps = snapshot_file("gloo-weights");
+    s.gloo_upstreams = vec![
+        steps["primary upstream"].clone(),
+        steps["canary upstream without upstreamRef"].clone(),
+    ];
+    s.routetables = vec![steps["weight 50"].clone()];
+    let through = |headers: &[(&str, &str)]| {
+        let mut all = vec![("host", "app.example.com")];
+        all.extend_from_slice(headers);
+        get("gateway-proxy.gloo-system", &all)
+    };
+    let share = canary_share(&s, &through(&[]));
+    assert!((450..=550).contains(&share), "50% of 1000 gave {share}");
+    match route(&s, &through(&[]), &mut 0) {
+        Route::Backend {
+            workload, upstream, ..
+        } => {
+            let want = match workload.deployment.as_str() {
+                "podinfo" => "test-podinfo-canaryupstream-9898_test",
+                _ => "test-podinfo-primaryupstream-9898_test",
+            };
+            assert_eq!(upstream.expect("labelled").name, want);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The weight 0 step leaves the canary's weight out: it gets nothing.
+    s.routetables = vec![steps["weight 0"].clone()];
+    assert_eq!(canary_share(&s, &through(&[])), 0);
+    // A/B: the header and method route first, the fallback route to the primary after it.
+    s.routetables = vec![snapshot_file("gloo-ab")];
+    let insider = [("x-canary", "insider"), ("x-region", "eu.west")];
+    assert_eq!(answered_by(&s, &through(&insider)), "podinfo");
+    assert_eq!(answered_by(&s, &through(&insider[..1])), "podinfo-primary");
+    let mut post = through(&insider);
+    post.method = "POST".into();
+    assert_eq!(answered_by(&s, &post), "podinfo-primary");
+    assert_eq!(
+        answered_by(&s, &get("app.example.com", &insider)),
+        "podinfo",
+        "`hey -host` names the host as the authority"
+    );
+    // Another host has no VirtualService; a missing RouteTable leaves no route.
+    assert!(matches!(
+        route(
+            &s,
+            &get(
+                "gateway-proxy.gloo-system",
+                &[("host", "other.example.com")]
+            ),
+            &mut 0
+        ),
+        Route::NoRoute(_)
+    ));
+    s.routetables.clear();
+    assert!(matches!(
+        route(&s, &through(&[]), &mut 0),
+        Route::NoRoute(_)
+    ));
+}

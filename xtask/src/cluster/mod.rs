@@ -233,7 +233,14 @@ impl Cluster {
             }
         };
         cluster.kubectl(&["apply", "-k", "deploy/crds"])?;
-        cluster.kubectl(&["apply", "-f", "crates/mesh-sim/crds/"])?;
+        // Server-side: Gloo's CRDs are larger than client-side apply's annotation allows.
+        cluster.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "crates/mesh-sim/crds/",
+        ])?;
         if kind == Kind::Real {
             cluster.kubectl(&[
                 "wait",

@@ -2,7 +2,7 @@
 //! play them: NGINX (`test/nginx/`), with ingress-nginx's controller Service in front of
 //! mesh-sim and the Ingress of Flagger's test; Contour (`test/contour/`), with Envoy's Service
 //! and the root HTTPProxy of Flagger's test; Traefik (`test/traefik/`), with Traefik's Service and
-//! the IngressRoute of Flagger's test.
+//! the IngressRoute of Flagger's test; Skipper, APISIX, Kuma and OSM. Gloo's is in `gloo.rs`.
 
 use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
@@ -37,10 +37,10 @@ spec:
 
 /// An ingress in front of podinfo, as the load tester reaches it: the canary's provider, the
 /// ingress's Service URL and the header of Flagger's A/B test for it.
-struct Front {
-    provider: &'static str,
-    url: &'static str,
-    header: &'static str,
+pub(super) struct Front {
+    pub(super) provider: &'static str,
+    pub(super) url: &'static str,
+    pub(super) header: &'static str,
 }
 
 /// ingress-nginx's controller, as Flagger's NGINX test reaches it.
@@ -81,7 +81,10 @@ const APISIX: Front = Front {
 /// Seed 004's canary on the front's provider, its load sent through the front with the
 /// host `app.example.com` (as Flagger's tests), then `edit`; NGINX's and Skipper's name
 /// `ingressRef`.
-fn front_canary(front: &Front, edit: impl FnOnce(&mut Y) -> Result<()>) -> Result<String> {
+pub(super) fn front_canary(
+    front: &Front,
+    edit: impl FnOnce(&mut Y) -> Result<()>,
+) -> Result<String> {
     seed_004(|spec| {
         spec["provider"] = Y::from(front.provider);
         if ["nginx", "skipper"].contains(&front.provider) {
@@ -349,7 +352,7 @@ pub(super) fn apisix(p: &mut Play<'_>) -> Result<()> {
 }
 
 /// Adds Flagger's pre-rollout acceptance test through the front (a POST to `/token`).
-fn acceptance_through(spec: &mut Y, front: &Front) -> Result<()> {
+pub(super) fn acceptance_through(spec: &mut Y, front: &Front) -> Result<()> {
     let hooks = spec["analysis"]["webhooks"]
         .as_sequence_mut()
         .context("seed 004's canary has webhooks")?;
@@ -365,7 +368,7 @@ fn acceptance_through(spec: &mut Y, front: &Front) -> Result<()> {
 }
 
 /// Fails unless at least 5 success-rate checks of the promotion found the provider's series.
-fn promoted_by_series(p: &Play<'_>, series: &str) -> Result<()> {
+pub(super) fn promoted_by_series(p: &Play<'_>, series: &str) -> Result<()> {
     let promoted = measured(p, "request-success-rate");
     ensure!(
         promoted >= 5,
@@ -378,7 +381,7 @@ fn promoted_by_series(p: &Play<'_>, series: &str) -> Result<()> {
 /// An A/B release for requests with the front's header `insider`, checked with curl as
 /// Flagger's `test-header-routing` webhook does, then a rollback on HTTP 500s sent through
 /// the front (last: the errors stay in the metrics' one-minute window).
-fn ab_then_rollback(p: &mut Play<'_>, front: &Front) -> Result<()> {
+pub(super) fn ab_then_rollback(p: &mut Play<'_>, front: &Front) -> Result<()> {
     let (url, header) = (front.url, front.header);
     let ab = front_canary(front, |spec| {
         let analysis = analysis_of(spec)?;

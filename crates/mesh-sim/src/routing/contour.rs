@@ -90,7 +90,7 @@ pub(super) fn route(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pick
     let name = chosen["name"].as_str().unwrap_or_default().to_string();
     let port = chosen["port"].as_u64().unwrap_or(80);
     let upstream = Upstream {
-        proxy: Proxy::Contour,
+        proxy: Proxy::Envoy,
         name: format!("{}_{name}_{port}", r.namespace),
         method: req.method.clone(),
     };

@@ -27,7 +27,8 @@
 //! the HTTPProxies (see `contour.rs`); one to Traefik's through the IngressRoutes and
 //! TraefikServices (see `traefik.rs`); one to Skipper's through the Ingresses of class
 //! `skipper` and their weights (see `skipper.rs`); one to APISIX's gateway through the
-//! ApisixRoutes (see `apisix.rs`).
+//! ApisixRoutes (see `apisix.rs`); one to Gloo's gateway proxy through the VirtualServices,
+//! their RouteTables and Upstreams (see `gloo.rs`).
 //!
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
@@ -51,6 +52,7 @@ mod appmesh;
 mod contour;
 mod endpoints;
 mod gatewayapi;
+mod gloo;
 mod istio;
 mod kuma;
 mod nginx;
@@ -147,8 +149,8 @@ pub struct Upstream {
 /// The ingress proxies whose series name upstreams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Proxy {
-    /// Contour's Envoy: `envoy_cluster_upstream_rq{envoy_cluster_name}`.
-    Contour,
+    /// An Envoy-based ingress, Contour's or Gloo's: `envoy_cluster_upstream_rq{envoy_cluster_name}`.
+    Envoy,
     /// Traefik: `traefik_service_requests_total{service}`.
     Traefik,
     /// Skipper: `skipper_serve_route_duration_seconds{route}`.
@@ -208,6 +210,7 @@ pub fn resolve(
                     Entry::Traefik => return traefik::route(s, host, req, pick),
                     Entry::Skipper => return skipper::route(s, host, req, pick),
                     Entry::Apisix => return apisix::route(s, host, req, pick),
+                    Entry::Gloo => return gloo::route(s, host, req, pick),
                     _ => {}
                 }
                 return match gateway_decision(s, host, req, pick, Some(&entry)) {
@@ -235,6 +238,7 @@ pub fn resolve(
             None if traefik::serves(s, host) => return traefik::route(s, host, req, pick),
             None if skipper::serves(s, host) => return skipper::route(s, host, req, pick),
             None if apisix::serves(s, host) => return apisix::route(s, host, req, pick),
+            None if gloo::serves(s, host) => return gloo::route(s, host, req, pick),
             None => {
                 return Route::NoRoute(format!(
                     "no Service and no gateway route for host {host:?}"
@@ -413,6 +417,8 @@ enum Entry {
     Skipper,
     /// APISIX's gateway: the ApisixRoutes.
     Apisix,
+    /// Gloo's gateway proxy: the VirtualServices and the RouteTables they delegate to.
+    Gloo,
 }
 
 /// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
@@ -438,6 +444,9 @@ fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
     }
     if apisix::is_gateway(o) {
         return Some(Entry::Apisix);
+    }
+    if gloo::is_gateway(o) {
+        return Some(Entry::Gloo);
     }
     let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
     Some(Entry::Gateway((svc.0.clone(), name.to_string())))
