@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::crashpoints::{self, Class};
 use crate::events::{Mark, Published, stamp};
 use crate::observe::Scene;
-use crate::{Context, Error, configs, journal, services, workload};
+use crate::{Context, Error, configs, journal, knative, services, workload};
 
 pub use calls::needs_record;
 
@@ -180,6 +180,9 @@ impl Effects {
     /// The primary workload, its autoscaler, the config copies and the `-primary` and
     /// `-canary` Services. An existing primary's template is never changed here.
     async fn initialize(&self) -> Result<(), Error> {
+        if self.canary.spec.target_ref.is_knative_service() {
+            return self.knative_initialize().await;
+        }
         if self.canary.spec.target_ref.kind == "Service" {
             return self.service_target_copies().await;
         }
@@ -199,6 +202,21 @@ impl Effects {
             self.service(sel, role).await?;
         }
         Ok(())
+    }
+
+    /// A Knative Service's initialization, while the canary initializes (as Flagger's): its
+    /// latest revision named primary, with all the traffic. Later steps leave both to the
+    /// router and promotion.
+    async fn knative_initialize(&self) -> Result<(), Error> {
+        let phase = self.canary.status.as_ref().and_then(|s| s.phase);
+        if !matches!(phase, None | Some(canary_core::Phase::Initializing)) {
+            return Ok(());
+        }
+        let Some(patch) = knative::initialization(&self.scene.target) else {
+            return Ok(());
+        };
+        let name = &self.canary.spec.target_ref.name;
+        self.scene.world.merge(knative::SERVICE, name, &patch).await
     }
 
     /// A Service target's copies, as Flagger's service controller keeps them: `-canary`
@@ -265,7 +283,7 @@ impl Effects {
             return Ok(());
         }
         let status = self.canary.status.clone().unwrap_or_default();
-        let current = workload::revision_hash(&spec.target_ref.kind, &self.scene.target);
+        let current = workload::revision_hash(knative::target_kind(spec), &self.scene.target);
         let configs: std::collections::BTreeMap<String, String> = self
             .scene
             .tracked
@@ -280,6 +298,15 @@ impl Effects {
                 "the target changed while its promotion was pending: the primary keeps its revision and the new one will be analysed"
             );
             return Ok(());
+        }
+        if spec.target_ref.is_knative_service() {
+            return match knative::promotion(&self.scene.target) {
+                Some(patch) => {
+                    let world = &self.scene.world;
+                    world.merge(knative::SERVICE, &spec.target_ref.name, &patch).await
+                }
+                None => Ok(()),
+            };
         }
         if spec.target_ref.kind == "Service" {
             let name = format!("{}-primary", spec.target_ref.name);

@@ -124,17 +124,49 @@ async fn hooks(
     out
 }
 
+/// Flagger's Knative observer reads the latest revision as the builtin queries' `route`
+/// (their `envoy_cluster_name` is `<ns>/<revision>`): for a Knative Service target, the canary
+/// as the builtin checks see it, its `routeRef` naming that revision.
+async fn knative_builtin_route(ctx: &Context, canary: &Canary) -> Option<Canary> {
+    if !canary.spec.target_ref.is_knative_service() {
+        return None;
+    }
+    let world = crate::observe::World::new(
+        ctx,
+        canary,
+        canary.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    let service = world
+        .get(crate::knative::SERVICE, &canary.spec.target_ref.name)
+        .await
+        .ok()??;
+    let latest = canary_router::knative::latest_revision(&service)?;
+    let mut seen = canary.clone();
+    seen.spec.route_ref = Some(canary_core::spec::TargetRef {
+        api_version: Some(canary_core::spec::KNATIVE_SERVING.into()),
+        kind: "Revision".into(),
+        name: latest.into(),
+        ..Default::default()
+    });
+    Some(seen)
+}
+
 /// Every metric of the analysis, in spec order.
 async fn metrics(ctx: &Context, canary: &Canary) -> Vec<MetricResult> {
     let spec: &canary_core::CanarySpec = &canary.spec;
     let ns = canary.metadata.namespace.as_deref().unwrap_or_default();
     let mut results = Vec::new();
+    let revision = knative_builtin_route(ctx, canary).await;
     for m in spec
         .analysis()
         .map(|a| a.metrics.clone())
         .unwrap_or_default()
     {
-        let outcome = ctx.metrics.query(canary, &m).await;
+        let builtin = m.template_ref.is_none() && m.query.is_none();
+        let outcome = match &revision {
+            Some(c) if builtin => ctx.metrics.query(c, &m).await,
+            _ => ctx.metrics.query(canary, &m).await,
+        };
         if let canary_core::MetricOutcome::Value(v) = outcome {
             ctx.stats.set_metric(&spec.target_ref.name, ns, &m.name, v);
         }

@@ -18,6 +18,7 @@ mod effects;
 mod events;
 mod gather;
 mod journal;
+pub mod knative;
 pub mod leader;
 pub mod logging;
 mod observe;

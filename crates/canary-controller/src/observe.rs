@@ -13,7 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
 use crate::cache::{self, Caches};
-use crate::{Context, Error, MANAGER, configs, workload};
+use crate::{Context, Error, MANAGER, configs, knative, workload};
 
 /// Everything observed of a canary's world; owned, so a task can carry out effects with it.
 pub struct Scene {
@@ -23,8 +23,10 @@ pub struct Scene {
     pub sel: Option<workload::Selector>,
     /// The tracked ConfigMaps and Secrets with their checksums.
     pub tracked: configs::Tracked,
-    /// `<target>-primary`.
+    /// `<target>-primary` (a Knative Service's: the primary revision).
     pub primary: Option<Value>,
+    /// A Knative Service's latest revision, the canary.
+    pub latest: Option<Value>,
     /// The provider's router (`None` when the provider is not supported).
     pub router: Option<Box<dyn canary_router::TrafficRouter>>,
     /// The weights read back from the routing objects.
@@ -45,6 +47,7 @@ impl Scene {
             sel: None,
             tracked: configs::Tracked::new(),
             primary: None,
+            latest: None,
             router: None,
             routes: Ok(Routes::default()),
             problem: None,
@@ -63,8 +66,37 @@ impl Scene {
     pub fn observation(&self, canary: &Canary) -> Observation {
         let spec: &canary_core::CanarySpec = &canary.spec;
         let ns = canary.metadata.namespace.as_deref().unwrap_or_default();
-        let kind = spec.target_ref.kind.as_str();
+        let kind = knative::target_kind(spec);
         let name = &spec.target_ref.name;
+        let (primary, latest) = match kind {
+            // A Knative Service's primary and canary are its revisions.
+            knative::SERVICE => (
+                self.primary
+                    .as_ref()
+                    .map(|r| knative::revision_status(r, ns)),
+                self.latest
+                    .as_ref()
+                    .map(|r| knative::revision_status(r, ns)),
+            ),
+            // A Service target's primary copy is written by the step that reads it and is
+            // always ready (Flagger's service controller does not wait for it either).
+            "Service" => (
+                Some(workload::status(
+                    kind,
+                    &Value::Null,
+                    format!("{name}-primary.{ns}"),
+                )),
+                (!self.target.is_null())
+                    .then(|| workload::status(kind, &self.target, format!("{name}.{ns}"))),
+            ),
+            _ => (
+                self.primary
+                    .as_ref()
+                    .map(|p| workload::status(kind, p, format!("{name}-primary.{ns}"))),
+                (!self.target.is_null())
+                    .then(|| workload::status(kind, &self.target, format!("{name}.{ns}"))),
+            ),
+        };
         Observation {
             target: Revision {
                 spec_hash: workload::revision_hash(kind, &self.target),
@@ -74,20 +106,8 @@ impl Scene {
                     .map(|(k, (sum, _))| (k.clone(), sum.clone()))
                     .collect(),
             },
-            // A Service target's primary copy is written by the step that reads it and is
-            // always ready (Flagger's service controller does not wait for it either).
-            primary: match (kind, &self.primary) {
-                ("Service", _) => Some(workload::status(
-                    kind,
-                    &Value::Null,
-                    format!("{name}-primary.{ns}"),
-                )),
-                (_, p) => p
-                    .as_ref()
-                    .map(|p| workload::status(kind, p, format!("{name}-primary.{ns}"))),
-            },
-            canary: (!self.target.is_null())
-                .then(|| workload::status(kind, &self.target, format!("{name}.{ns}"))),
+            primary,
+            canary: latest,
             routes: self.routes.clone(),
             deleting: canary.metadata.deletion_timestamp.is_some(),
             has_finalizer: canary
@@ -108,20 +128,40 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
     let ns = canary.metadata.namespace.clone().unwrap_or_default();
     let world = World::new(ctx, canary, &ns);
     let deleting = canary.metadata.deletion_timestamp.is_some();
-    let kind = spec.target_ref.kind.to_lowercase();
+    let world_kind = knative::target_kind(spec);
+    let kind = match world_kind {
+        knative::SERVICE => "knative service".to_string(),
+        k => k.to_lowercase(),
+    };
     let target_name = format!("{}.{ns}", spec.target_ref.name);
-    let primary = world
-        .get(
-            &spec.target_ref.kind,
-            &format!("{}-primary", spec.target_ref.name),
-        )
-        .await?;
+    let target = world.get(world_kind, &spec.target_ref.name).await?;
+    // A Knative Service's primary is the revision its annotation names, its canary the latest.
+    let (primary, latest) = match (world_kind, &target) {
+        (knative::SERVICE, Some(t)) => {
+            let revision = |name: Option<&str>| {
+                let world = &world;
+                let name = name.map(String::from);
+                async move {
+                    match name {
+                        Some(n) => world.get(knative::REVISION, &n).await,
+                        None => Ok(None),
+                    }
+                }
+            };
+            (
+                revision(canary_router::knative::primary_revision(t)).await?,
+                revision(canary_router::knative::latest_revision(t)).await?,
+            )
+        }
+        (knative::SERVICE, None) => (None, None),
+        _ => {
+            let name = format!("{}-primary", spec.target_ref.name);
+            (world.get(world_kind, &name).await?, None)
+        }
+    };
     let mut problem = target_taken_by(ctx, canary, primary.as_ref()).map(|holder| {
         Problem::target_conflict(&spec.target_ref.kind, &spec.target_ref.name, &ns, &holder)
     });
-    let target = world
-        .get(&spec.target_ref.kind, &spec.target_ref.name)
-        .await?;
     let target = match target {
         Some(t) => t,
         None => {
@@ -135,7 +175,8 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
         }
     };
     // A Service target has no pods of its own to select: its copies are the primary and the
-    // canary, and the kubernetes router writes nothing (Flagger's no-op router).
+    // canary, and the kubernetes router writes nothing (Flagger's no-op router). A Knative
+    // Service's revisions are its primary and canary.
     let sel = if target.is_null() || spec.target_ref.kind == "Service" {
         None
     } else {
@@ -163,7 +204,7 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
             }
         }
     };
-    let tracked = match world.tracked_configs(&target).await? {
+    let tracked = match world.tracked_configs(world_kind, &target).await? {
         Ok(t) => t,
         Err(msg) => {
             problem.get_or_insert(Problem::missing("spec.targetRef", msg));
@@ -229,6 +270,7 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
         sel,
         tracked,
         primary,
+        latest,
         router,
         routes,
         problem,
@@ -333,7 +375,7 @@ pub struct World {
 }
 
 impl World {
-    fn new(ctx: &Context, _canary: &Canary, ns: &str) -> Self {
+    pub(crate) fn new(ctx: &Context, _canary: &Canary, ns: &str) -> Self {
         World {
             client: ctx.client.clone(),
             ns: ns.into(),
@@ -358,6 +400,8 @@ impl World {
             "Ingress" => ApiResource::erase::<Ingress>(&()),
             "ScaledObject" => scaled_object(),
             "ApisixRoute" => canary_router::apisix::resource(),
+            knative::SERVICE => canary_router::knative::service_resource(),
+            knative::REVISION => canary_router::knative::revision_resource(),
             _ => ApiResource::erase::<Deployment>(&()),
         };
         Api::namespaced_with(self.client.clone(), &self.ns, &ar)
@@ -397,6 +441,12 @@ impl World {
             "Ingress" => self.caches.routing(&canary_router::ingress::resource()),
             "ScaledObject" => self.caches.routing(&scaled_object()),
             "ApisixRoute" => self.caches.routing(&canary_router::apisix::resource()),
+            knative::SERVICE => self
+                .caches
+                .routing(&canary_router::knative::service_resource()),
+            knative::REVISION => self
+                .caches
+                .routing(&canary_router::knative::revision_resource()),
             _ => self.caches.of(kind).cloned(),
         }
     }
@@ -414,12 +464,14 @@ impl World {
     }
 
     /// The tracked configs of the target; `Ok(Err(message))` when a required one is missing.
+    /// A Knative Service's revisions carry their configs: none is tracked (as Flagger).
     async fn tracked_configs(
         &self,
+        kind: &str,
         target: &Value,
     ) -> Result<Result<configs::Tracked, String>, Error> {
         let mut out = configs::Tracked::new();
-        if !self.config_tracking || target.is_null() {
+        if !self.config_tracking || target.is_null() || kind == knative::SERVICE {
             return Ok(Ok(out));
         }
         for r in configs::referenced(&target["spec"]["template"]["spec"]) {

@@ -104,10 +104,13 @@ pub async fn run(
     };
     let wake_ups = ctx.tasks.wake_ups().ok_or(StartError::AlreadyRunning)?;
     // Routing objects: a kind's watch starts when a router first reads one, and only keeps
-    // its cache.
+    // its cache; Knative Services and Revisions (a Knative target's revisions come and get
+    // ready) also wake the canaries concerned.
     let routing_watches: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+    let (knative_tx, knative_wake_ups) = futures::channel::mpsc::unbounded();
     {
         let (client, ns, handles) = (client.clone(), ns.clone(), routing_watches.clone());
+        let store = canaries.clone();
         ctx.caches
             .start_watches_with(Box::new(move |resource, cache| {
                 // A cluster-scoped kind (Kuma's TrafficRoute) is watched whole, even for one
@@ -118,7 +121,20 @@ pub async fn run(
                     }
                     _ => Api::all_with(client.clone(), &resource),
                 };
-                let task = tokio::spawn(feed(api, cache).for_each(|_| futures::future::ready(())));
+                let kind = match (resource.group.as_str(), resource.kind.as_str()) {
+                    ("serving.knative.dev", "Service") => Some(crate::knative::SERVICE),
+                    ("serving.knative.dev", "Revision") => Some(crate::knative::REVISION),
+                    _ => None,
+                };
+                let (store, tx) = (store.clone(), knative_tx.clone());
+                let task = tokio::spawn(feed(api, cache).for_each(move |changes| {
+                    for (key, change) in changes {
+                        for r in kind.map(|k| concerned(&store, k, &key, change)).unwrap_or_default() {
+                            let _ = tx.unbounded_send(r);
+                        }
+                    }
+                    futures::future::ready(())
+                }));
                 handles
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -144,6 +160,7 @@ pub async fn run(
         .watches_stream(provider_stream, by_reference(canaries.clone(), true))
         .reconcile_on(objects)
         .reconcile_on(wake_ups)
+        .reconcile_on(knative_wake_ups)
         .graceful_shutdown_on(shutdown)
         .run(reconcile_safely, error_policy, ctx)
         .for_each(|r| async move {
@@ -406,6 +423,19 @@ fn concerned(
             let Some(c) = c.decoded() else { return false };
             let status = c.status.as_ref();
             match kind {
+                crate::knative::SERVICE => {
+                    let target = &c.spec.target_ref;
+                    target.is_knative_service() && target.name == *name
+                }
+                // `<service>-<5 digits>`: a revision of the Knative Service.
+                crate::knative::REVISION => {
+                    let target = &c.spec.target_ref;
+                    target.is_knative_service()
+                        && name
+                            .strip_prefix(target.name.as_str())
+                            .and_then(|rest| rest.strip_prefix('-'))
+                            .is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_digit()))
+                }
                 "Service" => {
                     let target = &c.spec.target_ref;
                     change == Change::Spec && target.kind == "Service" && target.name == *name

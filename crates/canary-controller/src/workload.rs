@@ -245,8 +245,12 @@ fn strip_nulls(v: &mut Value) {
 
 /// The fingerprint of a target's revision: a workload's pod template, without the node
 /// selector flaggerd itself adds to keep a DaemonSet's pods off every node (Flagger ignores it
-/// too); a Service's spec, without what the API server assigns.
+/// too); a Service's spec, without what the API server assigns; a Knative Service's latest
+/// revision name.
 pub fn revision_hash(kind: &str, target: &Value) -> String {
+    if kind == crate::knative::SERVICE {
+        return crate::knative::revision_hash(target);
+    }
     if kind == "Service" {
         return canary_core::hash::spec_hash(&crate::services::copyable_spec(target));
     }

@@ -75,7 +75,7 @@ pub fn metrics_observer(spec: &CanarySpec, settings: &Settings) -> String {
     };
     // A Service target measures the canary Service: Flagger appends `:service`, which only
     // the prefix-matched observers (App Mesh, Gloo) still recognise; the rest fall to Istio's.
-    if spec.target_ref.kind == "Service" {
+    if spec.target_ref.is_core_service() {
         return format!("{provider}:service");
     }
     provider

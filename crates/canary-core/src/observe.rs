@@ -90,6 +90,9 @@ pub enum WorkloadKind {
     DaemonSet,
     /// core/v1 Service (a Service target): always ready, as Flagger's service controller.
     Service,
+    /// A Knative Revision (of a Knative Service target): ready when its `Ready` condition is
+    /// `True` (`available_replicas` 1), as Flagger's Knative controller reads it.
+    KnativeRevision,
 }
 
 impl WorkloadKind {
@@ -99,6 +102,7 @@ impl WorkloadKind {
             WorkloadKind::Deployment => "Deployment",
             WorkloadKind::DaemonSet => "DaemonSet",
             WorkloadKind::Service => "Service",
+            WorkloadKind::KnativeRevision => "Revision",
         }
     }
 }

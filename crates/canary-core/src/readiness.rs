@@ -49,8 +49,14 @@ pub fn assess(
             Role::Canary => "waiting for the canary workload to be created".to_string(),
         });
     };
-    if w.kind == WorkloadKind::Service {
-        return Readiness::Ready;
+    match w.kind {
+        WorkloadKind::Service => return Readiness::Ready,
+        // Flagger retries a Revision that is not ready, with no deadline.
+        WorkloadKind::KnativeRevision if w.available_replicas > 0 => return Readiness::Ready,
+        WorkloadKind::KnativeRevision => {
+            return Readiness::Waiting(format!("Knative Revision {} is not ready", w.name));
+        }
+        _ => {}
     }
     let waiting = |what: String| format!("Waiting for {} rollout to finish: {what}", w.name);
     if w.generation > w.observed_generation {
@@ -64,8 +70,8 @@ pub fn assess(
     }
     let needed = (w.updated_replicas.max(0) as u64 * threshold as u64 / 100) as i32;
     let unit = match w.kind {
-        WorkloadKind::Deployment | WorkloadKind::Service => "replicas",
         WorkloadKind::DaemonSet => "pods",
+        _ => "replicas",
     };
     let threshold_note = if threshold == 100 {
         String::new()
@@ -92,8 +98,8 @@ pub fn assess(
     };
     if let Some(problem) = problem {
         let stuck_since = match w.kind {
-            WorkloadKind::Deployment | WorkloadKind::Service => w.unavailable_since,
             WorkloadKind::DaemonSet => since,
+            _ => w.unavailable_since,
         };
         let past_deadline = stuck_since
             .is_some_and(|t| crate::duration::after(t, deadline).is_some_and(|d| d < now));

@@ -118,6 +118,22 @@ pub struct TargetRef {
     pub extra: Extra,
 }
 
+/// The API version of a Knative Service target.
+pub const KNATIVE_SERVING: &str = "serving.knative.dev/v1";
+
+impl TargetRef {
+    /// A Knative Service (`serving.knative.dev/v1` `Service`), as Flagger's
+    /// `IsKnativeService` tells it from a core Service.
+    pub fn is_knative_service(&self) -> bool {
+        self.kind == "Service" && self.api_version.as_deref() == Some(KNATIVE_SERVING)
+    }
+
+    /// A core `v1` Service target (Flagger's service controller).
+    pub fn is_core_service(&self) -> bool {
+        self.kind == "Service" && !self.is_knative_service()
+    }
+}
+
 /// A reference to an object that may live in another namespace.
 #[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]

@@ -102,23 +102,30 @@ pub fn validate(spec: &CanarySpec) -> Vec<ValidationError> {
             ),
         ),
     }
-    let expected_api = if t.kind == "Service" { "v1" } else { "apps/v1" };
+    let allowed: &[&str] = match t.kind.as_str() {
+        "Service" => &["v1", crate::spec::KNATIVE_SERVING],
+        _ => &["apps/v1"],
+    };
     if let Some(api) = t.api_version.as_deref()
-        && api != expected_api
+        && !allowed.contains(&api)
     {
         v.push(
             "spec.targetRef.apiVersion",
             format!(
-                "{:?} is not supported for a {}; expected {expected_api}",
+                "{:?} is not supported for a {}; expected {}",
                 truncate(api, 64),
-                if t.kind.is_empty() { "target" } else { &t.kind }
+                if t.kind.is_empty() { "target" } else { &t.kind },
+                allowed.join(" or ")
             ),
         );
     }
     if t.kind == "Service" && spec.autoscaler_ref.is_some() {
         v.push(
             "spec.autoscalerRef",
-            "a Service target has no replicas to scale; remove autoscalerRef",
+            match t.is_knative_service() {
+                true => "a Knative Service scales itself; remove autoscalerRef",
+                false => "a Service target has no replicas to scale; remove autoscalerRef",
+            },
         );
     }
     names::generated(&mut v, spec);
@@ -237,6 +244,25 @@ pub fn validate_in(
             path: "spec.routeRef".into(),
             message: "required by the apisix provider: the ApisixRoute whose <route>-<service>-canary copy routes to the canary".into(),
         });
+    }
+    // Flagger's `verifyKnativeCanary`: the knative provider routes only a Knative Service,
+    // which no other provider can route.
+    match (spec.target_ref.is_knative_service(), provider == "knative") {
+        (true, false) => found.push(ValidationError {
+            path: "spec.provider".into(),
+            message: format!(
+                "{provider:?} cannot route a Knative Service target; a serving.knative.dev/v1 Service needs the knative provider"
+            ),
+        }),
+        (false, true) => found.push(ValidationError {
+            path: "spec.targetRef".into(),
+            message: format!(
+                "the knative provider routes only a Knative Service (apiVersion serving.knative.dev/v1, kind Service), not {} {}",
+                spec.target_ref.api_version.as_deref().unwrap_or("(no apiVersion)"),
+                spec.target_ref.kind
+            ),
+        }),
+        _ => {}
     }
     if INGRESS_CLONERS.contains(&provider) && no_ingress {
         found.push(ValidationError {

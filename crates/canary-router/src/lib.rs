@@ -17,6 +17,7 @@ pub mod gatewayapi;
 pub mod gloo;
 pub mod ingress;
 pub mod istio;
+pub mod knative;
 pub mod kuma;
 pub mod managed;
 mod matches;
@@ -43,11 +44,6 @@ pub enum Error {
     /// The provider is not one Flagger knows.
     #[error("unknown provider {0:?}; expected one of {list}", list = canary_core::spec::KNOWN_PROVIDERS.join(", "))]
     UnknownProvider(String),
-    /// The provider is known but flaggerd does not route with it yet.
-    #[error(
-        "provider {0:?} is not supported yet; supported: kubernetes, istio, linkerd, smi:v1alpha1|2|3, gatewayapi:v1, gatewayapi:v1beta1, appmesh, appmesh:v1beta2, nginx, contour, gloo, traefik, skipper, apisix, kuma"
-    )]
-    Unsupported(String),
     /// A routing object could not be read or written.
     #[error("cannot {verb} {object}")]
     Kube {
@@ -179,6 +175,7 @@ fn router(
         "nginx" => cloned::Flavor::Nginx(options.ingress_annotations_prefix.clone()),
         "skipper" => cloned::Flavor::Skipper,
         "apisix" => cloned::Flavor::Apisix,
+        "knative" => return Ok(Box::new(knative::KnativeRouter { objects })),
         other => {
             let kind = kind_of(other)?;
             return Ok(Box::new(ObjectRouter { objects, kind }));
@@ -204,7 +201,7 @@ fn kind_of(provider: &str) -> Result<Kind> {
         p if p.starts_with("smi:v1alpha1:") => Kind::Smi("v1alpha1"),
         p if p.starts_with("smi:v1alpha2:") => Kind::Smi("v1alpha2"),
         p if p.starts_with("smi:v1alpha3:") => Kind::Smi("v1alpha3"),
-        other => return Err(Error::Unsupported(other.to_string())),
+        other => return Err(Error::UnknownProvider(other.to_string())),
     })
 }
 

@@ -458,6 +458,36 @@ impl Objects {
 }
 
 impl Objects {
+    /// Merge-patches an object someone else owns (the Knative Service a canary targets),
+    /// unless it already holds the patch.
+    pub(crate) async fn merge(
+        &self,
+        canary: &Canary,
+        resource: &ApiResource,
+        name: &str,
+        patch: &Value,
+    ) -> Result<()> {
+        let ns = scope(canary, resource);
+        if let Some(current) = self.get(canary, resource, name).await?
+            && cached::holds(&current, patch)
+        {
+            return Ok(());
+        }
+        let params = PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
+        let written = self
+            .api(canary, resource)
+            .patch(name, &params, &Patch::Merge(patch))
+            .await
+            .map_err(|e| io("patch", resource, ns, name, e))?;
+        if let (Some(c), Ok(v)) = (&self.cache, serde_json::to_value(written)) {
+            c.written(resource, ns, name, &v);
+        }
+        Ok(())
+    }
+
     /// Deletes an object if it is there.
     pub(crate) async fn delete(
         &self,

@@ -61,6 +61,10 @@ pub struct Snapshot {
     pub routetables: Vec<Value>,
     /// gloo.solo.io Upstreams.
     pub gloo_upstreams: Vec<Value>,
+    /// serving.knative.dev Services.
+    pub knative_services: Vec<Value>,
+    /// serving.knative.dev Revisions.
+    pub revisions: Vec<Value>,
 }
 
 /// One kind mesh-sim reads: group, versions to try in order, kind, and where its objects go
@@ -103,7 +107,7 @@ const fn read(
 
 const SMI: &[&str] = &["v1alpha4", "v1alpha3", "v1alpha2", "v1alpha1"];
 
-const KINDS: [KindSpec; 20] = [
+const KINDS: [KindSpec; 22] = [
     read("", &["v1"], "Service", |s| &mut s.services),
     read("apps", &["v1"], "Deployment", |s| &mut s.deployments),
     read("apps", &["v1"], "DaemonSet", |s| &mut s.daemonsets),
@@ -160,6 +164,10 @@ const KINDS: [KindSpec; 20] = [
     read("gloo.solo.io", &["v1"], "Upstream", |s| {
         &mut s.gloo_upstreams
     }),
+    read("serving.knative.dev", &["v1"], "Service", |s| {
+        &mut s.knative_services
+    }),
+    read("serving.knative.dev", &["v1"], "Revision", |s| &mut s.revisions),
 ];
 
 /// How often a kind the API server does not serve (a mesh's CRD not installed yet) is

@@ -6,10 +6,13 @@
 //! - [`routing`]: where a request goes, as Istio, Linkerd (SMI), App Mesh, Gateway API or plain
 //!   Services would send it (weights, header and cookie matches, mirroring, cookies).
 //! - [`metrics`]: each mesh's Prometheus series from the requests carried.
+//! - [`knative`]: Knative Serving's controller (Revisions, their Deployments, the Service's
+//!   status and traffic), the one control plane mesh-sim plays.
 //! - the proxy ([`MeshSim`]): clients reach cluster names through it with `http_proxy`.
 //! - [`prometheus`]: Debian's Prometheus started by a test, scraping loopback targets.
 
 pub mod cluster;
+pub mod knative;
 pub mod metrics;
 pub mod podinfo;
 pub mod prometheus;
@@ -61,7 +64,8 @@ impl MeshSim {
         let state = Arc::new(proxy::Proxy::new(options.upstreams).map_err(Error::Client)?);
         *state.snapshot.write().unwrap_or_else(|e| e.into_inner()) =
             Snapshot::load(&client).await.map_err(Error::Load)?;
-        let mut tasks = cluster::watch_all(client, state.snapshot.clone());
+        let mut tasks = cluster::watch_all(client.clone(), state.snapshot.clone());
+        tasks.push(tokio::spawn(knative::run(client, state.snapshot.clone())));
         tasks.push(tokio::spawn(proxy::serve(listener, state)));
         Ok(MeshSim { addr, tasks })
     }

@@ -767,3 +767,62 @@ fn gloo_routes_through_the_virtual_service_its_route_table_and_upstreams() {
         Route::NoRoute(_)
     ));
 }
+
+#[test]
+fn knative_routes_by_the_services_traffic_to_its_revisions() {
+    // The objects mesh-sim's Knative controller makes for two images of the Service.
+    let mut s = Snapshot::default();
+    let mut ksvc = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "test", "uid": "u1", "generation": 1},
+        "spec": {"template": {"spec": {"containers": [
+            {"image": "ghcr.io/stefanprodan/podinfo:6.0.0", "ports": [{"containerPort": 9898}]}]}}}});
+    for image in ["6.0.0", "6.0.1"] {
+        ksvc["spec"]["template"]["spec"]["containers"][0]["image"] =
+            json!(format!("ghcr.io/stefanprodan/podinfo:{image}"));
+        let plan = mesh_sim::knative::plan(&s, &ksvc);
+        for (res, obj) in plan.creates {
+            match res.kind.as_str() {
+                "Revision" => s.revisions.push(obj),
+                "Deployment" => {
+                    let mut d = obj;
+                    d["status"] = json!({"availableReplicas": 1, "readyReplicas": 1, "replicas": 1});
+                    s.deployments.push(d);
+                }
+                _ => s.services.push(obj),
+            }
+        }
+    }
+    ksvc["spec"]["traffic"] = json!([{"latestRevision": true, "percent": 30},
+        {"revisionName": "podinfo-00001", "percent": 70}]);
+    let plan = mesh_sim::knative::plan(&s, &ksvc);
+    let (.., status) = plan
+        .statuses
+        .iter()
+        .find(|(r, ..)| r.kind == "Service")
+        .expect("the Service's status");
+    ksvc["status"] = status.clone();
+    s.knative_services = vec![ksvc];
+    let via = |host: &str| get(host, &[]);
+    let mut n = 0;
+    let newer = (0..1000)
+        .filter(|_| matches!(route(&s, &via("podinfo.test"), &mut n),
+            Route::Backend { workload, .. } if workload.deployment == "podinfo-00002-deployment"))
+        .count();
+    assert!((250..=350).contains(&newer), "30% of 1000 gave {newer}");
+    match route(&s, &via("podinfo.test.example.com"), &mut 0) {
+        Route::Backend {
+            workload, upstream, ..
+        } => {
+            let rev = workload.deployment.trim_end_matches("-deployment").to_string();
+            assert_eq!(upstream.expect("labelled").name, format!("test/{rev}"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Through Kourier's gateway by Host.
+    s.services.push(json!({"metadata": {"name": "kourier", "namespace": "kourier-system"},
+        "spec": {"selector": {"app": "3scale-kourier-gateway"}, "ports": [{"name": "http2", "port": 80}]}}));
+    assert!(matches!(
+        route(&s, &get("kourier.kourier-system", &[("host", "podinfo.test.example.com")]), &mut 0),
+        Route::Backend { .. }
+    ));
+}

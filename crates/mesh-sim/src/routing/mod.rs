@@ -28,7 +28,8 @@
 //! TraefikServices (see `traefik.rs`); one to Skipper's through the Ingresses of class
 //! `skipper` and their weights (see `skipper.rs`); one to APISIX's gateway through the
 //! ApisixRoutes (see `apisix.rs`); one to Gloo's gateway proxy through the VirtualServices,
-//! their RouteTables and Upstreams (see `gloo.rs`).
+//! their RouteTables and Upstreams (see `gloo.rs`). A Knative Service's host (directly, or
+//! through Kourier's gateway) goes to a revision by its `status.traffic` (see `knative.rs`).
 //!
 //! The destination Service's selector then picks a ready Deployment, the endpoint: its
 //! namespace, name, image and a pod name in Kubernetes' `<deployment>-<hash>-<5 chars>` form.
@@ -54,6 +55,7 @@ mod endpoints;
 mod gatewayapi;
 mod gloo;
 mod istio;
+mod knative;
 mod kuma;
 mod nginx;
 mod skipper;
@@ -211,6 +213,14 @@ pub fn resolve(
                     Entry::Skipper => return skipper::route(s, host, req, pick),
                     Entry::Apisix => return apisix::route(s, host, req, pick),
                     Entry::Gloo => return gloo::route(s, host, req, pick),
+                    Entry::Kourier => {
+                        return match knative::serving(s, host) {
+                            Some(k) => knative::route(s, k, req, pick),
+                            None => Route::NoRoute(format!(
+                                "Kourier has no Knative Service for host {host:?}"
+                            )),
+                        };
+                    }
                     _ => {}
                 }
                 return match gateway_decision(s, host, req, pick, Some(&entry)) {
@@ -240,9 +250,12 @@ pub fn resolve(
             None if apisix::serves(s, host) => return apisix::route(s, host, req, pick),
             None if gloo::serves(s, host) => return gloo::route(s, host, req, pick),
             None => {
-                return Route::NoRoute(format!(
-                    "no Service and no gateway route for host {host:?}"
-                ));
+                return match knative::serving(s, host) {
+                    Some(k) => knative::route(s, k, req, pick),
+                    None => Route::NoRoute(format!(
+                        "no Service and no gateway route for host {host:?}"
+                    )),
+                };
             }
         },
     };
@@ -419,6 +432,8 @@ enum Entry {
     Apisix,
     /// Gloo's gateway proxy: the VirtualServices and the RouteTables they delegate to.
     Gloo,
+    /// Kourier's gateway: the Knative Services by host.
+    Kourier,
 }
 
 /// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
@@ -447,6 +462,9 @@ fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
     }
     if gloo::is_gateway(o) {
         return Some(Entry::Gloo);
+    }
+    if knative::is_gateway(o) {
+        return Some(Entry::Kourier);
     }
     let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
     Some(Entry::Gateway((svc.0.clone(), name.to_string())))

@@ -1,0 +1,163 @@
+//! Knative: the target itself routes. A Knative Service (`serving.knative.dev/v1`) keeps
+//! every revision of its template; flaggerd marks the revision that serves as the primary
+//! with the annotation `flagger.app/primary-revision` and splits `spec.traffic` between it
+//! and the latest revision, which is the canary (flagger-behaviour.md 3.1, 3.7). Knative's
+//! controller programs the split and reports it in `status.traffic`, where the weights are
+//! read back.
+//!
+//! One difference from Flagger (listed in docs/compatibility.md): after a promotion the
+//! primary and the latest revision are the same, and Knative lists it twice in
+//! `status.traffic`; the primary's weight is read from the entry that is not the
+//! `latestRevision` one (Flagger reads the first entry of that name, the latest one, and so
+//! reports a primary weight of 0).
+
+use async_trait::async_trait;
+use canary_api::Canary;
+use canary_core::Routes;
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+use crate::object::{Objects, namespace};
+use crate::{Error, Result, TrafficRouter};
+
+/// The annotation on the Knative Service naming the primary revision.
+pub const PRIMARY_REVISION: &str = "flagger.app/primary-revision";
+
+/// Knative Serving's Service kind.
+pub fn service_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Service");
+    ApiResource::from_gvk_with_plural(&gvk, "services")
+}
+
+/// Knative Serving's Revision kind.
+pub fn revision_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Revision");
+    ApiResource::from_gvk_with_plural(&gvk, "revisions")
+}
+
+/// The revision named primary on a Knative Service.
+pub fn primary_revision(service: &Value) -> Option<&str> {
+    service["metadata"]["annotations"][PRIMARY_REVISION]
+        .as_str()
+        .filter(|n| !n.is_empty())
+}
+
+/// The latest revision Knative created for the Service's template.
+pub fn latest_revision(service: &Value) -> Option<&str> {
+    service["status"]["latestCreatedRevisionName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+}
+
+/// `spec.traffic` for `routes`: the latest revision (the canary) and the primary revision.
+pub fn traffic(primary: &str, routes: Routes) -> Value {
+    json!([
+        {"latestRevision": true, "percent": routes.canary},
+        {"revisionName": primary, "percent": routes.primary},
+    ])
+}
+
+/// The weights Knative reports in `status.traffic`.
+pub fn routes_of(service: &Value, canary: &Canary) -> Result<Routes> {
+    let what = describe(canary);
+    let primary = primary_revision(service)
+        .ok_or_else(|| Error::Invalid(format!("{what} has no {PRIMARY_REVISION} annotation")))?;
+    let entries: Vec<&Value> = service["status"]["traffic"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let latest = entries.iter().find(|t| t["latestRevision"] == true);
+    let primary_entry = entries
+        .iter()
+        .find(|t| t["revisionName"] == primary && t["latestRevision"] != true);
+    let (Some(latest), Some(primary_entry)) = (latest, primary_entry) else {
+        return Err(Error::Invalid(format!(
+            "{what}: status.traffic has no entry for the latest revision and the primary revision {primary} yet"
+        )));
+    };
+    let percent = |t: &Value| t["percent"].as_u64().unwrap_or(0) as u32;
+    Ok(Routes {
+        primary: percent(primary_entry),
+        canary: percent(latest),
+        mirrored: false,
+    })
+}
+
+fn describe(canary: &Canary) -> String {
+    format!(
+        "knative service {}.{}",
+        canary.spec.target_ref.name,
+        namespace(canary)
+    )
+}
+
+/// The router of the `knative` provider: writes the Knative Service the canary targets.
+pub struct KnativeRouter {
+    pub(crate) objects: Objects,
+}
+
+impl KnativeRouter {
+    async fn service(&self, canary: &Canary) -> Result<Value> {
+        let name = &canary.spec.target_ref.name;
+        self.objects
+            .get(canary, &service_resource(), name)
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("{} not found", describe(canary))))
+    }
+
+    async fn merge(&self, canary: &Canary, patch: Value) -> Result<()> {
+        let name = &canary.spec.target_ref.name;
+        self.objects
+            .merge(canary, &service_resource(), name, &patch)
+            .await
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for KnativeRouter {
+    /// Names the latest revision primary when no revision is.
+    async fn reconcile(&self, canary: &Canary) -> Result<()> {
+        let service = self.service(canary).await?;
+        if primary_revision(&service).is_some() {
+            return Ok(());
+        }
+        let latest = latest_revision(&service).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} has no revision yet (status.latestCreatedRevisionName is empty)",
+                describe(canary)
+            ))
+        })?;
+        let patch = json!({"metadata": {"annotations": {PRIMARY_REVISION: latest}}});
+        self.merge(canary, patch).await
+    }
+
+    async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
+        let service = self.service(canary).await?;
+        let primary = primary_revision(&service).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} has no {PRIMARY_REVISION} annotation",
+                describe(canary)
+            ))
+        })?;
+        let patch = json!({"spec": {"traffic": traffic(primary, routes)}});
+        self.merge(canary, patch).await
+    }
+
+    async fn get_routes(&self, canary: &Canary) -> Result<Routes> {
+        routes_of(&self.service(canary).await?, canary)
+    }
+
+    /// Drops the primary annotation, as Flagger does; the traffic stays where it is.
+    async fn finalize(&self, canary: &Canary) -> Result<()> {
+        let name = &canary.spec.target_ref.name;
+        let Some(service) = self.objects.get(canary, &service_resource(), name).await? else {
+            return Ok(());
+        };
+        if primary_revision(&service).is_none() {
+            return Ok(());
+        }
+        let patch = json!({"metadata": {"annotations": {PRIMARY_REVISION: null}}});
+        self.merge(canary, patch).await
+    }
+}
