@@ -138,6 +138,14 @@ const SCENARIOS: &[Scenario] = &[
         run: gloo::gloo,
     },
     Scenario {
+        name: "knative",
+        flagger: "flagger-system",
+        real_only: false,
+        args: &[],
+        what: "Flagger's Knative test: a Knative Service's revisions split by spec.traffic (mesh-sim plays Knative's controller), a promotion that moves flagger.app/primary-revision, a rollback on slow requests",
+        run: targets::knative,
+    },
+    Scenario {
         name: "traefik",
         flagger: "traefik",
         real_only: false,

@@ -337,8 +337,8 @@ mod tests {
     #[test]
     fn a_missing_field_is_required() {
         let mut c = canary(json!({"interval": "1m"}));
-        c["spec"].as_object_mut().expect("spec").remove("service");
-        assert_eq!(error_of(c).1, "spec.service: required");
+        c["spec"].as_object_mut().expect("spec").remove("targetRef");
+        assert_eq!(error_of(c).1, "spec.targetRef: required");
     }
 
     #[test]

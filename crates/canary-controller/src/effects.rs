@@ -303,7 +303,9 @@ impl Effects {
             return match knative::promotion(&self.scene.target) {
                 Some(patch) => {
                     let world = &self.scene.world;
-                    world.merge(knative::SERVICE, &spec.target_ref.name, &patch).await
+                    world
+                        .merge(knative::SERVICE, &spec.target_ref.name, &patch)
+                        .await
                 }
                 None => Ok(()),
             };

@@ -68,12 +68,18 @@ mod tests {
         let rev = json!({"metadata": {"name": "podinfo-00002"},
             "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}});
         let s = revision_status(&rev, "test");
-        assert_eq!((s.name.as_str(), s.available_replicas), ("podinfo-00002.test", 0));
+        assert_eq!(
+            (s.name.as_str(), s.available_replicas),
+            ("podinfo-00002.test", 0)
+        );
         let rev = json!({"metadata": {"name": "podinfo-00002"},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
         assert_eq!(revision_status(&rev, "test").available_replicas, 1);
         let svc = |latest: &str| json!({"status": {"latestCreatedRevisionName": latest}});
-        assert_ne!(revision_hash(&svc("podinfo-00001")), revision_hash(&svc("podinfo-00002")));
+        assert_ne!(
+            revision_hash(&svc("podinfo-00001")),
+            revision_hash(&svc("podinfo-00002"))
+        );
         assert_eq!(
             initialization(&svc("podinfo-00001")),
             Some(json!({

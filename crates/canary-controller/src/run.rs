@@ -129,7 +129,10 @@ pub async fn run(
                 let (store, tx) = (store.clone(), knative_tx.clone());
                 let task = tokio::spawn(feed(api, cache).for_each(move |changes| {
                     for (key, change) in changes {
-                        for r in kind.map(|k| concerned(&store, k, &key, change)).unwrap_or_default() {
+                        for r in kind
+                            .map(|k| concerned(&store, k, &key, change))
+                            .unwrap_or_default()
+                        {
                             let _ = tx.unbounded_send(r);
                         }
                     }

@@ -76,7 +76,9 @@ pub struct CanarySpec {
     pub route_ref: Option<TargetRef>,
     /// The Gloo Upstream to copy into the generated upstreams.
     pub upstream_ref: Option<CrossNamespaceRef>,
-    /// How the target is exposed: the generated Services and routing objects.
+    /// How the target is exposed: the generated Services and routing objects. A Knative
+    /// Service target needs none (Flagger's CRD does not require it).
+    #[serde(default)]
     pub service: CanaryService,
     /// How the canary is judged and how traffic moves.
     pub analysis: Option<CanaryAnalysis>,

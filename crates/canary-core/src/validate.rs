@@ -286,7 +286,8 @@ pub fn is_known_provider(name: &str) -> bool {
 
 fn service(v: &mut Problems, spec: &CanarySpec) {
     let s = &spec.service;
-    if !(1..=65535).contains(&s.port) {
+    // A Knative Service is exposed by Knative: `spec.service` is not read.
+    if !(1..=65535).contains(&s.port) && !spec.target_ref.is_knative_service() {
         v.push(
             "spec.service.port",
             format!("{} is not a port; expected 1 to 65535", s.port),
@@ -660,5 +661,60 @@ mod tests {
         )
         .ok();
         assert!(validate_in(&spec, "test", &nginx).is_empty());
+    }
+
+    #[test]
+    fn a_knative_service_goes_with_the_knative_provider_and_no_autoscaler() {
+        let spec = |target: serde_json::Value, extra: serde_json::Value| -> CanarySpec {
+            let mut v = serde_json::json!({
+                "targetRef": target,
+                "service": {"port": 80},
+                "analysis": {"interval": "1m", "threshold": 5, "iterations": 3}
+            });
+            for (k, x) in extra.as_object().into_iter().flatten() {
+                v[k] = x.clone();
+            }
+            serde_json::from_value(v).expect("spec")
+        };
+        let knative = serde_json::json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"});
+        let problems = |s: &CanarySpec, provider: &str| -> Vec<String> {
+            validate_in(s, "test", &Settings::new(provider))
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        assert!(problems(&spec(knative.clone(), serde_json::json!({})), "knative").is_empty());
+        assert_eq!(
+            problems(&spec(knative.clone(), serde_json::json!({})), "istio"),
+            [
+                "spec.provider: \"istio\" cannot route a Knative Service target; a serving.knative.dev/v1 Service needs the knative provider"
+            ]
+        );
+        let deployment =
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"});
+        assert_eq!(
+            problems(&spec(deployment, serde_json::json!({})), "knative"),
+            [
+                "spec.targetRef: the knative provider routes only a Knative Service (apiVersion serving.knative.dev/v1, kind Service), not apps/v1 Deployment"
+            ]
+        );
+        let scaled = spec(
+            knative,
+            serde_json::json!({"autoscalerRef": {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}}),
+        );
+        assert_eq!(
+            problems(&scaled, "knative"),
+            ["spec.autoscalerRef: a Knative Service scales itself; remove autoscalerRef"]
+        );
+        let other = spec(
+            serde_json::json!({"apiVersion": "serving.knative.dev/v2", "kind": "Service", "name": "podinfo"}),
+            serde_json::json!({}),
+        );
+        assert_eq!(
+            problems(&other, "kubernetes"),
+            [
+                "spec.targetRef.apiVersion: \"serving.knative.dev/v2\" is not supported for a Service; expected v1 or serving.knative.dev/v1"
+            ]
+        );
     }
 }

@@ -5,11 +5,10 @@
 //! controller programs the split and reports it in `status.traffic`, where the weights are
 //! read back.
 //!
-//! One difference from Flagger (listed in docs/compatibility.md): after a promotion the
-//! primary and the latest revision are the same, and Knative lists it twice in
-//! `status.traffic`; the primary's weight is read from the entry that is not the
-//! `latestRevision` one (Flagger reads the first entry of that name, the latest one, and so
-//! reports a primary weight of 0).
+//! One difference from Flagger (listed in docs/compatibility.md): once the primary is the
+//! latest revision, Knative lists it twice in `status.traffic`; the primary's weight is read
+//! from the entry that is not the `latestRevision` one (Flagger reads the first entry of that
+//! name, the latest one, and so reports the canary's weight as the primary's).
 
 use async_trait::async_trait;
 use canary_api::Canary;
@@ -68,9 +67,14 @@ pub fn routes_of(service: &Value, canary: &Canary) -> Result<Routes> {
         .flatten()
         .collect();
     let latest = entries.iter().find(|t| t["latestRevision"] == true);
+    // The primary's own entry; right after a promotion, before flaggerd writes the traffic
+    // again, the primary is the latest revision and has only that entry.
+    let named = |t: &&&Value| t["revisionName"] == primary;
     let primary_entry = entries
         .iter()
-        .find(|t| t["revisionName"] == primary && t["latestRevision"] != true);
+        .filter(named)
+        .find(|t| t["latestRevision"] != true)
+        .or_else(|| entries.iter().find(named));
     let (Some(latest), Some(primary_entry)) = (latest, primary_entry) else {
         return Err(Error::Invalid(format!(
             "{what}: status.traffic has no entry for the latest revision and the primary revision {primary} yet"
@@ -159,5 +163,80 @@ impl TrafficRouter for KnativeRouter {
         }
         let patch = json!({"metadata": {"annotations": {PRIMARY_REVISION: null}}});
         self.merge(canary, patch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canary() -> Canary {
+        let mut c = Canary::from_yaml(
+            "apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: test}
+spec:
+  provider: knative
+  targetRef: {apiVersion: serving.knative.dev/v1, kind: Service, name: podinfo}
+  service: {port: 80}
+",
+        )
+        .expect("canary");
+        c.metadata.namespace = Some("test".into());
+        c
+    }
+
+    fn service(primary: &str, traffic: Value) -> Value {
+        json!({"metadata": {"annotations": {PRIMARY_REVISION: primary}},
+            "status": {"latestCreatedRevisionName": "podinfo-00002", "traffic": traffic}})
+    }
+
+    #[test]
+    fn weights_come_from_the_status_traffic() {
+        let c = canary();
+        let split = service(
+            "podinfo-00001",
+            json!([{"revisionName": "podinfo-00002", "latestRevision": true, "percent": 30},
+                {"revisionName": "podinfo-00001", "latestRevision": false, "percent": 70}]),
+        );
+        let routes = routes_of(&split, &c).expect("routes");
+        assert_eq!((routes.primary, routes.canary), (70, 30));
+        // Promoted: the primary is the latest revision, listed twice once flaggerd wrote the
+        // traffic, once only as the latest before.
+        let promoted = service(
+            "podinfo-00002",
+            json!([{"revisionName": "podinfo-00002", "latestRevision": true, "percent": 0},
+                {"revisionName": "podinfo-00002", "latestRevision": false, "percent": 100}]),
+        );
+        let routes = routes_of(&promoted, &c).expect("routes");
+        assert_eq!((routes.primary, routes.canary), (100, 0));
+        let just_promoted = service(
+            "podinfo-00002",
+            json!([{"revisionName": "podinfo-00002", "latestRevision": true, "percent": 40},
+                {"revisionName": "podinfo-00001", "latestRevision": false, "percent": 60}]),
+        );
+        let routes = routes_of(&just_promoted, &c).expect("routes");
+        assert_eq!((routes.primary, routes.canary), (40, 40));
+        assert_eq!(
+            routes_of(&service("podinfo-00001", json!([])), &c)
+                .unwrap_err()
+                .to_string(),
+            "knative service podinfo.test: status.traffic has no entry for the latest revision and the primary revision podinfo-00001 yet"
+        );
+        assert_eq!(
+            routes_of(&json!({}), &c).unwrap_err().to_string(),
+            "knative service podinfo.test has no flagger.app/primary-revision annotation"
+        );
+        assert_eq!(
+            traffic(
+                "podinfo-00001",
+                Routes {
+                    primary: 90,
+                    canary: 10,
+                    mirrored: false
+                }
+            ),
+            json!([{"latestRevision": true, "percent": 10}, {"revisionName": "podinfo-00001", "percent": 90}])
+        );
     }
 }

@@ -18,6 +18,7 @@ async fn cluster() -> (kube_sim::KubeSim, kube::Client) {
         include_str!("../../mesh-sim/crds/traefik.yaml"),
         include_str!("../../mesh-sim/crds/apisix.yaml"),
         include_str!("../../mesh-sim/crds/gloo.yaml"),
+        include_str!("../../mesh-sim/crds/knative.yaml"),
     ]
     .concat()
     .split("\n---\n")

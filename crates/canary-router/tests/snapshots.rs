@@ -752,3 +752,15 @@ fn gloo_reads_no_weights_from_a_route_table_without_two_destinations() {
         "routetable podinfo.test: spec.routes[0].routeAction.multi.destinations has fewer than 2 destinations"
     );
 }
+
+#[test]
+fn knative_traffic_at_each_weight() {
+    let mut all = serde_json::Map::new();
+    for (label, routes) in weights() {
+        all.insert(
+            label.into(),
+            json!({"spec": {"traffic": canary_router::knative::traffic("podinfo-00001", routes)}}),
+        );
+    }
+    snapshot("knative-traffic", Value::Object(all));
+}

@@ -167,7 +167,9 @@ const KINDS: [KindSpec; 22] = [
     read("serving.knative.dev", &["v1"], "Service", |s| {
         &mut s.knative_services
     }),
-    read("serving.knative.dev", &["v1"], "Revision", |s| &mut s.revisions),
+    read("serving.knative.dev", &["v1"], "Revision", |s| {
+        &mut s.revisions
+    }),
 ];
 
 /// How often a kind the API server does not serve (a mesh's CRD not installed yet) is

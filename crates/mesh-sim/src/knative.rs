@@ -192,7 +192,9 @@ fn traffic(
         if !existing.iter().any(|r| name_of(r) == revision) {
             return (
                 None,
-                Err(format!("Revision {revision:?} referenced in traffic not found")),
+                Err(format!(
+                    "Revision {revision:?} referenced in traffic not found"
+                )),
             );
         }
         out.push(json!({
@@ -205,7 +207,12 @@ fn traffic(
 }
 
 /// A new Revision `rev` of `service`, its Deployment and its Service.
-fn revision_objects(service: &Value, rev: &str, generation: usize, hash: &str) -> Vec<(ApiResource, Value)> {
+fn revision_objects(
+    service: &Value,
+    rev: &str,
+    generation: usize,
+    hash: &str,
+) -> Vec<(ApiResource, Value)> {
     let (ns, name) = (ns_of(service), name_of(service));
     let template = &service["spec"]["template"];
     let owner = json!([{
@@ -232,10 +239,16 @@ fn revision_objects(service: &Value, rev: &str, generation: usize, hash: &str) -
     let mut containers = template["spec"]["containers"].clone();
     for (i, c) in containers.as_array_mut().into_iter().flatten().enumerate() {
         if c["name"].is_null() {
-            c["name"] = json!(if i == 0 { "user-container".to_string() } else { format!("user-container-{i}") });
+            c["name"] = json!(if i == 0 {
+                "user-container".to_string()
+            } else {
+                format!("user-container-{i}")
+            });
         }
     }
-    let port = containers[0]["ports"][0]["containerPort"].as_u64().unwrap_or(8080);
+    let port = containers[0]["ports"][0]["containerPort"]
+        .as_u64()
+        .unwrap_or(8080);
     let deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": format!("{rev}-deployment"), "namespace": ns,
@@ -253,10 +266,25 @@ fn revision_objects(service: &Value, rev: &str, generation: usize, hash: &str) -
         "spec": {"selector": {REVISION_LABEL: rev}, "ports": [{"name": "http", "port": 80, "targetPort": port}]},
     });
     vec![
-        (resource("serving.knative.dev", "v1", "Revision", "revisions"), revision),
-        (resource("apps", "v1", "Deployment", "deployments"), deployment),
+        (
+            resource("serving.knative.dev", "v1", "Revision", "revisions"),
+            revision,
+        ),
+        (
+            resource("apps", "v1", "Deployment", "deployments"),
+            deployment,
+        ),
         (resource("", "v1", "Service", "services"), svc),
     ]
+}
+
+/// Plays Knative's controller on its own, without the proxy (for the controller's tests):
+/// a view of the cluster kept by watches, and the controller's loop. Abort the tasks to stop.
+pub async fn spawn(client: Client) -> Result<Vec<tokio::task::JoinHandle<()>>, kube::Error> {
+    let shared = Arc::new(RwLock::new(Snapshot::load(&client).await?));
+    let mut tasks = crate::cluster::watch_all(client.clone(), shared.clone());
+    tasks.push(tokio::spawn(run(client, shared)));
+    Ok(tasks)
 }
 
 /// Plays Knative's controller for every Knative Service of the cluster until aborted.
@@ -279,7 +307,8 @@ async fn write(client: &Client, plan: Plan) -> Result<(), kube::Error> {
     let apply = PatchParams::apply(MANAGER).force();
     for (res, obj) in plan.creates {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns_of(&obj), &res);
-        api.patch(name_of(&obj), &apply, &Patch::Apply(&obj)).await?;
+        api.patch(name_of(&obj), &apply, &Patch::Apply(&obj))
+            .await?;
     }
     let merge = PatchParams {
         field_manager: Some(MANAGER.into()),
@@ -288,7 +317,8 @@ async fn write(client: &Client, plan: Plan) -> Result<(), kube::Error> {
     for (res, ns, name, status) in plan.statuses {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &res);
         let patch = json!({"status": status});
-        api.patch_status(&name, &merge, &Patch::Merge(&patch)).await?;
+        api.patch_status(&name, &merge, &Patch::Merge(&patch))
+            .await?;
     }
     Ok(())
 }
@@ -334,7 +364,10 @@ mod tests {
         let mut svc = service("podinfo:6.0.0", Value::Null);
         let first = plan(&s, &svc);
         let names: Vec<&str> = first.creates.iter().map(|(_, o)| name_of(o)).collect();
-        assert_eq!(names, ["podinfo-00001", "podinfo-00001-deployment", "podinfo-00001"]);
+        assert_eq!(
+            names,
+            ["podinfo-00001", "podinfo-00001-deployment", "podinfo-00001"]
+        );
         assert_eq!(
             status_of(&first, "Service")["latestCreatedRevisionName"],
             "podinfo-00001"

@@ -785,7 +785,8 @@ fn knative_routes_by_the_services_traffic_to_its_revisions() {
                 "Revision" => s.revisions.push(obj),
                 "Deployment" => {
                     let mut d = obj;
-                    d["status"] = json!({"availableReplicas": 1, "readyReplicas": 1, "replicas": 1});
+                    d["status"] =
+                        json!({"availableReplicas": 1, "readyReplicas": 1, "replicas": 1});
                     s.deployments.push(d);
                 }
                 _ => s.services.push(obj),
@@ -805,15 +806,20 @@ fn knative_routes_by_the_services_traffic_to_its_revisions() {
     let via = |host: &str| get(host, &[]);
     let mut n = 0;
     let newer = (0..1000)
-        .filter(|_| matches!(route(&s, &via("podinfo.test"), &mut n),
-            Route::Backend { workload, .. } if workload.deployment == "podinfo-00002-deployment"))
+        .filter(|_| {
+            matches!(route(&s, &via("podinfo.test"), &mut n),
+            Route::Backend { workload, .. } if workload.deployment == "podinfo-00002-deployment")
+        })
         .count();
     assert!((250..=350).contains(&newer), "30% of 1000 gave {newer}");
     match route(&s, &via("podinfo.test.example.com"), &mut 0) {
         Route::Backend {
             workload, upstream, ..
         } => {
-            let rev = workload.deployment.trim_end_matches("-deployment").to_string();
+            let rev = workload
+                .deployment
+                .trim_end_matches("-deployment")
+                .to_string();
             assert_eq!(upstream.expect("labelled").name, format!("test/{rev}"));
         }
         other => panic!("{other:?}"),
@@ -822,7 +828,14 @@ fn knative_routes_by_the_services_traffic_to_its_revisions() {
     s.services.push(json!({"metadata": {"name": "kourier", "namespace": "kourier-system"},
         "spec": {"selector": {"app": "3scale-kourier-gateway"}, "ports": [{"name": "http2", "port": 80}]}}));
     assert!(matches!(
-        route(&s, &get("kourier.kourier-system", &[("host", "podinfo.test.example.com")]), &mut 0),
+        route(
+            &s,
+            &get(
+                "kourier.kourier-system",
+                &[("host", "podinfo.test.example.com")]
+            ),
+            &mut 0
+        ),
         Route::Backend { .. }
     ));
 }

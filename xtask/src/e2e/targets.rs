@@ -1,6 +1,7 @@
 //! Targets and autoscalers beyond the seeds', as Flagger's own end-to-end tests play them:
 //! KEDA (`test/keda/`), a ScaledObject as `autoscalerRef`; and a Service as `targetRef`
-//! (Flagger's service controller, which its e2e tests leave out).
+//! (Flagger's service controller, which its e2e tests leave out); and a Knative Service
+//! (`test/knative/`).
 
 use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
@@ -211,5 +212,156 @@ pub(super) fn service_target(p: &mut Play<'_>) -> Result<()> {
         answer.contains("6.0.1"),
         "backend answers {answer:?}, not podinfo 6.0.1"
     );
+    Ok(())
+}
+
+/// The Knative Service of Flagger's Knative test, on podinfo's port.
+const KNATIVE_SERVICE: &str = "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  template:
+    spec:
+      containers:
+        - name: podinfod
+          image: ghcr.io/stefanprodan/podinfo:6.0.0
+          ports:
+            - containerPort: 9898
+";
+
+/// The Canary of Flagger's Knative test.
+const KNATIVE_CANARY: &str = r#"apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  provider: knative
+  targetRef:
+    apiVersion: serving.knative.dev/v1
+    kind: Service
+    name: podinfo
+  progressDeadlineSeconds: 60
+  analysis:
+    interval: 15s
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    metrics:
+    - name: request-success-rate
+      thresholdRange:
+        min: 99
+      interval: 1m
+    - name: request-duration
+      thresholdRange:
+        max: 500
+      interval: 1m
+    webhooks:
+      - name: load-test
+        url: http://flagger-loadtester.test/
+        timeout: 5s
+        metadata:
+          type: cmd
+          cmd: "hey -z 1m -q 5 -c 2 http://podinfo.test"
+          logCmdOutput: "true"
+"#;
+
+/// The Knative Service's primary revision and its spec's traffic.
+fn knative_state(p: &mut Play<'_>) -> Result<(String, String)> {
+    let primary = p.kubectl_words(
+        r"-n test get services.serving podinfo -o jsonpath={.metadata.annotations.flagger\.app/primary-revision}",
+    )?;
+    let traffic = p.kubectl_words(
+        "-n test get services.serving podinfo -o jsonpath={.spec.traffic[*].percent}",
+    )?;
+    Ok((primary.trim().to_string(), traffic.trim().to_string()))
+}
+
+/// A new image for the Knative Service, as Flagger's test patches it.
+fn knative_image(p: &mut Play<'_>, tag: &str) -> Result<()> {
+    let patch = format!(
+        r#"[{{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "ghcr.io/stefanprodan/podinfo:{tag}"}}]"#
+    );
+    p.kubectl(&[
+        "-n",
+        "test",
+        "patch",
+        "services.serving",
+        "podinfo",
+        "--type=json",
+        "-p",
+        &patch,
+    ])?;
+    Ok(())
+}
+
+/// Flagger's Knative e2e test: the canary names the Service's first revision primary; a new
+/// image's revision gets 10..50% of `spec.traffic` (Knative's controller, played by mesh-sim,
+/// programs it and reports `status.traffic`), is judged by Kourier's Envoy series of the
+/// revision and promoted by moving the annotation; a revision answering HTTP 500s is rolled
+/// back, its traffic back on the primary revision.
+pub(super) fn knative(p: &mut Play<'_>) -> Result<()> {
+    p.kubectl(&["create", "namespace", "test"])?;
+    p.loadtester("test")?;
+    p.apply_shown(
+        "podinfo-knative.yaml   # the Knative Service of Flagger's Knative test",
+        KNATIVE_SERVICE,
+    )?;
+    p.canary(
+        KNATIVE_CANARY,
+        "podinfo-canary.yaml   # Flagger's Knative canary",
+    )?;
+    let (primary, traffic) = knative_state(p)?;
+    ensure!(
+        primary == "podinfo-00001" && traffic == "0 100",
+        "after the initialization the primary revision is {primary:?} with traffic {traffic:?}, not podinfo-00001 with 0 100"
+    );
+    knative_image(p, "6.0.1")?;
+    p.until(&["Progressing"])?;
+    finish(p, "the release of 6.0.1", "Succeeded")?;
+    let mut events = vec!["New revision detected! Scaling up podinfo.test".to_string()];
+    events.extend((1..=5).map(|i| format!("Advance podinfo.test canary weight {}", i * 10)));
+    events.extend([
+        "Copying podinfo.test template spec to podinfo-primary.test".to_string(),
+        "Routing all traffic to primary".to_string(),
+        "Promotion completed! Scaling down podinfo.test".to_string(),
+    ]);
+    expect(p, &events)?;
+    let (primary, traffic) = knative_state(p)?;
+    ensure!(
+        primary == "podinfo-00002" && traffic == "0 100",
+        "after the promotion the primary revision is {primary:?} with traffic {traffic:?}, not podinfo-00002 with 0 100"
+    );
+    super::providers::promoted_by_series(p, "Kourier's Envoy series of revision podinfo-00002")?;
+    // HTTP 500s sent to the Service while the next revision is analysed (Flagger's test slows
+    // its requests down instead; the rollback is the same).
+    let mark = p.events.len();
+    knative_image(p, "6.0.2")?;
+    p.background(
+        "watch curl http://podinfo.test/status/500",
+        "while true; do curl -s --max-time 5 http://podinfo.test/status/500 >/dev/null; sleep 0.2; done",
+        std::time::Duration::from_secs(150),
+    )?;
+    p.until(&["Progressing"])?;
+    let ended = finish(p, "the release of 6.0.2", "Failed");
+    p.stop_background();
+    ended?;
+    super::steps::in_order(
+        &p.events[mark..],
+        &[
+            "New revision detected! Scaling up podinfo.test",
+            "Halt podinfo.test advancement success rate",
+            "Rolling back podinfo.test failed checks threshold reached",
+            "Canary failed! Scaling down podinfo.test",
+        ],
+    )?;
+    let (primary, traffic) = knative_state(p)?;
+    ensure!(
+        primary == "podinfo-00002" && traffic == "0 100",
+        "after the rollback the primary revision is {primary:?} with traffic {traffic:?}, not podinfo-00002 with 0 100"
+    );
+    println!("  the primary revision is still podinfo-00002 with all the traffic");
     Ok(())
 }

@@ -78,6 +78,7 @@ pub async fn install_mesh_crds(client: &Client) {
     for doc in [
         include_str!("../../../mesh-sim/crds/meshes.yaml"),
         include_str!("../../../mesh-sim/crds/contour.yaml"),
+        include_str!("../../../mesh-sim/crds/knative.yaml"),
         include_str!("../../../mesh-sim/crds/traefik.yaml"),
         include_str!("../../../mesh-sim/crds/apisix.yaml"),
         include_str!("../../../mesh-sim/crds/keda.yaml"),

@@ -9,7 +9,9 @@
 
 use serde_json::Value;
 
-use super::{Decision, Pick, Proxy, Request, Route, Upstream, backend_of, name_of, ns_of, weighted};
+use super::{
+    Decision, Pick, Proxy, Request, Route, Upstream, backend_of, name_of, ns_of, weighted,
+};
 use crate::cluster::Snapshot;
 
 /// True when the request reached Kourier's gateway.
@@ -55,7 +57,10 @@ pub(super) fn route(s: &Snapshot, ksvc: &Value, req: &Request, pick: &mut dyn Pi
         ));
     }
     let Some(revision) = weighted(&items, pick) else {
-        return Route::NoRoute(format!("Knative Service {ns}/{} has no traffic", name_of(ksvc)));
+        return Route::NoRoute(format!(
+            "Knative Service {ns}/{} has no traffic",
+            name_of(ksvc)
+        ));
     };
     let decision = Decision {
         via: format!(

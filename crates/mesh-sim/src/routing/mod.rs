@@ -252,9 +252,9 @@ pub fn resolve(
             None => {
                 return match knative::serving(s, host) {
                     Some(k) => knative::route(s, k, req, pick),
-                    None => Route::NoRoute(format!(
-                        "no Service and no gateway route for host {host:?}"
-                    )),
+                    None => {
+                        Route::NoRoute(format!("no Service and no gateway route for host {host:?}"))
+                    }
                 };
             }
         },
