@@ -287,7 +287,17 @@ pub fn is_known_provider(name: &str) -> bool {
 fn service(v: &mut Problems, spec: &CanarySpec) {
     let s = &spec.service;
     // A Knative Service is exposed by Knative: `spec.service` is not read.
-    if !(1..=65535).contains(&s.port) && !spec.target_ref.is_knative_service() {
+    if spec.target_ref.is_knative_service() {
+        return;
+    }
+    if *s == crate::spec::CanaryService::default() {
+        v.push(
+            "spec.service",
+            "required: the port of the Services in front of the target (spec.service.port)",
+        );
+        return;
+    }
+    if !(1..=65535).contains(&s.port) {
         v.push(
             "spec.service.port",
             format!("{} is not a port; expected 1 to 65535", s.port),
@@ -474,6 +484,7 @@ mod tests {
         spec.provider = Some("consul".into());
         spec.target_ref.kind = "StatefulSet".into();
         spec.service.port = 0;
+        spec.service.port_name = Some("http".into());
         let a = spec.analysis.as_mut().expect("analysis");
         a.interval = Some("1 minute".into());
         a.step_weight = None;
