@@ -142,7 +142,7 @@ const SCENARIOS: &[Scenario] = &[
         flagger: "flagger-system",
         real_only: false,
         args: &[],
-        what: "Flagger's Knative test: a Knative Service's revisions split by spec.traffic (mesh-sim plays Knative's controller), a promotion that moves flagger.app/primary-revision, a rollback on slow requests",
+        what: "Flagger's Knative test: a Knative Service's revisions split by spec.traffic (mesh-sim plays Knative's controller), a promotion that moves flagger.app/primary-revision, a rollback on HTTP 500s",
         run: targets::knative,
     },
     Scenario {

@@ -124,23 +124,29 @@ async fn hooks(
     out
 }
 
-/// Flagger's Knative observer reads the latest revision as the builtin queries' `route`
-/// (their `envoy_cluster_name` is `<ns>/<revision>`): for a Knative Service target, the canary
-/// as the builtin checks see it, its `routeRef` naming that revision.
-async fn knative_builtin_route(ctx: &Context, canary: &Canary) -> Option<Canary> {
+/// For a Knative Service target, the canary as its checks see it: Flagger models `route` as
+/// the Service's latest revision for every query (builtin, inline and template; the builtin
+/// ones read `envoy_cluster_name="<ns>/<revision>"`), here by a `routeRef` naming it. `Ok(None)`
+/// for other targets; an error when the Knative Service cannot be read, which fails every
+/// check of the step (Flagger's "Error fetching Knative service").
+async fn knative_view(ctx: &Context, canary: &Canary) -> Result<Option<Canary>, String> {
     if !canary.spec.target_ref.is_knative_service() {
-        return None;
+        return Ok(None);
     }
-    let world = crate::observe::World::new(
-        ctx,
-        canary,
-        canary.metadata.namespace.as_deref().unwrap_or_default(),
-    );
-    let service = world
-        .get(crate::knative::SERVICE, &canary.spec.target_ref.name)
-        .await
-        .ok()??;
-    let latest = canary_router::knative::latest_revision(&service)?;
+    let ns = canary.metadata.namespace.as_deref().unwrap_or_default();
+    let name = &canary.spec.target_ref.name;
+    let world = crate::observe::World::new(ctx, canary, ns);
+    let service = match world.get(crate::knative::SERVICE, name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(format!("knative service {name}.{ns} not found")),
+        Err(e) => {
+            return Err(format!(
+                "cannot read knative service {name}.{ns}: {}",
+                crate::error_chain(&e)
+            ));
+        }
+    };
+    let latest = canary_router::knative::latest_revision(&service).unwrap_or_default();
     let mut seen = canary.clone();
     seen.spec.route_ref = Some(canary_core::spec::TargetRef {
         api_version: Some(canary_core::spec::KNATIVE_SERVING.into()),
@@ -148,7 +154,7 @@ async fn knative_builtin_route(ctx: &Context, canary: &Canary) -> Option<Canary>
         name: latest.into(),
         ..Default::default()
     });
-    Some(seen)
+    Ok(Some(seen))
 }
 
 /// Every metric of the analysis, in spec order.
@@ -156,16 +162,16 @@ async fn metrics(ctx: &Context, canary: &Canary) -> Vec<MetricResult> {
     let spec: &canary_core::CanarySpec = &canary.spec;
     let ns = canary.metadata.namespace.as_deref().unwrap_or_default();
     let mut results = Vec::new();
-    let revision = knative_builtin_route(ctx, canary).await;
+    let view = knative_view(ctx, canary).await;
     for m in spec
         .analysis()
         .map(|a| a.metrics.clone())
         .unwrap_or_default()
     {
-        let builtin = m.template_ref.is_none() && m.query.is_none();
-        let outcome = match &revision {
-            Some(c) if builtin => ctx.metrics.query(c, &m).await,
-            _ => ctx.metrics.query(canary, &m).await,
+        let outcome = match &view {
+            Ok(Some(seen)) => ctx.metrics.query(seen, &m).await,
+            Ok(None) => ctx.metrics.query(canary, &m).await,
+            Err(e) => canary_core::MetricOutcome::Error(e.clone()),
         };
         if let canary_core::MetricOutcome::Value(v) = outcome {
             ctx.stats.set_metric(&spec.target_ref.name, ns, &m.name, v);

@@ -289,8 +289,10 @@ impl Context {
     /// written without owner references, which cannot point across clusters.
     pub fn route_in(mut self, mesh_client: kube::Client) -> Context {
         let options = self.settings.router_options();
+        let local = self.client.clone();
         self.routers = Box::new(move |provider, selector| {
-            canary_router::for_provider_remote(provider, mesh_client.clone(), selector, &options)
+            let (mesh, local) = (mesh_client.clone(), local.clone());
+            canary_router::for_provider_remote(provider, mesh, local, selector, &options)
         });
         self
     }

@@ -430,18 +430,18 @@ fn concerned(
                     let target = &c.spec.target_ref;
                     target.is_knative_service() && target.name == *name
                 }
-                // `<service>-<5 digits>`: a revision of the Knative Service.
+                // Knative names a Service's revisions `<service>-…` (`-00001` unless the
+                // template names them, which Knative requires to start so too).
                 crate::knative::REVISION => {
                     let target = &c.spec.target_ref;
                     target.is_knative_service()
                         && name
                             .strip_prefix(target.name.as_str())
-                            .and_then(|rest| rest.strip_prefix('-'))
-                            .is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_digit()))
+                            .is_some_and(|rest| rest.starts_with('-'))
                 }
                 "Service" => {
                     let target = &c.spec.target_ref;
-                    change == Change::Spec && target.kind == "Service" && target.name == *name
+                    change == Change::Spec && target.is_core_service() && target.name == *name
                 }
                 "Deployment" | "DaemonSet" => {
                     let target = &c.spec.target_ref;

@@ -91,7 +91,6 @@ impl Settings {
         canary_router::Options {
             ingress_annotations_prefix: self.ingress_annotations_prefix.clone(),
             ingress_class: self.ingress_class.clone(),
-            include_label_prefix: self.include_label_prefix.clone(),
         }
     }
 }

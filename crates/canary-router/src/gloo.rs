@@ -6,8 +6,7 @@
 //! (the names Gloo's Envoy clusters and the builtin queries carry): a Kubernetes upstream of
 //! the Service (its name, namespace, the canary's port and the Service's selector) with the
 //! connection settings of the Upstream `spec.upstreamRef` names (labels, TLS, circuit
-//! breakers, connection, load balancing, HTTP/2, window sizes, proxy host name); the upstream's
-//! own labels are those of its spec that `-include-label-prefix` keeps. The RouteTable's
+//! breakers, connection, load balancing, HTTP/2, window sizes, proxy host name). The RouteTable's
 //! first route inherits the VirtualService's path matchers, matches the analysis' headers and
 //! methods in A/B testing, and carries the weights (a weight of 0 is left out, as Gloo's Go
 //! types write it).
@@ -18,7 +17,8 @@
 //! reaches them; in A/B testing a second route sends the requests without the headers to the
 //! primary (Flagger's only route matches the headers, so Gloo answers every other request
 //! with 404); a header's prefix or suffix becomes a regular expression (Flagger writes an
-//! empty value, which matches any value).
+//! empty value, which matches any value); the proxy host name is copied (Flagger's Go type
+//! spells the field `httpProxyHostName`, so it never copies Gloo's `httpProxyHostname`).
 
 use canary_api::Canary;
 use canary_core::Routes;
@@ -80,7 +80,8 @@ impl Side {
     }
 }
 
-/// The fields of the `upstreamRef` Upstream copied into both Upstreams.
+/// The fields of the `upstreamRef` Upstream copied into both Upstreams, when it has them
+/// (`labels` and `useHttp2` are in Flagger's Go type but not in Gloo's current schema).
 const COPIED: [&str; 9] = [
     "labels",
     "sslConfig",
@@ -90,18 +91,12 @@ const COPIED: [&str; 9] = [
     "useHttp2",
     "initialStreamWindowSize",
     "initialConnectionWindowSize",
-    "httpProxyHostName",
+    "httpProxyHostname",
 ];
 
 /// The Upstream of `side`, pointing at `service` (the side's Service as read from the API
 /// server), with the settings of `config` (the `upstreamRef` Upstream, when there is one).
-pub fn upstream(
-    canary: &Canary,
-    side: Side,
-    service: &Value,
-    config: Option<&Value>,
-    include_label_prefix: &[String],
-) -> Value {
+pub fn upstream(canary: &Canary, side: Side, service: &Value, config: Option<&Value>) -> Value {
     let mut spec = Map::new();
     for field in COPIED {
         if let Some(v) = config.map(|c| &c["spec"][field])
@@ -121,22 +116,7 @@ pub fn upstream(
         kube["selector"] = json!(sel);
     }
     spec.insert("kube".into(), kube);
-    let mut metadata = managed_metadata(canary, &side.upstream_name(canary), false);
-    let labels: Map<String, Value> = spec
-        .get("labels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| {
-            include_label_prefix
-                .iter()
-                .any(|p| p == "*" || k.starts_with(p.as_str()))
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if !labels.is_empty() {
-        metadata["labels"] = json!(labels);
-    }
+    let metadata = managed_metadata(canary, &side.upstream_name(canary), false);
     json!({
         "apiVersion": "gloo.solo.io/v1",
         "kind": "Upstream",

@@ -80,10 +80,17 @@ pub fn routes_of(service: &Value, canary: &Canary) -> Result<Routes> {
             "{what}: status.traffic has no entry for the latest revision and the primary revision {primary} yet"
         )));
     };
-    let percent = |t: &Value| t["percent"].as_u64().unwrap_or(0) as u32;
+    // A missing percent is not 0: Knative has not reported the split yet.
+    let percent = |t: &Value, role: &str| {
+        t["percent"].as_u64().map(|p| p as u32).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{what}: status.traffic has no percent for the {role} revision"
+            ))
+        })
+    };
     Ok(Routes {
-        primary: percent(primary_entry),
-        canary: percent(latest),
+        primary: percent(primary_entry, "primary")?,
+        canary: percent(latest, "latest")?,
         mirrored: false,
     })
 }

@@ -116,8 +116,6 @@ pub struct Options {
     pub ingress_annotations_prefix: String,
     /// `-ingress-class`: the `ingressClassName` of Contour's HTTPProxies (none when empty).
     pub ingress_class: String,
-    /// `-include-label-prefix`: the labels of a Gloo Upstream's spec its metadata carries.
-    pub include_label_prefix: Vec<String>,
 }
 
 impl Default for Options {
@@ -125,7 +123,6 @@ impl Default for Options {
         Options {
             ingress_annotations_prefix: nginx::DEFAULT_PREFIX.into(),
             ingress_class: String::new(),
-            include_label_prefix: Vec::new(),
         }
     }
 }
@@ -149,12 +146,17 @@ pub fn for_provider_cached(
     cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
     options: &Options,
 ) -> Result<Box<dyn TrafficRouter>> {
-    router(provider, client, selector, cache, true, options)
+    let local = client.clone();
+    router(provider, client, local, selector, cache, true, options)
 }
 
+/// The router of `provider`: its routing objects read and written with `client`, the
+/// objects of the canary's own cluster (the Services Gloo reads, a Knative Service target)
+/// with `local`.
 fn router(
     provider: &str,
     client: kube::Client,
+    local: kube::Client,
     selector: Option<appmesh::PodSelector>,
     cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
     owner_references: bool,
@@ -163,8 +165,9 @@ fn router(
     if !canary_core::validate::is_known_provider(provider) {
         return Err(Error::UnknownProvider(provider.to_string()));
     }
-    let objects = Objects {
+    let mut objects = Objects {
         client,
+        local,
         selector,
         cache,
         owner_references,
@@ -175,7 +178,11 @@ fn router(
         "nginx" => cloned::Flavor::Nginx(options.ingress_annotations_prefix.clone()),
         "skipper" => cloned::Flavor::Skipper,
         "apisix" => cloned::Flavor::Apisix,
-        "knative" => return Ok(Box::new(knative::KnativeRouter { objects })),
+        // The target is the routing object: it lives in the canary's cluster.
+        "knative" => {
+            objects.client = objects.local.clone();
+            return Ok(Box::new(knative::KnativeRouter { objects }));
+        }
         other => {
             let kind = kind_of(other)?;
             return Ok(Box::new(ObjectRouter { objects, kind }));
@@ -206,15 +213,18 @@ fn kind_of(provider: &str) -> Result<Kind> {
 }
 
 /// [`for_provider`] for routing objects kept in another cluster than the canary (Flagger's
-/// `-kubeconfig-service-mesh`): written without owner references, which cannot point to
-/// an object of another cluster.
+/// `-kubeconfig-service-mesh`, `client`): written without owner references, which cannot
+/// point to an object of another cluster. What lives with the canary is read with `local`:
+/// the Services Gloo's Upstreams name, and a Knative Service target (routed where it is, as
+/// Flagger's Knative router uses its local client).
 pub fn for_provider_remote(
     provider: &str,
     client: kube::Client,
+    local: kube::Client,
     selector: Option<appmesh::PodSelector>,
     options: &Options,
 ) -> Result<Box<dyn TrafficRouter>> {
-    router(provider, client, selector, None, false, options)
+    router(provider, client, local, selector, None, false, options)
 }
 
 /// The providers whose routing objects are built from the canary alone (NGINX, Skipper and

@@ -17,6 +17,9 @@ use crate::{Error, Kind, Result, TrafficRouter, apex_name, appmesh, cached, gloo
 pub struct Objects {
     pub(crate) client: kube::Client,
     pub(crate) selector: Option<appmesh::PodSelector>,
+    /// The client of the canary's own cluster: `client` unless the routing objects live in
+    /// another cluster (`-kubeconfig-service-mesh`). Gloo reads the Services there.
+    pub(crate) local: kube::Client,
     pub(crate) cache: Option<std::sync::Arc<dyn cached::ObjectCache>>,
     /// Whether the objects are owned by the canary (not when they live in another cluster).
     pub(crate) owner_references: bool,
@@ -52,33 +55,57 @@ impl Objects {
         resource: &ApiResource,
         name: &str,
     ) -> Result<Option<Value>> {
-        self.get_in(scope(canary, resource), resource, name).await
+        self.read(&self.client, scope(canary, resource), resource, name, true)
+            .await
     }
 
-    /// An object of namespace `ns` (none: cluster-scoped), from the cache when it knows it.
-    pub(crate) async fn get_in(
+    /// An object of the canary's own cluster and namespace (a Service Gloo's upstreams point
+    /// at), wherever the routing objects live.
+    pub(crate) async fn get_local(
+        &self,
+        canary: &Canary,
+        resource: &ApiResource,
+        name: &str,
+    ) -> Result<Option<Value>> {
+        self.read(&self.local, namespace(canary), resource, name, true)
+            .await
+    }
+
+    /// An object of another namespace (Gloo's `upstreamRef`), read from the API server: the
+    /// caches watch only the canaries' namespace when flaggerd runs with `-namespace`.
+    pub(crate) async fn get_elsewhere(
         &self,
         ns: &str,
         resource: &ApiResource,
         name: &str,
     ) -> Result<Option<Value>> {
-        if let Some(known) = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.lookup(resource, ns, name))
-        {
+        self.read(&self.client, ns, resource, name, false).await
+    }
+
+    /// An object of namespace `ns` (none: cluster-scoped), from the cache when `cached` and
+    /// the cache knows it.
+    async fn read(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        resource: &ApiResource,
+        name: &str,
+        cached: bool,
+    ) -> Result<Option<Value>> {
+        let cache = self.cache.as_ref().filter(|_| cached);
+        if let Some(known) = cache.and_then(|c| c.lookup(resource, ns, name)) {
             return Ok(known);
         }
         let api: Api<DynamicObject> = match ns {
-            "" => Api::all_with(self.client.clone(), resource),
-            _ => Api::namespaced_with(self.client.clone(), ns, resource),
+            "" => Api::all_with(client.clone(), resource),
+            _ => Api::namespaced_with(client.clone(), ns, resource),
         };
         let obj = api
             .get_opt(name)
             .await
             .map_err(|e| io("get", resource, ns, name, e))?
             .and_then(|o| serde_json::to_value(o).ok());
-        if let Some(c) = &self.cache {
+        if let Some(c) = cache {
             c.fill(resource, ns, name, obj.as_ref());
         }
         Ok(obj)
@@ -288,7 +315,10 @@ impl ObjectRouter {
         let config = match &canary.spec.upstream_ref {
             Some(r) => {
                 let ns = r.namespace.as_deref().unwrap_or(namespace(canary));
-                let found = self.objects.get_in(ns, &upstreams, &r.name).await?;
+                let found = match ns == namespace(canary) {
+                    true => self.objects.get(canary, &upstreams, &r.name).await?,
+                    false => self.objects.get_elsewhere(ns, &upstreams, &r.name).await?,
+                };
                 Some(found.ok_or_else(|| {
                     Error::Invalid(format!(
                         "spec.upstreamRef.name: upstream {}.{ns} not found",
@@ -302,14 +332,13 @@ impl ObjectRouter {
         let mut out = Vec::new();
         for side in [gloo::Side::Primary, gloo::Side::Canary] {
             let name = side.service_name(canary);
-            let Some(service) = self.objects.get(canary, &services, &name).await? else {
+            let Some(service) = self.objects.get_local(canary, &services, &name).await? else {
                 return Err(Error::Invalid(format!(
                     "service {name}.{} not found: Gloo's upstream needs it",
                     namespace(canary)
                 )));
             };
-            let prefixes = &self.objects.options.include_label_prefix;
-            let up = gloo::upstream(canary, side, &service, config.as_ref(), prefixes);
+            let up = gloo::upstream(canary, side, &service, config.as_ref());
             out.push((upstreams.clone(), up));
         }
         Ok(out)

@@ -352,9 +352,14 @@ async fn a_canary_made_again_under_its_name_keeps_its_predecessors_objects_as_it
 async fn in_another_cluster_its_own_objects_are_not_taken_for_a_users() {
     let (_sim, client) = cluster().await;
     let canary = seed("004-istio.yaml");
-    let router =
-        canary_router::for_provider_remote("istio", client.clone(), None, &Default::default())
-            .expect("router");
+    let router = canary_router::for_provider_remote(
+        "istio",
+        client.clone(),
+        client.clone(),
+        None,
+        &Default::default(),
+    )
+    .expect("router");
     router.reconcile(&canary).await.expect("reconcile");
     for w in [10, 20] {
         let routes = Routes {

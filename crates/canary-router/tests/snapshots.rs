@@ -690,20 +690,14 @@ fn gloo_route_table_and_upstreams() {
         "static": {"hosts": [{"addr": "example.com", "port": 80}]},
         "labels": {"team": "payments", "app.kubernetes.io/part-of": "shop"},
         "connectionConfig": {"connectTimeout": "2s", "maxRequestsPerConnection": 51},
+        "httpProxyHostname": "podinfo.example.com",
         "loadBalancerConfig": {"roundRobin": {"slowStartConfig": {"slowStartWindow": "2m", "minWeightPercent": 5}}},
     }});
-    let prefixes = vec!["app.kubernetes.io".to_string()];
     let primary = podinfo_service("podinfo-primary", "podinfo-primary");
-    all["primary upstream"] = gloo::upstream(
-        &canary,
-        gloo::Side::Primary,
-        &primary,
-        Some(&config),
-        &prefixes,
-    );
+    all["primary upstream"] = gloo::upstream(&canary, gloo::Side::Primary, &primary, Some(&config));
     let bare = podinfo_service("podinfo-canary", "podinfo");
     all["canary upstream without upstreamRef"] =
-        gloo::upstream(&canary, gloo::Side::Canary, &bare, None, &prefixes);
+        gloo::upstream(&canary, gloo::Side::Canary, &bare, None);
     snapshot("gloo-weights", all);
 }
 
