@@ -21,6 +21,7 @@
 //! - Contour's Envoy, for requests it routed: `envoy_cluster_upstream_rq` and
 //!   `envoy_cluster_upstream_rq_time` by `envoy_cluster_name` (`<namespace>_<service>_<port>`),
 //!   in the same families as App Mesh's; Gloo's, the same families by `<upstream>_<namespace>`;
+//!   Kourier's (Knative), by `<namespace>/<revision>`;
 //! - Kuma's sidecars, for requests a TrafficRoute split: Envoy's families with
 //!   `envoy_cluster_name="localhost_<port>"` and the Kuma `service` that answered;
 //! - Traefik, for requests it routed: `traefik_service_requests_total` and
@@ -37,13 +38,18 @@
 //!   labels).
 //!
 //! Every request is counted in all four, so one proxy serves whichever provider a canary
-//! uses. Histograms use each project's default buckets.
+//! uses. Histograms use each project's default buckets. `workloads.rs` writes the sidecars'
+//! and the app's families, `ingresses.rs` the ingress proxies' (and App Mesh's Envoy, which
+//! shares Envoy's family with them).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::routing::{IngressHit, Proxy, Upstream, Workload};
+use crate::routing::{IngressHit, Upstream, Workload};
+
+mod ingresses;
+mod workloads;
 
 const ISTIO_MS: &[f64] = &[
     1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
@@ -168,300 +174,30 @@ impl Metrics {
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::new();
-        // Istio's, Linkerd's and Envoy's histograms carry no status code: one per workload.
-        let mut by_workload: BTreeMap<&Workload, Series> = BTreeMap::new();
-        for ((w, _), s) in series.iter() {
-            by_workload.entry(w).or_default().add(s);
-        }
-        let counter =
-            |out: &mut String, name: &str, rows: &mut dyn Iterator<Item = (String, u64)>| {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                for (labels, n) in rows {
-                    let _ = writeln!(out, "{name}{{{labels}}} {n}");
-                }
-            };
-        // The source's sidecar sees the destination workload, not its pods.
-        let mut by_destination: BTreeMap<(&str, &str, u16), Series> = BTreeMap::new();
-        let mut by_destination_only: BTreeMap<(&str, &str), Series> = BTreeMap::new();
-        for ((w, code), s) in series.iter() {
-            let key = (w.namespace.as_str(), w.deployment.as_str());
-            by_destination
-                .entry((key.0, key.1, *code))
-                .or_default()
-                .add(s);
-            by_destination_only.entry(key).or_default().add(s);
-        }
-        counter(
-            &mut out,
-            "istio_requests_total",
-            &mut series
-                .iter()
-                .map(|((w, code), s)| {
-                    let labels = istio_destination_labels(w);
-                    (format!("{labels},response_code=\"{code}\""), s.count)
-                })
-                .chain(by_destination.iter().map(|((ns, workload, code), s)| {
-                    let labels = istio_source_labels(ns, workload);
-                    (format!("{labels},response_code=\"{code}\""), s.count)
-                })),
-        );
-        let _ = writeln!(out, "# TYPE istio_request_duration_milliseconds histogram");
-        for (w, s) in &by_workload {
-            let labels = istio_destination_labels(w);
-            histogram(
-                &mut out,
-                "istio_request_duration_milliseconds",
-                &labels,
-                s,
-                0,
-            );
-        }
-        for ((ns, workload), s) in &by_destination_only {
-            let labels = istio_source_labels(ns, workload);
-            histogram(
-                &mut out,
-                "istio_request_duration_milliseconds",
-                &labels,
-                s,
-                0,
-            );
-        }
-        counter(
-            &mut out,
-            "response_total",
-            &mut series.iter().map(|((w, code), s)| {
-                let class = if *code >= 500 { "failure" } else { "success" };
-                let labels = format!(
-                    "{},classification=\"{class}\",status_code=\"{code}\"",
-                    linkerd_labels(w)
-                );
-                (labels, s.count)
-            }),
-        );
-        let _ = writeln!(out, "# TYPE response_latency_ms histogram");
-        for (w, s) in &by_workload {
-            histogram(&mut out, "response_latency_ms", &linkerd_labels(w), s, 1);
-        }
-        let by_code =
-            |out: &mut String, name: &str, code_label: &str, labels: fn(&Workload) -> String| {
-                counter(
-                    out,
-                    name,
-                    &mut series.iter().map(|((w, code), s)| {
-                        (format!("{},{code_label}=\"{code}\"", labels(w)), s.count)
-                    }),
-                );
-            };
-        by_code(&mut out, "osm_request_total", "response_code", osm_labels);
-        per_workload(
-            &mut out,
-            "osm_request_duration_ms",
-            osm_labels,
-            &by_workload,
-            0,
-        );
-        // Envoy's families: App Mesh's sidecars by pod, and Contour's and Gloo's Envoy by upstream
-        // cluster, in one family each.
         let upstreams = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
-        let by_labels = |proxy: Proxy, labels: &dyn Fn(&Upstream, u16) -> String| {
-            let mut merged: BTreeMap<String, Series> = BTreeMap::new();
-            for ((u, code), s) in upstreams.iter().filter(|((u, _), _)| u.proxy == proxy) {
-                merged.entry(labels(u, *code)).or_default().add(s);
-            }
-            merged
-        };
-        let envoy = |u: &Upstream, _| format!("envoy_cluster_name=\"{}\"", u.name);
-        let envoy_by_code = by_labels(Proxy::Envoy, &|u, code| {
-            format!("{},envoy_response_code=\"{code}\"", envoy(u, code))
-        });
-        // Kuma's dataplanes: the inbound cluster `localhost_<port>` of the Kuma service.
-        let kuma = |u: &Upstream, _| {
-            let port = u.name.rsplit('_').next().unwrap_or_default();
-            format!(
-                "envoy_cluster_name=\"localhost_{port}\",service=\"{}\"",
-                u.name
-            )
-        };
-        let kuma_by_code = by_labels(Proxy::Kuma, &|u, code| {
-            format!("{},envoy_response_code=\"{code}\"", kuma(u, code))
-        });
-        counter(
-            &mut out,
-            "envoy_cluster_upstream_rq",
-            &mut series
-                .iter()
-                .map(|((w, code), s)| {
-                    (
-                        format!("{},envoy_response_code=\"{code}\"", pod_labels(w)),
-                        s.count,
-                    )
-                })
-                .chain(envoy_by_code.iter().map(|(l, s)| (l.clone(), s.count)))
-                .chain(kuma_by_code.iter().map(|(l, s)| (l.clone(), s.count))),
-        );
-        per_workload(
-            &mut out,
-            "envoy_cluster_upstream_rq_time",
-            pod_labels,
-            &by_workload,
-            2,
-        );
-        let envoy_rows = by_labels(Proxy::Envoy, &envoy);
-        for (labels, s) in envoy_rows.iter().chain(&by_labels(Proxy::Kuma, &kuma)) {
-            histogram(&mut out, "envoy_cluster_upstream_rq_time", labels, s, 2);
-        }
-        // Traefik's, by service, code, method and protocol.
-        let traefik = by_labels(Proxy::Traefik, &|u, code| {
-            format!(
-                "code=\"{code}\",method=\"{}\",protocol=\"http\",service=\"{}\"",
-                u.method, u.name
-            )
-        });
-        counter(
-            &mut out,
-            "traefik_service_requests_total",
-            &mut traefik.iter().map(|(l, s)| (l.clone(), s.count)),
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE traefik_service_request_duration_seconds histogram"
-        );
-        for (labels, s) in &traefik {
-            histogram(
-                &mut out,
-                "traefik_service_request_duration_seconds",
-                labels,
-                s,
-                4,
-            );
-        }
-        // Skipper's, by route ID, code and method.
-        let skipper = by_labels(Proxy::Skipper, &|u, code| {
-            format!(
-                "code=\"{code}\",method=\"{}\",route=\"{}\"",
-                u.method, u.name
-            )
-        });
-        let skipper_route = by_labels(Proxy::Skipper, &|u, _| format!("route=\"{}\"", u.name));
-        let _ = writeln!(out, "# TYPE skipper_response_duration_seconds histogram");
-        for (labels, s) in &skipper {
-            histogram(&mut out, "skipper_response_duration_seconds", labels, s, 3);
-        }
-        let _ = writeln!(out, "# TYPE skipper_serve_route_duration_seconds histogram");
-        for (labels, s) in &skipper_route {
-            histogram(
-                &mut out,
-                "skipper_serve_route_duration_seconds",
-                labels,
-                s,
-                3,
-            );
-        }
-        // APISIX's prometheus plugin, by route name (`prefer_name`).
-        let apisix = by_labels(Proxy::Apisix, &|u, code| {
-            format!(
-                "code=\"{code}\",route=\"{}\",matched_uri=\"\",matched_host=\"\",service=\"\",consumer=\"\",node=\"\"",
-                u.name
-            )
-        });
-        counter(
-            &mut out,
-            "apisix_http_status",
-            &mut apisix.iter().map(|(l, s)| (l.clone(), s.count)),
-        );
-        let apisix_latency = by_labels(Proxy::Apisix, &|u, _| {
-            format!(
-                "type=\"request\",route=\"{}\",service=\"\",consumer=\"\",node=\"\"",
-                u.name
-            )
-        });
-        let _ = writeln!(out, "# TYPE apisix_http_latency histogram");
-        for (labels, s) in &apisix_latency {
-            histogram(&mut out, "apisix_http_latency", labels, s, 5);
-        }
-        let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
-        for ((w, code), s) in series.iter() {
-            let labels = format!(
-                "{},namespace=\"{}\",pod=\"{}\",app=\"{}\",status=\"{code}\"",
-                pod_labels(w),
-                w.namespace,
-                w.pod,
-                w.deployment
-            );
-            histogram(&mut out, "http_request_duration_seconds", &labels, s, 3);
-        }
         let ingress = self.ingress.lock().unwrap_or_else(|e| e.into_inner());
-        counter(
-            &mut out,
-            "nginx_ingress_controller_requests",
-            &mut ingress
-                .iter()
-                .map(|((hit, code), s)| (nginx_labels(hit, *code), s.count)),
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE nginx_ingress_controller_response_duration_seconds histogram"
-        );
-        for ((hit, code), s) in ingress.iter() {
-            let labels = nginx_labels(hit, *code);
-            histogram(
-                &mut out,
-                "nginx_ingress_controller_response_duration_seconds",
-                &labels,
-                s,
-                3,
-            );
-        }
+        let mut out = String::new();
+        workloads::render(&mut out, &series);
+        ingresses::render(&mut out, &series, &upstreams, &ingress);
         out
     }
 }
 
-/// ingress-nginx's labels of a request (its controller in namespace `ingress-nginx`).
-fn nginx_labels(hit: &IngressHit, code: u16) -> String {
-    format!(
-        "canary=\"{}\",controller_class=\"k8s.io/ingress-nginx\",controller_namespace=\"ingress-nginx\",controller_pod=\"mesh-sim\",host=\"{}\",ingress=\"{}\",method=\"{}\",namespace=\"{}\",path=\"{}\",service=\"{}\",status=\"{code}\"",
-        hit.canary, hit.host, hit.ingress, hit.method, hit.namespace, hit.path, hit.service
-    )
+/// A counter family: its TYPE line and one row per label set.
+fn counter(out: &mut String, name: &str, rows: &mut dyn Iterator<Item = (String, u64)>) {
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (labels, n) in rows {
+        let _ = writeln!(out, "{name}{{{labels}}} {n}");
+    }
 }
 
-/// The labels of the destination's sidecar: its pod, as Prometheus's pod discovery adds it.
-fn istio_destination_labels(w: &Workload) -> String {
-    format!(
-        "reporter=\"destination\",{},source_workload=\"mesh-sim\",source_workload_namespace=\"mesh-sim\",namespace=\"{}\",pod=\"{}\"",
-        istio_destination(&w.namespace, &w.deployment),
-        w.namespace,
-        w.pod
-    )
-}
-
-/// The labels of the source's sidecar (mesh-sim's own pod).
-fn istio_source_labels(ns: &str, workload: &str) -> String {
-    format!(
-        "reporter=\"source\",{},source_workload=\"mesh-sim\",source_workload_namespace=\"mesh-sim\",namespace=\"mesh-sim\",pod=\"mesh-sim\"",
-        istio_destination(ns, workload)
-    )
-}
-
-fn istio_destination(ns: &str, workload: &str) -> String {
-    format!(
-        "destination_workload_namespace=\"{ns}\",destination_workload=\"{workload}\",destination_service_namespace=\"{ns}\",destination_app=\"{workload}\""
-    )
-}
-
-fn linkerd_labels(w: &Workload) -> String {
-    format!(
-        "namespace=\"{}\",deployment=\"{}\",pod=\"{}\",direction=\"inbound\"",
-        w.namespace, w.deployment, w.pod
-    )
-}
-
-/// OSM's labels of a request to `w` from mesh-sim's own pod.
-fn osm_labels(w: &Workload) -> String {
-    format!(
-        "source_namespace=\"mesh-sim\",source_kind=\"Deployment\",source_name=\"mesh-sim\",source_pod=\"mesh-sim\",destination_namespace=\"{}\",destination_kind=\"Deployment\",destination_name=\"{}\",destination_pod=\"{}\"",
-        w.namespace, w.deployment, w.pod
-    )
+/// The requests of each workload, whatever their status code.
+fn by_workload(series: &BTreeMap<(Workload, u16), Series>) -> BTreeMap<&Workload, Series> {
+    let mut out: BTreeMap<&Workload, Series> = BTreeMap::new();
+    for ((w, _), s) in series.iter() {
+        out.entry(w).or_default().add(s);
+    }
+    out
 }
 
 fn pod_labels(w: &Workload) -> String {
@@ -505,6 +241,7 @@ fn histogram(out: &mut String, name: &str, labels: &str, s: &Series, layout: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::Proxy;
 
     #[test]
     fn contour_and_traefik_series_name_their_upstreams() {
