@@ -135,7 +135,7 @@ async fn knative_view(ctx: &Context, canary: &Canary) -> Result<Option<Canary>, 
     }
     let ns = canary.metadata.namespace.as_deref().unwrap_or_default();
     let name = &canary.spec.target_ref.name;
-    let world = crate::observe::World::new(ctx, canary, ns);
+    let world = crate::world::World::new(ctx, canary, ns);
     let service = match world.get(crate::knative::SERVICE, name).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(format!("knative service {name}.{ns} not found")),

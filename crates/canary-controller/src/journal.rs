@@ -155,7 +155,7 @@ pub async fn progress(
         ..Default::default()
     };
     let patch = Patch::<()>::Json(patch);
-    let sent = crate::observe::retry(|| api.patch_status(&name, &params, &patch)).await;
+    let sent = crate::world::retry(|| api.patch_status(&name, &params, &patch)).await;
     match sent {
         Ok(written) => {
             let key = format!("{ns}/{name}");

@@ -30,7 +30,9 @@ pub mod services;
 pub mod settings;
 pub mod stats;
 mod tasks;
+mod wake;
 pub mod workload;
+mod world;
 
 use std::sync::Arc;
 

@@ -69,7 +69,7 @@ pub async fn reconcile(obj: Arc<Lenient<Canary>>, ctx: Arc<Context>) -> Result<A
         Some(_) => stored.map(|c| (*c).clone()),
         None => {
             let api: Api<Lenient<Canary>> = Api::namespaced(ctx.client.clone(), &ns);
-            observe::retry(|| api.get_opt(&name))
+            crate::world::retry(|| api.get_opt(&name))
                 .await
                 .map_err(|e| Error::kube("get", format!("canary {ns}/{name}"), e))?
         }

@@ -23,13 +23,13 @@ pub mod managed;
 mod matches;
 pub mod nginx;
 mod object;
+mod object_router;
 pub mod skipper;
 pub mod smi;
 pub mod traefik;
 
-pub use object::{
-    CANARY_ANNOTATION, MANAGER, ORIGINAL, ObjectRouter, Objects, cluster_scoped, marker, owned_by,
-};
+pub use object::{CANARY_ANNOTATION, MANAGER, ORIGINAL, Objects, cluster_scoped, marker, owned_by};
+pub use object_router::ObjectRouter;
 
 use async_trait::async_trait;
 use canary_api::Canary;
