@@ -53,6 +53,7 @@ mod appmesh;
 mod contour;
 mod endpoints;
 mod gatewayapi;
+mod gateways;
 mod gloo;
 mod istio;
 mod knative;
@@ -204,32 +205,8 @@ pub fn resolve(
             if let Err(e) = port_open(s, &svc, port) {
                 return Route::NoRoute(e);
             }
-            if let Some(entry) = entry_point(s, &svc) {
-                let host = req.header("host").map_or("", |h| split_port(h).0);
-                match entry {
-                    Entry::Nginx => return nginx::route(s, host, req, pick),
-                    Entry::Contour => return contour::route(s, host, req, pick),
-                    Entry::Traefik => return traefik::route(s, host, req, pick),
-                    Entry::Skipper => return skipper::route(s, host, req, pick),
-                    Entry::Apisix => return apisix::route(s, host, req, pick),
-                    Entry::Gloo => return gloo::route(s, host, req, pick),
-                    Entry::Kourier => {
-                        return match knative::serving(s, host) {
-                            Some(k) => knative::route(s, k, req, pick),
-                            None => Route::NoRoute(format!(
-                                "Kourier has no Knative Service for host {host:?}"
-                            )),
-                        };
-                    }
-                    _ => {}
-                }
-                return match gateway_decision(s, host, req, pick, Some(&entry)) {
-                    Some(d) => backend(s, d, pick),
-                    None => Route::NoRoute(format!(
-                        "the gateway behind Service {}/{} has no route for host {host:?}",
-                        svc.0, svc.1
-                    )),
-                };
+            if let Some(entry) = gateways::entry_point(s, &svc) {
+                return gateways::through(s, &svc, &entry, req, pick);
             }
             if let Some(route) = kuma::route(s, &svc, pick) {
                 return route;
@@ -241,23 +218,7 @@ pub fn resolve(
                 headers: Vec::new(),
             })
         }
-        None => match gateway_decision(s, host, req, pick, None) {
-            Some(d) => d,
-            None if nginx::serves(s, host) => return nginx::route(s, host, req, pick),
-            None if contour::serves(s, host) => return contour::route(s, host, req, pick),
-            None if traefik::serves(s, host) => return traefik::route(s, host, req, pick),
-            None if skipper::serves(s, host) => return skipper::route(s, host, req, pick),
-            None if apisix::serves(s, host) => return apisix::route(s, host, req, pick),
-            None if gloo::serves(s, host) => return gloo::route(s, host, req, pick),
-            None => {
-                return match knative::serving(s, host) {
-                    Some(k) => knative::route(s, k, req, pick),
-                    None => {
-                        Route::NoRoute(format!("no Service and no gateway route for host {host:?}"))
-                    }
-                };
-            }
-        },
+        None => return gateways::by_host(s, host, req, pick),
     };
     backend(s, decision, pick)
 }
@@ -412,99 +373,6 @@ fn mesh_decision(
         return httproute(s, route, req, pick);
     }
     None
-}
-
-/// An ingress gateway in front of a Service.
-enum Entry {
-    /// Istio's ingress gateway: VirtualServices bound to a gateway other than `mesh`.
-    Istio,
-    /// A Gateway API Gateway (namespace, name): the HTTPRoutes attached to it.
-    Gateway(ServiceRef),
-    /// ingress-nginx's controller: the Ingresses and their canary Ingresses.
-    Nginx,
-    /// Contour's Envoy: the root HTTPProxies and what they include.
-    Contour,
-    /// Traefik: the IngressRoutes and the TraefikServices they name.
-    Traefik,
-    /// Skipper: the Ingresses of class `skipper`, weighted by their annotations.
-    Skipper,
-    /// APISIX's gateway: the ApisixRoutes.
-    Apisix,
-    /// Gloo's gateway proxy: the VirtualServices and the RouteTables they delegate to.
-    Gloo,
-    /// Kourier's gateway: the Knative Services by host.
-    Kourier,
-}
-
-/// The gateway a Service fronts, if it is one: Istio's ingress gateway (its selector has
-/// `istio: ingressgateway`), ingress-nginx's controller (its selector has
-/// `app.kubernetes.io/name: ingress-nginx`, as the project's chart and manifests make it) or the Service a Gateway API implementation makes for a Gateway
-/// (label `gateway.networking.k8s.io/gateway-name`, as Istio's and Envoy Gateway's carry).
-fn entry_point(s: &Snapshot, svc: &ServiceRef) -> Option<Entry> {
-    let o = service(s, svc)?;
-    if o["spec"]["selector"]["istio"] == "ingressgateway" {
-        return Some(Entry::Istio);
-    }
-    if o["spec"]["selector"]["app.kubernetes.io/name"] == "ingress-nginx" {
-        return Some(Entry::Nginx);
-    }
-    if contour::is_envoy(o) {
-        return Some(Entry::Contour);
-    }
-    if traefik::is_traefik(o) {
-        return Some(Entry::Traefik);
-    }
-    if skipper::is_skipper(o) {
-        return Some(Entry::Skipper);
-    }
-    if apisix::is_gateway(o) {
-        return Some(Entry::Apisix);
-    }
-    if gloo::is_gateway(o) {
-        return Some(Entry::Gloo);
-    }
-    if knative::is_gateway(o) {
-        return Some(Entry::Kourier);
-    }
-    let name = o["metadata"]["labels"]["gateway.networking.k8s.io/gateway-name"].as_str()?;
-    Some(Entry::Gateway((svc.0.clone(), name.to_string())))
-}
-
-/// A host that is no Service, or a request through an ingress gateway's Service: an ingress
-/// host of an Istio gateway or of a Gateway API route (attached to the `entry` Gateway, when
-/// the request came through one).
-fn gateway_decision(
-    s: &Snapshot,
-    host: &str,
-    req: &Request,
-    pick: &mut dyn Pick,
-    entry: Option<&Entry>,
-) -> Option<Decision> {
-    if !matches!(entry, Some(Entry::Gateway(_)))
-        && let Some(vs) = s.istio.iter().find(|vs| {
-            strings(&vs["spec"]["hosts"]).any(|h| h == host) && gateways(vs).any(|g| g != "mesh")
-        })
-    {
-        return istio(s, vs, req, pick);
-    }
-    if matches!(entry, Some(Entry::Istio)) {
-        return None;
-    }
-    let attached = |r: &Value| match entry {
-        Some(Entry::Gateway((ns, name))) => r["spec"]["parentRefs"].as_array().is_some_and(|ps| {
-            ps.iter().any(|p| {
-                p["kind"].as_str().unwrap_or("Gateway") == "Gateway"
-                    && p["name"].as_str() == Some(name.as_str())
-                    && p["namespace"].as_str().unwrap_or(ns_of(r)) == ns
-            })
-        }),
-        _ => true,
-    };
-    let route = s
-        .httproutes
-        .iter()
-        .find(|r| strings(&r["spec"]["hostnames"]).any(|h| h == host) && attached(r))?;
-    httproute(s, route, req, pick)
 }
 
 fn strings(v: &Value) -> impl Iterator<Item = &str> {
