@@ -88,6 +88,26 @@ fn header_match() -> Vec<HttpMatch> {
     vec![m]
 }
 
+/// [`header_match`] with an `x-region` header matched by `prefix`.
+fn header_and_region_match(prefix: &str) -> Vec<HttpMatch> {
+    let mut m = header_match();
+    m[0].headers.insert(
+        "x-region".into(),
+        StringMatch {
+            prefix: Some(prefix.into()),
+            ..Default::default()
+        },
+    );
+    m
+}
+
+/// Every request to the canary, as in an A/B test.
+const ALL_CANARY: Routes = Routes {
+    primary: 0,
+    canary: 100,
+    mirrored: false,
+};
+
 fn cookie_match() -> Vec<HttpMatch> {
     let mut m = HttpMatch::default();
     m.headers.insert(
@@ -551,22 +571,10 @@ fn contour_http_proxy_at_each_weight() {
 fn contour_ab_testing_by_headers() {
     let mut canary = contour_canary();
     let a = canary.spec.analysis.as_mut().expect("analysis");
-    let mut m = header_match();
-    m[0].headers.insert(
-        "x-region".into(),
-        StringMatch {
-            prefix: Some("eu-".into()),
-            ..Default::default()
-        },
-    );
-    a.r#match = m;
+    a.r#match = header_and_region_match("eu-");
     a.r#match.extend(cookie_match());
     a.iterations = Some(10);
-    let all_canary = Routes {
-        primary: 0,
-        canary: 100,
-        mirrored: false,
-    };
+    let all_canary = ALL_CANARY;
     let obj = Kind::Contour.build(&canary, all_canary).expect("build");
     assert_eq!(
         Kind::Contour.routes_of(&obj, &canary).expect("read"),
@@ -706,25 +714,14 @@ fn gloo_ab_testing_by_headers_and_method() {
     let mut canary = contour_canary();
     canary.spec.provider = Some("gloo".into());
     let a = canary.spec.analysis.as_mut().expect("analysis");
-    let mut m = header_match();
-    m[0].headers.insert(
-        "x-region".into(),
-        StringMatch {
-            prefix: Some("eu.".into()),
-            ..Default::default()
-        },
-    );
+    let mut m = header_and_region_match("eu.");
     m[0].method = Some(StringMatch {
         exact: Some("GET".into()),
         ..Default::default()
     });
     a.r#match = m;
     a.iterations = Some(10);
-    let all_canary = Routes {
-        primary: 0,
-        canary: 100,
-        mirrored: false,
-    };
+    let all_canary = ALL_CANARY;
     let obj = Kind::Gloo.build(&canary, all_canary).expect("build");
     assert_eq!(
         Kind::Gloo.routes_of(&obj, &canary).expect("read"),
