@@ -190,7 +190,7 @@ const SCENARIOS: &[Scenario] = &[
         flagger: "kuma-system",
         real_only: false,
         args: &[],
-        what: "seed 001's canary on Kuma: the cluster-scoped TrafficRoute, Kuma's dataplane series, a promotion",
+        what: "seed 001's canary on Kuma: the cluster-scoped TrafficRoute, Kuma's dataplane series, a promotion, a rollback on HTTP 500s",
         run: providers::kuma,
     },
     Scenario {
@@ -198,7 +198,7 @@ const SCENARIOS: &[Scenario] = &[
         flagger: "osm-system",
         real_only: false,
         args: &[],
-        what: "seed 001's canary on Open Service Mesh: an SMI v1alpha2 TrafficSplit, OSM's builtin queries, a promotion",
+        what: "seed 001's canary on Open Service Mesh: an SMI v1alpha2 TrafficSplit, OSM's builtin queries, a promotion, a rollback on HTTP 500s",
         run: providers::osm,
     },
     Scenario {

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, ensure};
 use serde_yaml_ng::Value as Y;
 
 use super::fidelity::{analysis_of, seed_004, set_load_test, without_istio_hosts};
+use super::seeds::WATCH_500;
 use super::{Play, expect, fail, finish, iteration_events, promote, release};
 
 /// The Ingress of Flagger's NGINX e2e test, on seed 004's port: `app.example.com` to the
@@ -450,7 +451,7 @@ fn rollback_through(p: &mut Play<'_>, front: &Front) -> Result<()> {
 
 /// Kuma: seed 001's canary on `kuma`, routed by the cluster-scoped TrafficRoute `podinfo` in
 /// the mesh its `kuma.io/mesh` annotation names, judged by Kuma's dataplane series: a
-/// promotion.
+/// promotion, then a rollback on HTTP 500s.
 pub(super) fn kuma(p: &mut Play<'_>) -> Result<()> {
     p.podinfo("test")?;
     let mut doc: Y = serde_yaml_ng::from_str(&super::fixture("001-linkerd.yaml")?)?;
@@ -468,12 +469,12 @@ pub(super) fn kuma(p: &mut Play<'_>) -> Result<()> {
         "after the promotion the TrafficRoute splits {split:?}, not 100 0"
     );
     promoted_by_series(p, "Kuma's dataplane series of podinfo-canary")?;
-    Ok(())
+    fail(p, "test", "6.0.2", WATCH_500.0, WATCH_500.1, "success rate")
 }
 
 /// Open Service Mesh: seed 001's canary on `osm`, routed by an SMI v1alpha2 TrafficSplit and
 /// judged by OSM's builtin queries (`osm_request_total`, `osm_request_duration_ms`): a
-/// promotion.
+/// promotion, then a rollback on HTTP 500s.
 pub(super) fn osm(p: &mut Play<'_>) -> Result<()> {
     p.podinfo("test")?;
     let mut doc: Y = serde_yaml_ng::from_str(&super::fixture("001-linkerd.yaml")?)?;
@@ -490,5 +491,5 @@ pub(super) fn osm(p: &mut Play<'_>) -> Result<()> {
         "only {checked} success-rate checks found OSM's series"
     );
     println!("  {checked} success-rate checks measured osm_request_total");
-    Ok(())
+    fail(p, "test", "6.0.2", WATCH_500.0, WATCH_500.1, "success rate")
 }
