@@ -135,22 +135,10 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
     let target = world.get(world_kind, &spec.target_ref.name).await?;
     // A Knative Service's primary is the revision its annotation names, its canary the latest.
     let (primary, latest) = match (world_kind, &target) {
-        (knative::SERVICE, Some(t)) => {
-            let revision = |name: Option<&str>| {
-                let world = &world;
-                let name = name.map(String::from);
-                async move {
-                    match name {
-                        Some(n) => world.get(knative::REVISION, &n).await,
-                        None => Ok(None),
-                    }
-                }
-            };
-            (
-                revision(canary_router::knative::primary_revision(t)).await?,
-                revision(canary_router::knative::latest_revision(t)).await?,
-            )
-        }
+        (knative::SERVICE, Some(t)) => (
+            revision(&world, canary_router::knative::primary_revision(t)).await?,
+            revision(&world, canary_router::knative::latest_revision(t)).await?,
+        ),
         (knative::SERVICE, None) => (None, None),
         _ => {
             let name = format!("{}-primary", spec.target_ref.name);
@@ -274,6 +262,14 @@ pub async fn scene(ctx: &Arc<Context>, canary: &Canary) -> Result<Scene, Error> 
         problem,
         world,
     })
+}
+
+/// The Knative Revision `name`, when there is a name.
+async fn revision(world: &World, name: Option<&str>) -> Result<Option<Value>, Error> {
+    match name {
+        Some(n) => world.get(knative::REVISION, n).await,
+        None => Ok(None),
+    }
 }
 
 /// The canary that holds the same workload, if another does, from the controller's cache of

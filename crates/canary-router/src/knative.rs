@@ -117,10 +117,9 @@ impl KnativeRouter {
             .ok_or_else(|| Error::Invalid(format!("{} not found", describe(canary))))
     }
 
-    async fn merge(&self, canary: &Canary, patch: Value) -> Result<()> {
-        let name = &canary.spec.target_ref.name;
+    async fn merge(&self, canary: &Canary, service: &Value, patch: Value) -> Result<()> {
         self.objects
-            .merge(canary, &service_resource(), name, &patch)
+            .merge(canary, &service_resource(), service, &patch)
             .await
     }
 }
@@ -140,7 +139,7 @@ impl TrafficRouter for KnativeRouter {
             ))
         })?;
         let patch = json!({"metadata": {"annotations": {PRIMARY_REVISION: latest}}});
-        self.merge(canary, patch).await
+        self.merge(canary, &service, patch).await
     }
 
     async fn set_routes(&self, canary: &Canary, routes: Routes) -> Result<()> {
@@ -152,7 +151,7 @@ impl TrafficRouter for KnativeRouter {
             ))
         })?;
         let patch = json!({"spec": {"traffic": traffic(primary, routes)}});
-        self.merge(canary, patch).await
+        self.merge(canary, &service, patch).await
     }
 
     async fn get_routes(&self, canary: &Canary) -> Result<Routes> {
@@ -169,7 +168,7 @@ impl TrafficRouter for KnativeRouter {
             return Ok(());
         }
         let patch = json!({"metadata": {"annotations": {PRIMARY_REVISION: null}}});
-        self.merge(canary, patch).await
+        self.merge(canary, &service, patch).await
     }
 }
 

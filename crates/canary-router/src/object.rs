@@ -304,21 +304,20 @@ impl Objects {
 }
 
 impl Objects {
-    /// Merge-patches an object someone else owns (the Knative Service a canary targets),
-    /// unless it already holds the patch.
+    /// Merge-patches `current`, an object someone else owns (the Knative Service a canary
+    /// targets) as the caller just read it, unless it already holds the patch.
     pub(crate) async fn merge(
         &self,
         canary: &Canary,
         resource: &ApiResource,
-        name: &str,
+        current: &Value,
         patch: &Value,
     ) -> Result<()> {
-        let ns = scope(canary, resource);
-        if let Some(current) = self.get(canary, resource, name).await?
-            && cached::holds(&current, patch)
-        {
+        if cached::holds(current, patch) {
             return Ok(());
         }
+        let ns = scope(canary, resource);
+        let name = current["metadata"]["name"].as_str().unwrap_or_default();
         let params = PatchParams {
             field_manager: Some(MANAGER.into()),
             ..Default::default()
