@@ -44,6 +44,22 @@ pub(super) fn through(
     }
 }
 
+/// Whether an ingress serves a host, and how it routes a request for it.
+type Ingress = (
+    fn(&Snapshot, &str) -> bool,
+    fn(&Snapshot, &str, &Request, &mut dyn Pick) -> Route,
+);
+
+/// The ingresses that route by host, in the order a host no Service has is looked for.
+const INGRESSES: [Ingress; 6] = [
+    (nginx::serves, nginx::route),
+    (contour::serves, contour::route),
+    (traefik::serves, traefik::route),
+    (skipper::serves, skipper::route),
+    (apisix::serves, apisix::route),
+    (gloo::serves, gloo::route),
+];
+
 /// Routes a request for a host that names no Service: an ingress host of an Istio gateway
 /// or a Gateway API route, else of the first ingress that serves it, else a Knative
 /// Service's.
@@ -51,23 +67,8 @@ pub(super) fn by_host(s: &Snapshot, host: &str, req: &Request, pick: &mut dyn Pi
     if let Some(d) = gateway_decision(s, host, req, pick, None) {
         return backend(s, d, pick);
     }
-    if nginx::serves(s, host) {
-        return nginx::route(s, host, req, pick);
-    }
-    if contour::serves(s, host) {
-        return contour::route(s, host, req, pick);
-    }
-    if traefik::serves(s, host) {
-        return traefik::route(s, host, req, pick);
-    }
-    if skipper::serves(s, host) {
-        return skipper::route(s, host, req, pick);
-    }
-    if apisix::serves(s, host) {
-        return apisix::route(s, host, req, pick);
-    }
-    if gloo::serves(s, host) {
-        return gloo::route(s, host, req, pick);
+    if let Some((_, route)) = INGRESSES.iter().find(|(serves, _)| serves(s, host)) {
+        return route(s, host, req, pick);
     }
     match knative::serving(s, host) {
         Some(k) => knative::route(s, k, req, pick),
