@@ -244,8 +244,24 @@ async fn stop_mid_release(
         promoted.await,
         "the release of {tag} was promoted by the new leader"
     );
-    each_step_once(&events(client).await, &before);
+    each_step_once(&promotion_events(client, &before).await, &before);
     took
+}
+
+/// The events once the release's "Promotion completed!" is among them: flaggerd records a
+/// step (its phase included) before it carries out the step's effects, so that event may
+/// follow the Succeeded phase by moments. At most 10 s.
+async fn promotion_events(client: &kube::Client, before: &[(String, i32)]) -> Vec<(String, i32)> {
+    let done = "Promotion completed! Scaling down podinfo.test";
+    let count = |list: &[(String, i32)]| list.iter().find(|(m, _)| m == done).map_or(0, |e| e.1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = events(client).await;
+        if count(&now) > count(before) || Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
