@@ -36,8 +36,50 @@ pub fn apply(rt: &ResourceType, obj: &mut Value) {
                 json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
             );
         }
-        ("", "Secret") => default(obj, "type", json!("Opaque")),
+        ("", "Secret") => {
+            default(obj, "type", json!("Opaque"));
+            string_data(obj);
+        }
         _ => {}
+    }
+}
+
+/// Why the API server cannot decode `obj` as its built-in kind, for the fields kube-sim
+/// reads: a Secret's `stringData` holds strings only (a null reads as an empty string).
+pub fn undecodable(rt: &ResourceType, obj: &Value) -> Option<String> {
+    if (rt.group.as_str(), rt.kind.as_str()) != ("", "Secret") {
+        return None;
+    }
+    let (key, value) = obj["stringData"]
+        .as_object()?
+        .iter()
+        .find(|(_, v)| !v.is_string() && !v.is_null())?;
+    let found = match value {
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+        _ => "value",
+    };
+    Some(format!(
+        "Secret in version \"v1\" cannot be handled as a Secret: json: cannot unmarshal {found} into Go struct field Secret.stringData of type string (key {key:?})"
+    ))
+}
+
+/// A Secret's `stringData` merged into `data`, base64-encoded, and dropped: the API server
+/// never stores or returns `stringData`.
+fn string_data(obj: &mut Value) {
+    use base64::Engine;
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }
 }
 

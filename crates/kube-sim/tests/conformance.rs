@@ -1021,3 +1021,36 @@ async fn requests_are_counted_by_verb_and_resource_on_metrics() {
     assert!(count("GET", "resource").await >= gets + 3.0);
     assert!(count("LIST", "namespace").await >= lists + 1.0);
 }
+
+#[tokio::test]
+async fn secret_string_data_is_stored_as_data_and_must_hold_strings() {
+    use kube::api::{ApiResource, DynamicObject};
+    let t = target("secret_string_data_is_stored_as_data_and_must_hold_strings").await;
+    let resource = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+    let raw: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), &t.ns, &resource);
+    let secret = |name: &str, value: serde_json::Value| {
+        serde_json::from_value::<DynamicObject>(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "stringData": {"key": value}, "data": {"other": "c2VjcmV0"}}))
+        .expect("secret")
+    };
+    let created = raw
+        .create(&PostParams::default(), &secret("strings", json!("4711")))
+        .await
+        .expect("create");
+    assert!(created.data.get("stringData").is_none(), "{created:?}");
+    assert_eq!(
+        created.data["data"],
+        json!({"key": "NDcxMQ==", "other": "c2VjcmV0"})
+    );
+    let refused = raw
+        .create(&PostParams::default(), &secret("number", json!(4711)))
+        .await
+        .expect_err("a number in stringData");
+    let status = api_error(refused);
+    assert_eq!(status.code, 400, "{status:?}");
+    assert!(
+        status.message.contains("cannot unmarshal number"),
+        "{status:?}"
+    );
+}

@@ -137,6 +137,9 @@ impl Cluster {
         {
             m.remove("status");
         }
+        if let Some(message) = crate::defaults::undecodable(rt, &obj) {
+            return Err(ApiError::bad_request(message));
+        }
         crate::defaults::apply(rt, &mut obj);
         one_controller(rt, &name, &obj)?;
         let before = json!({});

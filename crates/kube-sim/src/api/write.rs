@@ -215,6 +215,9 @@ impl Cluster {
                 });
             }
         }
+        if let Some(message) = crate::defaults::undecodable(rt, &next) {
+            return Err(ApiError::bad_request(message));
+        }
         crate::defaults::apply(rt, &mut next);
         if spec_changed(&current, &next) {
             let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
