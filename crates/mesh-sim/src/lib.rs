@@ -7,23 +7,49 @@
 //!   Services would send it (weights, header and cookie matches, mirroring, cookies).
 //! - [`metrics`]: each mesh's Prometheus series from the requests carried.
 //! - [`knative`]: Knative Serving's controller (Revisions, their Deployments, the Service's
-//!   status and traffic), the one control plane mesh-sim plays.
+//!   status and traffic).
+//! - [`keptn`]: Keptn's metrics operator (KeptnMetrics filled from Prometheus), for the e2e.
+//! - [`vendors`]: stand-ins of the metrics vendors' APIs (the `metrics-vendors` binary).
 //! - the proxy ([`MeshSim`]): clients reach cluster names through it with `http_proxy`.
-//! - [`prometheus`]: Debian's Prometheus started by a test, scraping loopback targets.
+//! - [`prometheus`] and [`graphite`]: Debian's Prometheus and Graphite started by a test.
 
 pub mod cluster;
+pub mod graphite;
+pub mod keptn;
 pub mod knative;
 pub mod metrics;
 pub mod podinfo;
 pub mod prometheus;
 mod proxy;
 pub mod routing;
+pub mod vendors;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cluster::Snapshot;
+
+/// The log of mesh-sim's binaries: to stderr, `mesh_sim=info` unless `RUST_LOG` says
+/// otherwise.
+pub fn log_to_stderr() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "mesh_sim=info".into()),
+        )
+        .init();
+}
+
+/// A client of the cluster the kubeconfig at `path` names.
+pub async fn client_from_kubeconfig(path: &str) -> anyhow::Result<kube::Client> {
+    use anyhow::Context;
+    let config = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read kubeconfig {path}"))?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
 
 /// How mesh-sim runs.
 #[derive(Clone, Debug, Default)]

@@ -3,7 +3,6 @@
 //! `mesh-sim --kubeconfig /tmp/kube-sim.yaml --port 8899 --upstream flagger-loadtester.test=127.0.0.1:8080`
 //! then `http_proxy=http://127.0.0.1:8899 curl http://podinfo.test:9898/`.
 
-use anyhow::Context;
 use clap::Parser;
 use mesh_sim::{MeshSim, Options};
 
@@ -31,22 +30,12 @@ fn upstream(text: &str) -> Result<(String, String), String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "mesh_sim=info".into()),
-        )
-        .init();
+    mesh_sim::log_to_stderr();
     let options = Options {
         port: flags.port,
         upstreams: flags.upstream.into_iter().collect(),
     };
-    let path = flags.kubeconfig;
-    let config = kube::config::Kubeconfig::read_from(&path)
-        .with_context(|| format!("cannot read kubeconfig {path}"))?;
-    let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
-    let client = kube::Client::try_from(config)?;
+    let client = mesh_sim::client_from_kubeconfig(&flags.kubeconfig).await?;
     let sim = MeshSim::start(client, options).await?;
     eprintln!("mesh-sim listening on http://{}", sim.addr());
     tokio::select! {
