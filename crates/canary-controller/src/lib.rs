@@ -237,7 +237,7 @@ impl Context {
     pub fn new(client: kube::Client, settings: Settings) -> Result<Context, StartError> {
         let stats = Arc::new(Stats::new(VERSION, &settings.engine.default_provider));
         let metrics = Arc::new(
-            canary_metrics::PrometheusProvider::new(
+            canary_metrics::Metrics::new(
                 &settings.metrics_server,
                 settings.engine.clone(),
                 Some(client.clone()),

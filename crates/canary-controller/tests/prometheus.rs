@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use canary_api::Canary;
 use canary_core::Phase;
-use canary_metrics::{MetricsProvider, PrometheusProvider};
+use canary_metrics::{Metrics, MetricsProvider};
 use kube::api::{Api, PostParams};
 use kube_sim::FaultConfig;
 use support::*;
@@ -63,8 +63,7 @@ async fn seed_001_is_promoted_on_metrics_from_a_real_prometheus() {
         .expect("canary");
     let mut settings = canary_core::Settings::new("kubernetes");
     settings.min_interval = Duration::from_millis(500);
-    let provider =
-        PrometheusProvider::new(&address, settings, Some(c.client.clone())).expect("provider");
+    let provider = Metrics::new(&address, settings, Some(c.client.clone())).expect("provider");
     // Wait until Prometheus has two samples, so the seed's rate() windows have data.
     let metrics = canary.spec.analysis().expect("analysis").metrics.clone();
     let mut ready = false;

@@ -37,17 +37,13 @@ pub enum Error {
     /// The Secret of the template's provider could not be read.
     #[error(transparent)]
     TemplateSecret(#[from] canary_api::SecretError),
-    /// `spec.provider.type` names a backend flaggerd does not query.
-    #[error(
-        "metric template {name}.{namespace}: provider type {kind:?} is not supported yet; supported: prometheus"
-    )]
-    UnsupportedProvider {
-        /// The MetricTemplate's name.
-        name: String,
-        /// Its namespace.
-        namespace: String,
-        /// `spec.provider.type`.
-        kind: String,
+    /// A MetricTemplate's backend cannot be used or did not answer its availability check.
+    #[error("{label}: {message}")]
+    Backend {
+        /// `<type> metric template <name>.<namespace>`.
+        label: String,
+        /// Why, without any credential.
+        message: String,
     },
     /// `spec.query` does not render.
     #[error("metric template {name} query render error")]

@@ -5,6 +5,7 @@
 //! queries, MetricTemplates) plug in here. A provider must never turn a failure into a value:
 //! an unreachable backend is an error, which fails the check.
 
+pub mod backends;
 mod error;
 pub mod gotemplate;
 pub mod prometheus;
@@ -12,7 +13,7 @@ mod provider;
 pub mod query;
 
 pub use error::Error;
-pub use provider::{PrometheusProvider, model};
+pub use provider::{Metrics, model};
 
 use async_trait::async_trait;
 use canary_api::Canary;

@@ -64,8 +64,8 @@ fn without_credentials(address: &str) -> String {
     }
 }
 
-/// Credentials of a MetricTemplate's `secretRef`.
-#[derive(Clone, Debug, PartialEq)]
+/// Credentials of a MetricTemplate's `secretRef` (Debug shows which kind, never a value).
+#[derive(Clone, PartialEq)]
 pub enum Auth {
     /// `token`: `Authorization: Bearer`.
     Bearer(String),
@@ -73,13 +73,34 @@ pub enum Auth {
     Basic(String, String),
 }
 
-/// A Prometheus server.
-#[derive(Clone, Debug)]
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::Bearer(_) => "Bearer(..)",
+            Auth::Basic(..) => "Basic(..)",
+        })
+    }
+}
+
+/// A Prometheus server (Debug shows its address, the kind of credentials and the header
+/// names, never a credential).
+#[derive(Clone)]
 pub struct Prometheus {
     address: String,
     http: reqwest::Client,
     auth: Option<Auth>,
     headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Prometheus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Prometheus")
+            .field("address", &without_credentials(&self.address))
+            .field("auth", &self.auth)
+            .field("headers", &headers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Prometheus {

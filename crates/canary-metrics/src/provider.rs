@@ -1,6 +1,6 @@
-//! [`PrometheusProvider`]: the canary's metrics from Prometheus: Flagger's builtin checks per
-//! provider, inline queries, and MetricTemplates of type `prometheus` (other types answer a
-//! clear "not supported yet" error, which fails the check).
+//! [`Metrics`]: the canary's metrics: Flagger's builtin checks and inline queries from
+//! Prometheus (`-metrics-server` or the canary's `metricsServer`), and each MetricTemplate from
+//! the backend its `spec.provider.type` names (see [`crate::backends`]).
 
 use std::collections::BTreeMap;
 
@@ -13,18 +13,20 @@ use kube::Api;
 
 use crate::Error;
 use crate::MetricsProvider;
-use crate::prometheus::{Auth, Prometheus, QueryError};
+use crate::backends::{self, Backend, Failure, Settings};
+use crate::prometheus::Prometheus;
 use crate::query::{self, Model};
 
-/// Metrics from Prometheus.
-pub struct PrometheusProvider {
+/// The metrics flaggerd judges: Prometheus for builtin and inline queries, each
+/// MetricTemplate's own backend.
+pub struct Metrics {
     default: Prometheus,
     address: String,
     settings: canary_core::Settings,
     client: Option<kube::Client>,
 }
 
-impl PrometheusProvider {
+impl Metrics {
     /// Builtin and inline queries go to `address` (`-metrics-server`); MetricTemplates are
     /// read with `client`.
     pub fn new(
@@ -32,7 +34,7 @@ impl PrometheusProvider {
         settings: canary_core::Settings,
         client: Option<kube::Client>,
     ) -> Result<Self, Error> {
-        Ok(PrometheusProvider {
+        Ok(Metrics {
             default: Prometheus::new(address, false)?,
             address: address.into(),
             settings,
@@ -47,12 +49,14 @@ impl PrometheusProvider {
         }
     }
 
+    /// The backend and rendered query of a metric's MetricTemplate, with what its messages
+    /// must name and hide.
     async fn template(
         &self,
         canary: &Canary,
         metric: &Metric,
         model: &Model,
-    ) -> Result<(Prometheus, String), Error> {
+    ) -> Result<Template, Error> {
         let Some(r) = &metric.template_ref else {
             return Err(Error::NoTemplateRef {
                 metric: metric.name.clone(),
@@ -72,21 +76,10 @@ impl PrometheusProvider {
             source: Box::new(source),
         })?;
         let provider = &template.spec.provider;
-        if provider.r#type != "prometheus" {
-            return Err(Error::UnsupportedProvider {
-                name: r.name.clone(),
-                namespace: ns.clone(),
-                kind: provider.r#type.clone(),
-            });
-        }
-        let address = provider
-            .address
-            .clone()
-            .unwrap_or_else(|| self.address.clone());
-        let mut auth = None;
+        let mut secret = None;
         if let Some(s) = &provider.secret_ref {
-            let secrets: Api<Secret> = Api::namespaced(client, &ns);
-            let secret = secrets
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+            let data = secrets
                 .get(&s.name)
                 .await
                 .map_err(|source| canary_api::SecretError {
@@ -95,36 +88,93 @@ impl PrometheusProvider {
                     namespace: ns.clone(),
                     secret: s.name.clone(),
                     source: Box::new(source),
-                })?;
-            let data: BTreeMap<String, String> = secret
+                })?
                 .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                .collect();
-            auth = match (
-                data.get("token"),
-                data.get("username"),
-                data.get("password"),
-            ) {
-                (Some(t), _, _) => Some(Auth::Bearer(t.clone())),
-                (None, Some(u), Some(p)) => Some(Auth::Basic(u.clone(), p.clone())),
-                _ => None,
-            };
+                .unwrap_or_default();
+            secret = Some(
+                data.into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            );
         }
-        let headers = provider
-            .headers
-            .iter()
-            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
-            .collect();
-        let server = Prometheus::new(&address, provider.insecure_skip_verify)?.with(auth, headers);
         let name = format!("{}.{ns}", r.name);
-        let q =
+        let label = format!("{} metric template {name}", provider.r#type);
+        let interval = canary_core::duration::parse(metric.interval_or_default()).map_err(|e| {
+            Error::Backend {
+                label: label.clone(),
+                message: format!("metric {}: interval: {e}", metric.name),
+            }
+        })?;
+        let settings = Settings {
+            kind: provider.r#type.clone(),
+            address: provider.address.clone().filter(|a| !a.is_empty()),
+            headers: provider
+                .headers
+                .iter()
+                .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+                .collect(),
+            region: provider.region.clone().filter(|r| !r.is_empty()),
+            insecure_skip_verify: provider.insecure_skip_verify,
+            secret,
+            interval,
+            kube: Some(client),
+            default_prometheus: self.address.clone(),
+        };
+        let secrets = settings.secret_values();
+        let query =
             query::render(&name, &template.spec.query, model).map_err(|source| Error::Render {
                 name: name.clone(),
                 source,
             })?;
-        Ok((server, q))
+        let backend = backends::build(&settings).map_err(|failure| Error::Backend {
+            label: label.clone(),
+            message: backends::shown(failure.message(), &secrets),
+        })?;
+        Ok(Template {
+            backend,
+            query,
+            label,
+            secrets,
+        })
+    }
+}
+
+/// A MetricTemplate ready to run.
+struct Template {
+    backend: Box<dyn Backend>,
+    query: String,
+    /// `<type> metric template <name>.<namespace>`, the start of each of its messages.
+    label: String,
+    /// The Secret's values, which no message may hold.
+    secrets: Vec<String>,
+}
+
+impl Template {
+    /// The template's check: its value, or a failure naming the backend, the template and
+    /// the cause (never a credential), logged with the query.
+    async fn check(&self, canary: &Canary, metric: &Metric) -> MetricOutcome {
+        let result = match self.backend.query(&self.query).await {
+            Ok(v) if !v.is_finite() => Err(Failure::NoData(format!("no values found: {v}"))),
+            other => other,
+        };
+        let result = outcome(result.map_err(|f| {
+            f.map(|m| backends::shown(&format!("{}: {m}", self.label), &self.secrets))
+        }));
+        log(
+            canary,
+            metric,
+            &backends::redact(&self.query, &self.secrets),
+            &result,
+        );
+        result
+    }
+
+    /// The template's backend answers (Flagger's `IsOnline`).
+    async fn online(&self) -> Result<(), Error> {
+        self.backend.online().await.map_err(|f| Error::Backend {
+            label: self.label.clone(),
+            message: backends::shown(f.message(), &self.secrets),
+        })
     }
 }
 
@@ -150,11 +200,12 @@ pub fn model(canary: &Canary, metric: &Metric) -> Model {
     }
 }
 
-fn outcome(result: Result<f64, QueryError>) -> MetricOutcome {
-    match result {
+/// A backend's answer as the analysis judges it.
+fn outcome(answer: backends::Answer) -> MetricOutcome {
+    match answer {
         Ok(v) => MetricOutcome::Value(v),
-        Err(e @ (QueryError::NoValues | QueryError::NaN)) => MetricOutcome::NoData(e.to_string()),
-        Err(e) => MetricOutcome::Error(canary_core::error_chain(&e)),
+        Err(Failure::NoData(m)) => MetricOutcome::NoData(m),
+        Err(Failure::Error(m)) => MetricOutcome::Error(m),
     }
 }
 
@@ -167,7 +218,13 @@ async fn check(
     q: &str,
     scale: f64,
 ) -> MetricOutcome {
-    let result = outcome(server.instant(q).await.map(|v| v * scale));
+    let result = outcome(server.query(q).await.map(|v| v * scale));
+    log(canary, metric, q, &result);
+    result
+}
+
+/// Logs one check's query with what it gave, so an operator sees what each check measured.
+fn log(canary: &Canary, metric: &Metric, q: &str, result: &MetricOutcome) {
     let id = format!(
         "{}.{}",
         canary.metadata.name.as_deref().unwrap_or_default(),
@@ -181,16 +238,15 @@ async fn check(
             tracing::info!(canary = %id, metric = %metric.name, query = %q, error = %e, "metric check {}: {e}", metric.name)
         }
     }
-    result
 }
 
 #[async_trait]
-impl MetricsProvider for PrometheusProvider {
+impl MetricsProvider for Metrics {
     async fn query(&self, canary: &Canary, metric: &Metric) -> MetricOutcome {
         let model = model(canary, metric);
         if metric.template_ref.is_some() {
             return match self.template(canary, metric, &model).await {
-                Ok((server, q)) => check(&server, canary, metric, &q, 1.0).await,
+                Ok(template) => template.check(canary, metric).await,
                 Err(e) => MetricOutcome::Error(canary_core::error_chain(&e)),
             };
         }
@@ -235,8 +291,10 @@ impl MetricsProvider for PrometheusProvider {
             self.server(canary)?.is_online().await?;
         }
         for m in metrics.iter().filter(|m| m.template_ref.is_some()) {
-            let (server, _) = self.template(canary, m, &model(canary, m)).await?;
-            server.is_online().await?;
+            self.template(canary, m, &model(canary, m))
+                .await?
+                .online()
+                .await?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use canary_api::Canary;
 use canary_core::MetricOutcome;
-use canary_metrics::{MetricsProvider, PrometheusProvider};
+use canary_metrics::{Metrics, MetricsProvider};
 
 const SERIES: &str = r#"reporter="destination",destination_workload_namespace="test",destination_workload="podinfo""#;
 
@@ -90,8 +90,8 @@ async fn builtin_istio_queries_against_a_real_prometheus() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let address = prom.address.clone();
-    let provider = PrometheusProvider::new(&address, canary_core::Settings::new("istio"), None)
-        .expect("provider");
+    let provider =
+        Metrics::new(&address, canary_core::Settings::new("istio"), None).expect("provider");
     let c = canary("10s", "podinfo");
     let metrics = c.spec.analysis().expect("analysis").metrics.clone();
     let (mut rate, mut p99) = (None, None);
@@ -135,8 +135,7 @@ async fn builtin_istio_queries_against_a_real_prometheus() {
         "{outcome:?}"
     );
     prom.stop().await;
-    let gone = PrometheusProvider::new(&address, canary_core::Settings::new("istio"), None)
-        .expect("provider");
+    let gone = Metrics::new(&address, canary_core::Settings::new("istio"), None).expect("provider");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let outcome = gone.query(&c, &metrics[0]).await;
     assert!(

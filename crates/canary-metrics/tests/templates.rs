@@ -1,13 +1,13 @@
 //! MetricTemplates read from the cluster (kube-sim): rendering with the canary's values and
 //! templateVariables, credentials from the template's secretRef, templates in another
-//! namespace, and the errors of a missing template, an unsupported provider type and a
+//! namespace, and the errors of a missing template, a backend without its credentials and a
 //! template that does not render.
 
 use std::sync::{Arc, Mutex};
 
 use canary_api::Canary;
 use canary_core::MetricOutcome;
-use canary_metrics::{MetricsProvider, PrometheusProvider};
+use canary_metrics::{Metrics, MetricsProvider};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
@@ -82,7 +82,7 @@ async fn templates_render_authenticate_and_fail_clearly() {
         "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\nspec:\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}\n  service: {port: 9898}\n  analysis:\n    interval: 1m\n    threshold: 5\n    stepWeight: 10\n    metrics:\n    - {name: error-rate, interval: 2m, templateRef: {name: error-rate}, templateVariables: {limit: '3'}, thresholdRange: {max: 1}}\n    - {name: latency, templateRef: {name: latency, namespace: monitoring}, thresholdRange: {max: 500}}\n    - {name: datadog, templateRef: {name: dd}, thresholdRange: {max: 1}}\n    - {name: broken, templateRef: {name: broken}, thresholdRange: {max: 1}}\n    - {name: missing, templateRef: {name: nowhere}, thresholdRange: {max: 1}}\n",
     )
     .expect("canary");
-    let provider = PrometheusProvider::new(
+    let provider = Metrics::new(
         "http://127.0.0.1:9",
         canary_core::Settings::new("istio"),
         Some(client),
@@ -117,7 +117,7 @@ async fn templates_render_authenticate_and_fail_clearly() {
     };
     assert_eq!(
         err(provider.query(&canary, &metrics[2]).await),
-        "metric template dd.test: provider type \"datadog\" is not supported yet; supported: prometheus"
+        "datadog metric template dd.test: credentials are required: spec.provider.secretRef must name a Secret holding datadog_api_key"
     );
     let broken = err(provider.query(&canary, &metrics[3]).await);
     assert!(broken.starts_with("metric template broken.test query render error: template broken.test: function \"pods\" not defined"), "{broken}");
