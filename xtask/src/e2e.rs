@@ -17,6 +17,7 @@ mod providers;
 mod seeds;
 mod steps;
 mod targets;
+mod vendors;
 
 pub(crate) use play::Play;
 pub(crate) use seeds::*;
@@ -296,6 +297,14 @@ const SCENARIOS: &[Scenario] = &[
         args: &[],
         what: "a release whose image does not exist: ImagePullBackOff, the progress deadline, a rollback",
         run: missing_image,
+    },
+    Scenario {
+        name: "metric-vendors",
+        flagger: "istio-system",
+        real_only: false,
+        args: &[],
+        what: "seed 004's canary judged by one MetricTemplate per metrics vendor (stand-ins of their APIs answering from Prometheus): promotion, rollback on HTTP 500s, no credential leaked",
+        run: vendors::metric_vendors,
     },
     Scenario {
         name: "seed-commands",

@@ -17,7 +17,7 @@ impl Cluster {
         Ok(())
     }
 
-    pub(super) fn spawn(&mut self, name: &'static str, port: u16, cmd: &mut Command) -> Result<()> {
+    pub(crate) fn spawn(&mut self, name: &'static str, port: u16, cmd: &mut Command) -> Result<()> {
         let log = self.log(name);
         let file = std::fs::File::create(&log)?;
         cmd.stdin(Stdio::null());
