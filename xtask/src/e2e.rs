@@ -303,7 +303,7 @@ const SCENARIOS: &[Scenario] = &[
         flagger: "istio-system",
         real_only: false,
         args: &[],
-        what: "seed 004's canary judged by one MetricTemplate per metrics vendor (stand-ins of their APIs answering from Prometheus): promotion, rollback on HTTP 500s, no credential leaked",
+        what: "seed 004's canary judged by one MetricTemplate per metrics backend (stand-ins of the vendors' APIs, Keptn's operator and an external metrics adapter, answering from Prometheus): promotion, rollback on HTTP 500s, no credential leaked",
         run: vendors::metric_vendors,
     },
     Scenario {

@@ -3,6 +3,8 @@
 //! the vendor does (a refused credential gets the vendor's 401/403 answer), and answers each
 //! query from a [`Source`].
 //!
+//! [`externalmetrics`] stands in for an external metrics adapter of the Kubernetes API.
+//!
 //! The tests of canary-metrics give a [`fixed`] source; the end-to-end tests give
 //! [`prometheus`], which reads the query (or, for CloudWatch, the `Expression`) as PromQL on
 //! the cluster's Prometheus, so a vendor's value follows the traffic mesh-sim served.
@@ -10,6 +12,7 @@
 pub mod cloudwatch;
 pub mod datadog;
 pub mod dynatrace;
+pub mod externalmetrics;
 pub mod graphite;
 pub mod influxdb;
 pub mod newrelic;

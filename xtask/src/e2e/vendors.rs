@@ -4,7 +4,9 @@
 //! vendor, each the canary's success rate written as PromQL in place of the vendor's own
 //! query language. Keptn's template reads the KeptnMetric `podinfo-success-rate`, whose value
 //! mesh-sim's Keptn metrics operator (in `metrics-vendors`) fetches from the cluster's
-//! Prometheus. A promotion every vendor's check passes, then a rollback on HTTP 500s every
+//! Prometheus; the `externalmetrics` template reads the external metric
+//! `podinfo-success-rate` of an external metrics adapter (in `metrics-vendors`) that maps it
+//! to the same PromQL, as prometheus-adapter's external rules do. A promotion every vendor's check passes, then a rollback on HTTP 500s every
 //! vendor's check fails; no credential appears in flaggerd's log, the events or the status.
 
 use std::process::Command;
@@ -163,7 +165,24 @@ const VENDORS: &[Vendor] = &[
         query: |_| "keptnmetric/{{ namespace }}/{{ target }}-success-rate".to_string(),
         second_port: false,
     },
+    Vendor {
+        // The external metric of the canary, which the adapter maps to the PromQL.
+        kind: "externalmetrics",
+        query: |_| {
+            "{{ namespace }}/{{ target }}-success-rate?labelSelector=app%3D{{ target }}".to_string()
+        },
+        second_port: false,
+    },
 ];
+
+/// [`SUCCESS_RATE`] of podinfo in `test`, over a minute: what Keptn's KeptnMetric and the
+/// external metrics adapter read.
+fn podinfo_success_rate() -> String {
+    SUCCESS_RATE
+        .replace("{{ namespace }}", "test")
+        .replace("{{ target }}", "podinfo")
+        .replace("{{ interval }}", "1m")
+}
 
 /// The metric of `kind`'s template in the canary.
 fn metric(kind: &str) -> String {
@@ -255,10 +274,7 @@ pub(crate) fn metric_vendors(p: &mut Play<'_>) -> Result<()> {
 /// `podinfo-success-rate` of `test` the `keptn` template reads: [`SUCCESS_RATE`] of podinfo,
 /// fetched each second.
 fn keptn_metric(p: &mut Play<'_>) -> Result<()> {
-    let promql = SUCCESS_RATE
-        .replace("{{ namespace }}", "test")
-        .replace("{{ target }}", "podinfo")
-        .replace("{{ interval }}", "1m");
+    let promql = podinfo_success_rate();
     let provider = serde_json::json!({
         "apiVersion": "metrics.keptn.sh/v1beta1", "kind": "KeptnMetricsProvider",
         "metadata": {"name": "prometheus", "namespace": "test"},
@@ -279,8 +295,9 @@ fn keptn_metric(p: &mut Play<'_>) -> Result<()> {
     )
 }
 
-/// Starts `metrics-vendors` answering from the cluster's Prometheus and playing Keptn's
-/// metrics operator on the cluster; returns its two addresses.
+/// Starts `metrics-vendors` answering from the cluster's Prometheus, serving the external
+/// metric `podinfo-success-rate` of `test` and playing Keptn's metrics operator on the
+/// cluster; returns its two addresses.
 fn start_vendors(p: &mut Play<'_>) -> Result<(String, String)> {
     let port = crate::cluster::free_port()?;
     // Two binds in a row may be handed the same port: ask again (a few times at most).
@@ -298,6 +315,7 @@ fn start_vendors(p: &mut Play<'_>) -> Result<(String, String)> {
     let bin = crate::cluster::target_dir().join("debug/metrics-vendors");
     let prometheus = p.cluster.prometheus.clone();
     let kubeconfig = p.cluster.kubeconfig.display().to_string();
+    let external = format!("test/podinfo-success-rate={}", podinfo_success_rate());
     p.cluster
         .spawn(
             "metrics-vendors",
@@ -311,6 +329,8 @@ fn start_vendors(p: &mut Play<'_>) -> Result<(String, String)> {
                 &second.to_string(),
                 "--credentials",
                 &creds.display().to_string(),
+                "--external-metric",
+                &external,
                 "--kubeconfig",
                 &kubeconfig,
             ]),

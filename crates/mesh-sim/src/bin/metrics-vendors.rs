@@ -5,6 +5,8 @@
 //!
 //! `metrics-vendors --prometheus http://127.0.0.1:9090 --port 9000 --splunk-port 9001 --credentials creds.json`
 //! where `creds.json` holds the Secret keys of the MetricTemplates (`datadog_api_key`, ...).
+//! With `--external-metric test/errors=<PromQL>` its external metrics adapter serves the
+//! metric `errors` of `test` as that PromQL's value.
 //! With `--kubeconfig PATH` it also plays Keptn's metrics operator ([`mesh_sim::keptn`]) on
 //! that cluster: the KeptnMetrics' values, from their Prometheus providers.
 
@@ -13,7 +15,8 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use clap::Parser;
 use mesh_sim::vendors::{
-    self, cloudwatch, datadog, dynatrace, graphite, influxdb, newrelic, splunk, stackdriver,
+    self, cloudwatch, datadog, dynatrace, externalmetrics, graphite, influxdb, newrelic, splunk,
+    stackdriver,
 };
 
 /// The metrics vendors' stand-ins, answering from Prometheus.
@@ -33,6 +36,10 @@ struct Flags {
     /// MetricTemplates.
     #[arg(long)]
     credentials: String,
+    /// An external metric the adapter serves, `<namespace>/<metric>=<PromQL>` (repeatable):
+    /// its value is the PromQL's on Prometheus, whatever label selector is asked.
+    #[arg(long = "external-metric")]
+    external_metrics: Vec<String>,
     /// Kubeconfig of a cluster whose KeptnMetrics to fetch as Keptn's metrics operator does.
     #[arg(long)]
     kubeconfig: Option<String>,
@@ -90,6 +97,17 @@ async fn main() -> anyhow::Result<()> {
             },
             source.clone(),
         ));
+    let mut rules = BTreeMap::new();
+    for rule in &flags.external_metrics {
+        let (metric, promql) = rule.split_once('=').with_context(|| {
+            format!("--external-metric {rule:?}: expected <ns>/<metric>=<PromQL>")
+        })?;
+        rules.insert(metric.to_string(), promql.to_string());
+    }
+    let app = app.merge(externalmetrics::router(
+        key("token")?,
+        externalmetrics::rules(rules, source.clone()),
+    ));
     let aws = [(key("aws_access_key_id")?, key("aws_secret_access_key")?)];
     let aws: Vec<(&str, &str)> = aws.iter().map(|(i, s)| (i.as_str(), s.as_str())).collect();
     let google: serde_json::Value = serde_json::from_str(&key("serviceAccountKey")?)

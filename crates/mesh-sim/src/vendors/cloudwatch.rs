@@ -61,25 +61,11 @@ pub fn access_key_id(headers: &HeaderMap) -> Option<String> {
 /// The signing service name of CloudWatch.
 const SERVICE: &str = "monitoring";
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// An `X-Amz-Date` (`20260101T120000Z`) as a time.
 fn amz_date(s: &str) -> Option<SystemTime> {
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    if s.len() != 16 || s.get(8..9)? != "T" || !s.ends_with('Z') {
-        return None;
-    }
-    let days = days_from_civil(n(0..4)?, n(4..6)?, n(6..8)?);
-    let secs = days * 86_400 + n(9..11)? * 3600 + n(11..13)? * 60 + n(13..15)?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+    let t = chrono::NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ").ok()?;
+    let secs = u64::try_from(t.and_utc().timestamp()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// A [`Verify`] checking SigV4 as AWS does, for long-term keys (`access key id -> secret
