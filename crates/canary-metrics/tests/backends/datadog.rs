@@ -1,13 +1,26 @@
 //! Datadog: mesh-sim's stand-in of `/api/v1/query` and `/api/v1/validate`, keys checked as
 //! Datadog checks them.
 
-use mesh_sim::vendors::{self, datadog};
-use serde_json::json;
+use axum::routing::MethodFilter;
+use mesh_sim::vendors::datadog;
+use serde_json::{Value, json};
 
 use super::common::*;
 
 const API_KEY: &str = "dd-api-0123456789";
 const APP_KEY: &str = "dd-app-9876543210";
+const SECRET: &[(&str, &str)] = &[
+    ("datadog_api_key", API_KEY),
+    ("datadog_application_key", APP_KEY),
+];
+
+fn provider(address: &str) -> Value {
+    json!({"type": "datadog", "address": address, "secretRef": {"name": "dd"}})
+}
+
+fn query(name: &str) -> String {
+    format!("avg:{name}{{app:{{{{ target }}}}}}")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datadog_values_windows_and_failures() {
@@ -15,141 +28,59 @@ async fn datadog_values_windows_and_failures() {
         api: API_KEY.into(),
         application: APP_KEY.into(),
     };
-    let source = vendors::fixed(&[
-        ("avg:errors{app:podinfo}", Some(0.5)),
-        ("avg:latency{app:podinfo}", Some(42.0)),
-        ("avg:nan{app:podinfo}", Some(f64::NAN)),
-    ]);
+    let source = answers(|name| rendered(&query(name)));
     let address = serve(datadog::router(keys, source)).await;
     let world = World::new().await;
-    let provider = |a: &str| json!({"type": "datadog", "address": a, "secretRef": {"name": "dd"}});
-    world
-        .secret(
-            "dd",
-            &[
-                ("datadog_api_key", API_KEY),
-                ("datadog_application_key", APP_KEY),
-            ],
-        )
-        .await;
-    for name in ["errors", "latency", "nothing", "nan"] {
-        let query = format!("avg:{name}{{app:{{{{ target }}}}}}");
-        world.template(name, provider(&address), &query).await;
-    }
-    let secrets = [API_KEY, APP_KEY];
+    world.secret("dd", SECRET).await;
+    world.templates(&TEMPLATES, provider(&address), query).await;
+    let checks = world.checks("datadog", &[API_KEY, APP_KEY]);
 
     // The first point counts (the stand-in's last one is null).
-    assert_eq!(value(world.check("errors").await), 0.5);
-    assert_eq!(
-        value(world.check("latency").await),
-        42.0,
-        "above the max of 1: a failing check"
-    );
+    checks.values_and_no_data("no values found").await;
     world.online("errors").await.expect("online");
 
-    let m = no_data(world.check("nothing").await);
-    names(&m, "datadog", "nothing", "no values found", &secrets);
-    let m = no_data(world.check("nan").await);
-    names(&m, "datadog", "nan", "no values found", &secrets);
-
     // Wrong keys: Datadog's 403, as an authentication failure, online or not.
-    world
-        .secret(
-            "dd",
-            &[
-                ("datadog_api_key", "wrong-key-1"),
-                ("datadog_application_key", "wrong-key-2"),
-            ],
-        )
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "datadog",
-        "errors",
-        "authentication failed: HTTP 403",
-        &["wrong-key-1", "wrong-key-2"],
-    );
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "datadog",
-        "errors",
-        "authentication failed: HTTP 403",
-        &["wrong-key-1"],
-    );
+    let wrong = [
+        ("datadog_api_key", "wrong-key-1"),
+        ("datadog_application_key", "wrong-key-2"),
+    ];
+    world.secret("dd", &wrong).await;
+    let forbidden = "authentication failed: HTTP 403";
+    let wrong = checks.hiding(&["wrong-key-1", "wrong-key-2"]);
+    wrong.check("errors").await.error(forbidden);
+    wrong.check_online("errors").await.offline(forbidden);
 
     // A Secret without a key names the key.
     world.secret("dd", &[("datadog_api_key", API_KEY)]).await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "datadog",
-        "errors",
-        "does not contain the key datadog_application_key",
-        &secrets,
-    );
+    let missing = "does not contain the key datadog_application_key";
+    checks.check("errors").await.error(missing);
 
     // Nothing listening.
-    world
-        .secret(
-            "dd",
-            &[
-                ("datadog_api_key", API_KEY),
-                ("datadog_application_key", APP_KEY),
-            ],
-        )
-        .await;
+    world.secret("dd", SECRET).await;
     let down = unreachable().await;
     world
-        .template("errors", provider(&down), "avg:errors{app:{{ target }}}")
+        .template("errors", provider(&down), &query("errors"))
         .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "datadog",
-        "errors",
-        &format!("unreachable: {down}"),
-        &secrets,
-    );
+    let unreachable = format!("unreachable: {down}");
+    checks.check("errors").await.error(&unreachable);
 }
 
 /// The query window: ten intervals back from now, in seconds.
 #[tokio::test]
 async fn datadog_reads_ten_intervals() {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/api/v1/query",
-        axum::routing::get(
-            move |q: axum::extract::Query<std::collections::HashMap<String, String>>| {
-                let s = s.clone();
-                async move {
-                    let n = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-                    s.lock().expect("lock").push(n("to") - n("from"));
-                    json!({"series": [{"pointlist": [[0, 1.0]]}]}).to_string()
-                }
-            },
-        ),
-    );
-    let address = serve(app).await;
+    let (address, seen) = recording(MethodFilter::GET, &["/api/v1/query"], |_| {
+        json!({"series": [{"pointlist": [[0, 1.0]]}]}).to_string()
+    })
+    .await;
     let world = World::new().await;
-    world
-        .secret(
-            "dd",
-            &[
-                ("datadog_api_key", API_KEY),
-                ("datadog_application_key", APP_KEY),
-            ],
-        )
-        .await;
-    world
-        .template(
-            "w",
-            json!({"type": "datadog", "address": address, "secretRef": {"name": "dd"}}),
-            "q",
-        )
-        .await;
+    world.secret("dd", SECRET).await;
+    world.template("w", provider(&address), "q").await;
     assert_eq!(value(world.check("w").await), 1.0);
-    assert_eq!(seen.lock().expect("lock").as_slice(), [600]);
+    let spans: Vec<i64> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|r| r.number("to") - r.number("from"))
+        .collect();
+    assert_eq!(spans, [600]);
 }

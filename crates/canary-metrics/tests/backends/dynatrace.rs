@@ -1,188 +1,116 @@
 //! Dynatrace: mesh-sim's stand-in of the metrics API v2, the API token checked as Dynatrace
 //! checks it.
 
-use mesh_sim::vendors::{self, dynatrace};
-use serde_json::json;
+use axum::routing::MethodFilter;
+use mesh_sim::vendors::dynatrace;
+use serde_json::{Value, json};
 
 use super::common::*;
 
 const TOKEN: &str = "dt0c01.SAMPLE.0123456789abcdef";
+const SECRET: &[(&str, &str)] = &[("dynatrace_token", TOKEN)];
+
+fn provider(address: &str) -> Value {
+    json!({"type": "dynatrace", "address": address, "secretRef": {"name": "dt"}})
+}
+
+fn query(name: &str) -> String {
+    format!("builtin:service.{name}:filter(eq(\"service\",\"{{{{ target }}}}\"))")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynatrace_values_and_failures() {
-    let q = |name: &str| format!("builtin:service.{name}:filter(eq(\"service\",\"podinfo\"))");
-    let source = vendors::fixed(&[
-        (&q("errors"), Some(0.5)),
-        (&q("latency"), Some(42.0)),
-        (&q("nan"), Some(f64::NAN)),
-    ]);
+    let source = answers(|name| rendered(&query(name)));
     let address = serve(dynatrace::router(TOKEN.into(), source)).await;
     let world = World::new().await;
-    let provider =
-        |a: &str| json!({"type": "dynatrace", "address": a, "secretRef": {"name": "dt"}});
-    world.secret("dt", &[("dynatrace_token", TOKEN)]).await;
-    for name in ["errors", "latency", "nothing", "nan"] {
-        let query = format!("builtin:service.{name}:filter(eq(\"service\",\"{{{{ target }}}}\"))");
-        world.template(name, provider(&address), &query).await;
-    }
-    let secrets = [TOKEN];
-
-    assert_eq!(value(world.check("errors").await), 0.5);
-    assert_eq!(
-        value(world.check("latency").await),
-        42.0,
-        "above the max of 1: a failing check"
-    );
-    world.online("errors").await.expect("online");
+    world.secret("dt", SECRET).await;
+    world.templates(&TEMPLATES, provider(&address), query).await;
+    let checks = world.checks("dynatrace", &[TOKEN]);
 
     // No data series, and a null value (Flagger would read the null as 0).
-    let m = no_data(world.check("nothing").await);
-    names(&m, "dynatrace", "nothing", "no values found", &secrets);
-    let m = no_data(world.check("nan").await);
-    names(
-        &m,
-        "dynatrace",
-        "nan",
-        "no values found: the value is null",
-        &secrets,
-    );
+    checks
+        .values_and_no_data("no values found: the value is null")
+        .await;
+    world.online("errors").await.expect("online");
 
     // A wrong token: Dynatrace's 401, online or not.
     world
         .secret("dt", &[("dynatrace_token", "dt0c01.WRONG.token")])
         .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "dynatrace",
-        "errors",
-        "authentication failed: HTTP 401",
-        &["dt0c01.WRONG.token"],
-    );
+    let wrong = checks.hiding(&["dt0c01.WRONG.token"]);
+    let unauthorized = "authentication failed: HTTP 401";
+    let m = wrong.check("errors").await.error(unauthorized);
     assert!(m.contains("Token Authentication failed"), "{m:?}");
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "dynatrace",
-        "errors",
-        "authentication failed: HTTP 401",
-        &["dt0c01.WRONG.token"],
-    );
+    wrong.check_online("errors").await.offline(unauthorized);
 
     // A Secret without the key names the key.
     world.secret("dt", &[("other", "value")]).await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "dynatrace",
-        "errors",
-        "does not contain the key dynatrace_token",
-        &secrets,
-    );
+    let missing = "does not contain the key dynatrace_token";
+    checks.check("errors").await.error(missing);
 
     // The address is required.
-    world.secret("dt", &[("dynatrace_token", TOKEN)]).await;
+    world.secret("dt", SECRET).await;
+    let no_address = json!({"type": "dynatrace", "secretRef": {"name": "dt"}});
     world
-        .template(
-            "errors",
-            json!({"type": "dynatrace", "secretRef": {"name": "dt"}}),
-            "builtin:service.errors",
-        )
+        .template("errors", no_address, "builtin:service.errors")
         .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "dynatrace",
-        "errors",
-        "spec.provider.address is required",
-        &secrets,
-    );
+    let required = "spec.provider.address is required";
+    checks.check("errors").await.error(required);
 
     // Nothing listening.
     let down = unreachable().await;
     world
         .template("errors", provider(&down), "builtin:service.errors")
         .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "dynatrace",
-        "errors",
-        &format!("unreachable: {down}"),
-        &secrets,
-    );
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "dynatrace",
-        "errors",
-        &format!("unreachable: {down}"),
-        &secrets,
-    );
+    let unreachable = format!("unreachable: {down}");
+    checks.check("errors").await.error(&unreachable);
+    checks.check_online("errors").await.offline(&unreachable);
 }
 
 /// The request: `Api-Token` authorization, resolution `Inf`, and a window of ten intervals
 /// in milliseconds ending on a whole second; online asks `/api/v2/metrics?pageSize=1`.
 #[tokio::test]
 async fn dynatrace_reads_ten_intervals() {
-    type Params = axum::extract::Query<std::collections::HashMap<String, String>>;
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (s, s2) = (seen.clone(), seen.clone());
-    let auth = |h: &axum::http::HeaderMap| {
-        h.get("Authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let app = axum::Router::new()
-        .route(
-            "/api/v2/metrics/query",
-            axum::routing::get(move |q: Params, h: axum::http::HeaderMap| {
-                let s = s.clone();
-                async move {
-                    let n = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-                    s.lock().expect("lock").push(format!(
-                        "{} selector={} resolution={} span={} whole={}",
-                        auth(&h),
-                        q.get("metricSelector").cloned().unwrap_or_default(),
-                        q.get("resolution").cloned().unwrap_or_default(),
-                        n("to") - n("from"),
-                        n("to") % 1000 == 0,
-                    ));
-                    json!({"result": [{"metricId": "m", "data": [
-                        {"timestamps": [n("to")], "values": [1.0]}]}]})
-                    .to_string()
-                }
-            }),
-        )
-        .route(
-            "/api/v2/metrics",
-            axum::routing::get(move |q: Params, h: axum::http::HeaderMap| {
-                let s = s2.clone();
-                async move {
-                    s.lock().expect("lock").push(format!(
-                        "{} pageSize={}",
-                        auth(&h),
-                        q.get("pageSize").cloned().unwrap_or_default()
-                    ));
-                    json!({"totalCount": 0, "nextPageKey": null, "metrics": []}).to_string()
-                }
-            }),
-        );
-    let address = serve(app).await;
+    let paths = ["/api/v2/metrics/query", "/api/v2/metrics"];
+    let (address, seen) = recording(MethodFilter::GET, &paths, move |r| {
+        if r.path == paths[0] {
+            json!({"result": [{"metricId": "m", "data": [
+                {"timestamps": [r.number("to")], "values": [1.0]}]}]})
+        } else {
+            json!({"totalCount": 0, "nextPageKey": null, "metrics": []})
+        }
+        .to_string()
+    })
+    .await;
     let world = World::new().await;
-    world.secret("dt", &[("dynatrace_token", TOKEN)]).await;
+    world.secret("dt", SECRET).await;
     world
-        .template(
-            "w",
-            json!({"type": "dynatrace", "address": address, "secretRef": {"name": "dt"}}),
-            "builtin:service.errors",
-        )
+        .template("w", provider(&address), "builtin:service.errors")
         .await;
     assert_eq!(value(world.check("w").await), 1.0);
     world.online("w").await.expect("online");
+    let seen: Vec<String> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|r| {
+            let auth = r.header("Authorization").unwrap_or_default();
+            let param = |k| r.param(k).unwrap_or_default();
+            if r.path == paths[0] {
+                format!(
+                    "{auth} selector={} resolution={} span={} whole={}",
+                    param("metricSelector"),
+                    param("resolution"),
+                    r.number("to") - r.number("from"),
+                    r.number("to") % 1000 == 0,
+                )
+            } else {
+                format!("{auth} pageSize={}", param("pageSize"))
+            }
+        })
+        .collect();
     assert_eq!(
-        seen.lock().expect("lock").as_slice(),
+        seen,
         [
             format!(
                 "Api-Token {TOKEN} selector=builtin:service.errors resolution=Inf span=600000 whole=true"

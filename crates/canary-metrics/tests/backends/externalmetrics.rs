@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 use super::common::*;
 
 const TOKEN: &str = "em-token-0123456789";
+const SECRET: &[(&str, &str)] = &[("token", TOKEN)];
+
+fn provider(address: &str) -> Value {
+    json!({"type": "externalmetrics", "address": address, "secretRef": {"name": "em"}})
+}
 
 /// What the adapter was asked: namespace, metric, label selector.
 type Seen = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
@@ -88,9 +93,7 @@ async fn externalmetrics_values_and_failures() {
     let seen: Seen = Arc::default();
     let address = serve(adapter(seen.clone())).await;
     let world = World::new().await;
-    world.secret("em", &[("token", TOKEN)]).await;
-    let provider =
-        |a: &str| json!({"type": "externalmetrics", "address": a, "secretRef": {"name": "em"}});
+    world.secret("em", SECRET).await;
     for (name, query) in [
         (
             "errors",
@@ -106,6 +109,7 @@ async fn externalmetrics_values_and_failures() {
     ] {
         world.template(name, provider(&address), query).await;
     }
+    let checks = world.checks("externalmetrics", &[TOKEN]);
 
     assert_eq!(value(world.check("errors").await), 0.5, "500m");
     assert_eq!(
@@ -125,91 +129,39 @@ async fn externalmetrics_values_and_failures() {
         ]
     );
 
-    let m = no_data(world.check("nothing").await);
-    names(
-        &m,
-        "externalmetrics",
-        "nothing",
-        "no values found: no external metric nothing in test",
-        &[TOKEN],
-    );
-    let m = error(world.check("unknown").await);
-    names(
-        &m,
-        "externalmetrics",
-        "unknown",
-        "query refused: HTTP 404",
-        &[TOKEN],
-    );
-    let m = error(world.check("slashes").await);
-    names(
-        &m,
-        "externalmetrics",
-        "slashes",
-        "too many slashes: expected [<namespace>/]<metricName>",
-        &[TOKEN],
-    );
-    let m = error(world.check("empty").await);
-    names(
-        &m,
-        "externalmetrics",
-        "empty",
-        "the metric name is empty",
-        &[TOKEN],
-    );
-    let m = error(world.check("selector").await);
-    names(
-        &m,
-        "externalmetrics",
-        "selector",
-        "invalid label selector \"app===\"",
-        &[TOKEN],
-    );
+    let nothing = "no values found: no external metric nothing in test";
+    checks.check("nothing").await.no_data(nothing);
+    let refused = "query refused: HTTP 404";
+    checks.check("unknown").await.error(refused);
+    let slashes = "too many slashes: expected [<namespace>/]<metricName>";
+    checks.check("slashes").await.error(slashes);
+    let empty = "the metric name is empty";
+    checks.check("empty").await.error(empty);
+    let selector = "invalid label selector \"app===\"";
+    checks.check("selector").await.error(selector);
 
     // A wrong token: the adapter's 401, online or not.
     world.secret("em", &[("token", "wrong-token-abcdef")]).await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "externalmetrics",
-        "errors",
-        "authentication failed: HTTP 401",
-        &["wrong-token-abcdef", TOKEN],
-    );
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "externalmetrics",
-        "errors",
-        "external metrics service unavailable: authentication failed: HTTP 401",
-        &["wrong-token-abcdef"],
-    );
+    let wrong = checks.hiding(&["wrong-token-abcdef", TOKEN]);
+    let unauthorized = "authentication failed: HTTP 401";
+    wrong.check("errors").await.error(unauthorized);
+    let unavailable = format!("external metrics service unavailable: {unauthorized}");
+    let wrong = checks.hiding(&["wrong-token-abcdef"]);
+    wrong.check_online("errors").await.offline(&unavailable);
 
     // No `token` in the Secret: no bearer is sent (Flagger's token is optional), so refused.
     world.secret("em", &[("other", "value-0123456789")]).await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "externalmetrics",
-        "errors",
-        "authentication failed: HTTP 401",
-        &["value-0123456789"],
-    );
+    let anonymous = checks.hiding(&["value-0123456789"]);
+    anonymous.check("errors").await.error(unauthorized);
 
     // Nothing listening.
-    world.secret("em", &[("token", TOKEN)]).await;
+    world.secret("em", SECRET).await;
     let down = unreachable().await;
     world
         .template("errors", provider(&down), "test/errors")
         .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "externalmetrics",
-        "errors",
-        &format!("unreachable: {down}"),
-        &[TOKEN],
-    );
+    let unreachable = format!("unreachable: {down}");
+    checks.check("errors").await.error(&unreachable);
 }
 
 /// Without an address the cluster's API server is asked; kube-sim serves no external metrics.
@@ -223,21 +175,10 @@ async fn externalmetrics_through_the_cluster() {
             "test/errors?labelSelector=app%3Dpodinfo",
         )
         .await;
-    let m = error(world.check("cluster").await);
-    names(
-        &m,
-        "externalmetrics",
-        "cluster",
-        "the external metrics API: not found: HTTP 404",
-        &[],
-    );
+    let checks = world.checks("externalmetrics", &[]);
+    let not_found = "the external metrics API: not found: HTTP 404";
+    let m = checks.check("cluster").await.error(not_found);
     assert!(m.contains("is an external metrics adapter serving"), "{m}");
-    let m = world.online("cluster").await.expect_err("offline");
-    names(
-        &m,
-        "externalmetrics",
-        "cluster",
-        "external metrics service unavailable: the external metrics API: not found: HTTP 404",
-        &[],
-    );
+    let unavailable = format!("external metrics service unavailable: {not_found}");
+    checks.check_online("cluster").await.offline(&unavailable);
 }

@@ -1,15 +1,19 @@
 //! InfluxDB 2: mesh-sim's stand-in of `/api/v2/query` (Flux, annotated CSV), token and org
 //! checked as InfluxDB checks them.
 
-use std::sync::{Arc, Mutex};
-
-use mesh_sim::vendors::{self, influxdb};
+use axum::routing::MethodFilter;
+use mesh_sim::vendors::influxdb;
 use serde_json::{Value, json};
 
 use super::common::*;
 
 const TOKEN: &str = "influx-token-0123456789";
 const ORG: &str = "canary-org";
+const SECRET: &[(&str, &str)] = &[("token", TOKEN), ("org", ORG)];
+
+fn provider(address: &str) -> Value {
+    json!({"type": "influxdb", "address": address, "secretRef": {"name": "influx"}})
+}
 
 fn flux(name: &str) -> String {
     format!(
@@ -23,189 +27,85 @@ async fn influxdb_values_and_failures() {
         token: TOKEN.into(),
         org: ORG.into(),
     };
-    let rendered = |name: &str| flux(name).replace("{{ target }}", "podinfo");
-    let (errors, latency, nan) = (rendered("errors"), rendered("latency"), rendered("nan"));
-    let source = vendors::fixed(&[
-        (errors.as_str(), Some(0.5)),
-        (latency.as_str(), Some(42.0)),
-        (nan.as_str(), Some(f64::NAN)),
-    ]);
+    let source = answers(|name| rendered(&flux(name)));
     let address = serve(influxdb::router(auth, source)).await;
     let world = World::new().await;
-    let provider =
-        |a: &str| json!({"type": "influxdb", "address": a, "secretRef": {"name": "influx"}});
-    world
-        .secret("influx", &[("token", TOKEN), ("org", ORG)])
-        .await;
-    for name in ["errors", "latency", "nothing", "nan"] {
-        world.template(name, provider(&address), &flux(name)).await;
-    }
-    let secrets = [TOKEN];
-
-    assert_eq!(value(world.check("errors").await), 0.5);
-    assert_eq!(
-        value(world.check("latency").await),
-        42.0,
-        "above the max of 1: a failing check"
-    );
-    world.online("errors").await.expect("online");
+    world.secret("influx", SECRET).await;
+    world.templates(&TEMPLATES, provider(&address), flux).await;
+    let checks = world.checks("influxdb", &[TOKEN]);
 
     // No records: no data (Flagger reads 0 here).
-    let m = no_data(world.check("nothing").await);
-    names(&m, "influxdb", "nothing", "no values found", &secrets);
-    let m = no_data(world.check("nan").await);
-    names(&m, "influxdb", "nan", "no values found", &secrets);
+    checks.values_and_no_data("no values found").await;
+    world.online("errors").await.expect("online");
 
     // A wrong token: InfluxDB's 401, online or not.
-    world
-        .secret("influx", &[("token", "wrong-token-1"), ("org", ORG)])
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "influxdb",
-        "errors",
-        "authentication failed: HTTP 401",
-        &["wrong-token-1"],
-    );
+    let wrong = [("token", "wrong-token-1"), ("org", ORG)];
+    world.secret("influx", &wrong).await;
+    let wrong = checks.hiding(&["wrong-token-1"]);
+    let unauthorized = "authentication failed: HTTP 401";
+    let m = wrong.check("errors").await.error(unauthorized);
     assert!(m.contains("unauthorized access"), "{m}");
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "influxdb",
-        "errors",
-        "authentication failed: HTTP 401",
-        &["wrong-token-1"],
-    );
+    wrong.check_online("errors").await.offline(unauthorized);
 
     // An unknown org: InfluxDB's 404.
-    world
-        .secret("influx", &[("token", TOKEN), ("org", "other-org")])
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "influxdb",
-        "errors",
-        "query refused: HTTP 404",
-        &secrets,
-    );
+    let other_org = [("token", TOKEN), ("org", "other-org")];
+    world.secret("influx", &other_org).await;
+    let refused = "query refused: HTTP 404";
+    checks.check("errors").await.error(refused);
 
     // A Secret without a key names the key.
     world.secret("influx", &[("token", TOKEN)]).await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "influxdb",
-        "errors",
-        "does not contain the key org",
-        &secrets,
-    );
+    let missing = "does not contain the key org";
+    checks.check("errors").await.error(missing);
     world.secret("influx", &[("org", ORG)]).await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "influxdb",
-        "errors",
-        "does not contain the key token",
-        &secrets,
-    );
+    let missing = "does not contain the key token";
+    checks.check("errors").await.error(missing);
 
     // Nothing listening.
-    world
-        .secret("influx", &[("token", TOKEN), ("org", ORG)])
-        .await;
+    world.secret("influx", SECRET).await;
     let down = unreachable().await;
     world
         .template("errors", provider(&down), &flux("errors"))
         .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "influxdb",
-        "errors",
-        &format!("unreachable: {down}"),
-        &secrets,
-    );
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "influxdb",
-        "errors",
-        &format!("unreachable: {down}"),
-        &secrets,
-    );
+    let unreachable = format!("unreachable: {down}");
+    checks.check("errors").await.error(&unreachable);
+    checks.check_online("errors").await.offline(&unreachable);
 
     // The address is required.
-    world
-        .template(
-            "errors",
-            json!({"type": "influxdb", "secretRef": {"name": "influx"}}),
-            &flux("errors"),
-        )
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "influxdb",
-        "errors",
-        "spec.provider.address is required",
-        &secrets,
-    );
+    let no_address = json!({"type": "influxdb", "secretRef": {"name": "influx"}});
+    world.template("errors", no_address, &flux("errors")).await;
+    let required = "spec.provider.address is required";
+    checks.check("errors").await.error(required);
 }
 
 /// What a request carries: the org, the token, the Flux text and the annotated-CSV dialect;
 /// without a secretRef, no token and an empty org. The online check's Flux is Flagger's.
 #[tokio::test]
 async fn influxdb_request_shape() {
-    type Seen = Vec<(Option<String>, Option<String>, Value)>;
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/api/v2/query",
-        axum::routing::post(
-            move |q: axum::extract::Query<std::collections::HashMap<String, String>>,
-                  h: axum::http::HeaderMap,
-                  body: String| {
-                let s = s.clone();
-                async move {
-                    let auth = h
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .map(String::from);
-                    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    s.lock()
-                        .expect("lock")
-                        .push((q.get("org").cloned(), auth, body));
-                    "#datatype,string,long,double\r\n#group,false,false,false\r\n#default,_result,,\r\n,result,table,_value\r\n,,0,0.75\r\n\r\n"
-                }
-            },
-        ),
-    );
-    let address = serve(app).await;
+    let (address, seen) = recording(MethodFilter::POST, &["/api/v2/query"], |_| {
+        "#datatype,string,long,double\r\n#group,false,false,false\r\n#default,_result,,\r\n,result,table,_value\r\n,,0,0.75\r\n\r\n"
+    })
+    .await;
     let world = World::new().await;
+    world.secret("influx", SECRET).await;
     world
-        .secret("influx", &[("token", TOKEN), ("org", ORG)])
-        .await;
-    world
-        .template(
-            "w",
-            json!({"type": "influxdb", "address": address, "secretRef": {"name": "influx"}}),
-            "from(bucket: \"b\")",
-        )
+        .template("w", provider(&address), "from(bucket: \"b\")")
         .await;
     assert_eq!(value(world.check("w").await), 0.75);
     world.online("w").await.expect("online");
-    world
-        .template(
-            "w",
-            json!({"type": "influxdb", "address": address}),
-            "from(bucket: \"b\")",
-        )
-        .await;
+    let anonymous = json!({"type": "influxdb", "address": address});
+    world.template("w", anonymous, "from(bucket: \"b\")").await;
     assert_eq!(value(world.check("w").await), 0.75);
 
-    let seen = seen.lock().expect("lock");
+    let seen: Vec<(Option<String>, Option<String>, Value)> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|r| {
+            let org = r.param("org").map(String::from);
+            (org, r.header("authorization").map(String::from), r.json())
+        })
+        .collect();
     let dialect = json!({"header": true, "delimiter": ",",
         "annotations": ["datatype", "group", "default"], "commentPrefix": "#",
         "dateTimeFormat": "RFC3339"});

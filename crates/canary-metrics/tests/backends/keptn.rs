@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Response, Uri};
-use canary_metrics::{Metrics, MetricsProvider};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
@@ -79,24 +78,14 @@ async fn keptn_metrics_values_and_failures() {
     world
         .template("pass", keptn.clone(), "keptnmetric/test/pass")
         .await;
+    // A keptn template names no Secret: no credential of its own that a message could leak.
+    let checks = world.checks("keptn", &[]);
 
     // Before Keptn is installed: offline, and the query says what is missing.
-    let m = world.online("pass").await.expect_err("offline");
-    names(
-        &m,
-        "keptn",
-        "pass",
-        "the cluster does not serve metrics.keptn.sh/v1beta1 (is Keptn installed?)",
-        &[],
-    );
-    let m = error(world.check("pass").await);
-    names(
-        &m,
-        "keptn",
-        "pass",
-        "cannot read KeptnMetric test/pass: not found: HTTP 404",
-        &[],
-    );
+    let missing = "the cluster does not serve metrics.keptn.sh/v1beta1 (is Keptn installed?)";
+    checks.check_online("pass").await.offline(missing);
+    let not_found = "cannot read KeptnMetric test/pass: not found: HTTP 404";
+    checks.check("pass").await.error(not_found);
 
     install_keptn(&world.client).await;
     world.online("pass").await.expect("online");
@@ -104,21 +93,18 @@ async fn keptn_metrics_values_and_failures() {
     keptn_metric(&world.client, "fail", Some("42")).await;
     keptn_metric(&world.client, "pending", None).await;
     keptn_metric(&world.client, "garbage", Some("n/a")).await;
-    // Flagger lower-cases and trims the query.
-    world
-        .template("pass", keptn.clone(), "KeptnMetric/{{ namespace }}/Pass\n")
-        .await;
-    for name in ["fail", "pending", "garbage", "missing"] {
-        world
-            .template(name, keptn.clone(), &format!("keptnmetrics/test/{name}"))
-            .await;
+    for (name, query) in [
+        // Flagger lower-cases and trims the query.
+        ("pass", "KeptnMetric/{{ namespace }}/Pass\n"),
+        ("fail", "keptnmetrics/test/fail"),
+        ("pending", "keptnmetrics/test/pending"),
+        ("garbage", "keptnmetrics/test/garbage"),
+        ("missing", "keptnmetrics/test/missing"),
+        ("short", "keptnmetric/test"),
+        ("kind", "deployment/test/podinfo"),
+    ] {
+        world.template(name, keptn.clone(), query).await;
     }
-    world
-        .template("short", keptn.clone(), "keptnmetric/test")
-        .await;
-    world
-        .template("kind", keptn.clone(), "deployment/test/podinfo")
-        .await;
 
     assert_eq!(value(world.check("pass").await), 0.5);
     assert_eq!(
@@ -126,46 +112,16 @@ async fn keptn_metrics_values_and_failures() {
         42.0,
         "above the max of 1: a failing check"
     );
-    let m = no_data(world.check("pending").await);
-    names(
-        &m,
-        "keptn",
-        "pending",
-        "no values found: KeptnMetric test/pending has no status.value",
-        &[],
-    );
-    let m = error(world.check("garbage").await);
-    names(
-        &m,
-        "keptn",
-        "garbage",
-        "the status.value \"n/a\" of KeptnMetric test/garbage is not a number",
-        &[],
-    );
-    let m = error(world.check("missing").await);
-    names(
-        &m,
-        "keptn",
-        "missing",
-        "cannot read KeptnMetric test/missing: not found: HTTP 404",
-        &[],
-    );
-    let m = error(world.check("short").await);
-    names(
-        &m,
-        "keptn",
-        "short",
-        "unexpected query format \"keptnmetric/test\": expected <keptnmetric|analysis>/<namespace>/<name>",
-        &[],
-    );
-    let m = error(world.check("kind").await);
-    names(
-        &m,
-        "keptn",
-        "kind",
-        "unexpected kind \"deployment\" in the query",
-        &[],
-    );
+    let pending = "no values found: KeptnMetric test/pending has no status.value";
+    checks.check("pending").await.no_data(pending);
+    let garbage = "the status.value \"n/a\" of KeptnMetric test/garbage is not a number";
+    checks.check("garbage").await.error(garbage);
+    let missing = "cannot read KeptnMetric test/missing: not found: HTTP 404";
+    checks.check("missing").await.error(missing);
+    let short = "unexpected query format \"keptnmetric/test\": expected <keptnmetric|analysis>/<namespace>/<name>";
+    checks.check("short").await.error(short);
+    let kind = "unexpected kind \"deployment\" in the query";
+    checks.check("kind").await.error(kind);
 }
 
 /// What the Keptn stand-in saw: each Analysis's name and spec.
@@ -212,19 +168,16 @@ async fn keptn_analyses_run_once_and_are_deleted() {
     let seen: Seen = Arc::default();
     let keptn = play_keptn(world.client.clone(), seen.clone());
     let provider = json!({"type": "keptn"});
-    world
-        .template(
+    for (name, query) in [
+        (
             "good",
-            provider.clone(),
             "analysis/{{ namespace }}/good/5m/service={{ target }};env=Prod",
-        )
-        .await;
-    world
-        .template("bad", provider.clone(), "analyses/test/bad")
-        .await;
-    world
-        .template("never", provider.clone(), "analysis/test/never/2m")
-        .await;
+        ),
+        ("bad", "analyses/test/bad"),
+        ("never", "analysis/test/never/2m"),
+    ] {
+        world.template(name, provider.clone(), query).await;
+    }
     let remaining = || async {
         analyses(&world.client)
             .list(&ListParams::default())
@@ -263,16 +216,11 @@ async fn keptn_analyses_run_once_and_are_deleted() {
     }
 
     // Never completed: an error after Flagger's 10 s, and the Analysis deleted all the same.
+    let checks = world.checks("keptn", &[]);
     let start = Instant::now();
-    let m = error(world.check("never").await);
+    let answer = checks.check("never").await;
     let took = start.elapsed();
-    names(
-        &m,
-        "keptn",
-        "never",
-        "timed out after 10s waiting for Keptn to complete Analysis test/never-",
-        &[],
-    );
+    let m = answer.error("timed out after 10s waiting for Keptn to complete Analysis test/never-");
     assert!(m.contains("(status.state: Progressing)"), "{m}");
     assert!(
         took >= Duration::from_secs(9) && took < Duration::from_secs(13),
@@ -364,54 +312,20 @@ async fn keptn_refusals_of_the_api_server() {
         .await;
     let proxy = refusing_proxy(world.sim.url()).await;
     let config = kube::Config::new(proxy.parse().expect("url"));
-    let client = kube::Client::try_from(config).expect("client");
-    let metrics = Metrics::new(
-        "http://prometheus.invalid:9090",
-        canary_core::Settings::new("istio"),
-        Some(client),
-    )
-    .expect("metrics");
-    let check = |name: &str| {
-        let (canary, metric) = canary(name);
-        let metrics = &metrics;
-        async move { metrics.query(&canary, &metric).await }
-    };
-    let secrets = ["wrong-token-0123456789", "kube-sim-token"];
+    let proxied = world.through(kube::Client::try_from(config).expect("client"));
+    let checks = proxied.checks("keptn", &["wrong-token-0123456789", "kube-sim-token"]);
 
-    let m = error(check("pass").await);
-    names(
-        &m,
-        "keptn",
-        "pass",
-        "cannot read KeptnMetric test/pass: authentication failed: HTTP 401",
-        &secrets,
-    );
-    let m = error(check("run").await);
-    names(
-        &m,
-        "keptn",
-        "run",
-        "cannot create Analysis test/good-",
-        &secrets,
-    );
+    let unauthorized = "cannot read KeptnMetric test/pass: authentication failed: HTTP 401";
+    checks.check("pass").await.error(unauthorized);
+    let refused = "cannot create Analysis test/good-";
+    let m = checks.check("run").await.error(refused);
     assert!(
         m.contains("forbidden: HTTP 403: analyses.metrics.keptn.sh is forbidden"),
         "{m}"
     );
-
-    let (canary, _) = canary("pass");
-    let m = metrics
-        .check_online(&canary)
-        .await
-        .map_err(|e| canary_core::error_chain(&e))
-        .expect_err("offline");
-    names(
-        &m,
-        "keptn",
-        "pass",
-        "cannot read the API metrics.keptn.sh/v1beta1: HTTP 500: an error on the server",
-        &secrets,
-    );
+    let unavailable =
+        "cannot read the API metrics.keptn.sh/v1beta1: HTTP 500: an error on the server";
+    checks.check_online("pass").await.offline(unavailable);
 
     // Directly, the same KeptnMetric reads fine.
     assert_eq!(value(world.check("pass").await), 0.5);

@@ -5,13 +5,21 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use axum::routing::get;
-use serde_json::json;
+use axum::routing::MethodFilter;
+use serde_json::{Value, json};
 
 use super::common::*;
 
 const API_KEY: &str = "dd-api-echoed-0123456789abcdef";
 const APP_KEY: &str = "dd-app-echoed-fedcba9876543210";
+const SECRET: &[(&str, &str)] = &[
+    ("datadog_api_key", API_KEY),
+    ("datadog_application_key", APP_KEY),
+];
+
+fn provider(address: &str) -> Value {
+    json!({"type": "datadog", "address": address, "secretRef": {"name": "dd"}})
+}
 
 /// Every 8-character piece of `secret`.
 fn pieces(secret: &str) -> Vec<&str> {
@@ -21,15 +29,10 @@ fn pieces(secret: &str) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echoed_credentials_are_removed_wherever_the_cut_falls() {
     let world = World::new().await;
-    world
-        .secret(
-            "dd",
-            &[
-                ("datadog_api_key", API_KEY),
-                ("datadog_application_key", APP_KEY),
-            ],
-        )
-        .await;
+    world.secret("dd", SECRET).await;
+    // No secrets given: the keys are looked for below piece by piece, which finds them whole
+    // too.
+    let checks = world.checks("datadog", &[]);
     // The key at every offset around the message limit, and once with its pieces spread over
     // whitespace (which a message collapses).
     for pad in (250..400).step_by(3) {
@@ -37,29 +40,11 @@ async fn echoed_credentials_are_removed_wherever_the_cut_falls() {
             "{}invalid key {API_KEY}   and\n\n{APP_KEY}",
             "x".repeat(pad)
         );
-        let app = axum::Router::new().route(
-            "/api/v1/query",
-            get(move || {
-                let body = body.clone();
-                async move { (StatusCode::FORBIDDEN, body) }
-            }),
-        );
-        let address = serve(app).await;
-        world
-            .template(
-                "echo",
-                json!({"type": "datadog", "address": address, "secretRef": {"name": "dd"}}),
-                "q",
-            )
-            .await;
-        let m = error(world.check("echo").await);
-        names(
-            &m,
-            "datadog",
-            "echo",
-            "authentication failed: HTTP 403",
-            &[],
-        );
+        let echo = move |_: &Request| (StatusCode::FORBIDDEN, body.clone());
+        let (address, _) = recording(MethodFilter::GET, &["/api/v1/query"], echo).await;
+        world.template("echo", provider(&address), "q").await;
+        let forbidden = "authentication failed: HTTP 403";
+        let m = checks.check("echo").await.error(forbidden);
         for piece in pieces(API_KEY).into_iter().chain(pieces(APP_KEY)) {
             assert!(!m.contains(piece), "pad {pad}: {m:?} holds {piece:?}");
         }
@@ -80,32 +65,13 @@ async fn a_backend_that_never_answers_fails_within_its_timeout() {
         }
     });
     let world = World::new().await;
-    world
-        .secret(
-            "dd",
-            &[
-                ("datadog_api_key", API_KEY),
-                ("datadog_application_key", APP_KEY),
-            ],
-        )
-        .await;
-    world
-        .template(
-            "silent",
-            json!({"type": "datadog", "address": address, "secretRef": {"name": "dd"}}),
-            "q",
-        )
-        .await;
+    world.secret("dd", SECRET).await;
+    world.template("silent", provider(&address), "q").await;
+    let checks = world.checks("datadog", &[API_KEY, APP_KEY]);
     let started = Instant::now();
-    let m = error(world.check("silent").await);
+    let answer = checks.check("silent").await;
     let took = started.elapsed();
-    names(
-        &m,
-        "datadog",
-        "silent",
-        &format!("unreachable: {address}"),
-        &[API_KEY, APP_KEY],
-    );
+    let m = answer.error(&format!("unreachable: {address}"));
     assert!(m.contains("timed out") || m.contains("timeout"), "{m}");
     assert!(took < Duration::from_secs(8), "the check took {took:?}");
 }

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mesh_sim::vendors::splunk::{Program, Programs, SignalFlow, Val};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::common::*;
 
 const TOKEN: &str = "sf-token-0123456789";
+const SECRET: &[(&str, &str)] = &[("sf_token_key", TOKEN)];
 
 /// Programs answering from a table of `program -> answer`; any other publishes nothing.
 fn table(programs: HashMap<String, Program>) -> Programs {
@@ -26,153 +27,81 @@ async fn serve_signalflow(state: Arc<SignalFlow>) -> String {
     mesh_sim::vendors::splunk::start(state).await.expect("bind")
 }
 
+fn provider(address: &str) -> Value {
+    json!({"type": "splunk", "address": address, "secretRef": {"name": "sf"}})
+}
+
 fn program(name: &str) -> String {
     format!("data('{name}', filter=filter('app', '{{{{ target }}}}')).mean().publish()")
 }
 
-fn rendered(name: &str) -> String {
-    program(name).replace("{{ target }}", "podinfo")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn splunk_values_and_failures() {
-    let programs = HashMap::from([
+    let programs = [
         (
-            rendered("errors"),
+            "errors",
             Program::Points(vec![(7, Val::Double(0.9)), (7, Val::Double(0.5))]),
         ),
+        ("latency", Program::Points(vec![(8, Val::Long(42))])),
+        ("nothing", Program::Points(vec![])),
+        ("nan", Program::Points(vec![(9, Val::Double(f64::NAN))])),
         (
-            rendered("latency"),
-            Program::Points(vec![(8, Val::Long(42))]),
-        ),
-        (rendered("nothing"), Program::Points(vec![])),
-        (
-            rendered("nan"),
-            Program::Points(vec![(9, Val::Double(f64::NAN))]),
-        ),
-        (
-            rendered("multi"),
+            "multi",
             Program::Points(vec![(1, Val::Double(0.1)), (2, Val::Double(0.2))]),
         ),
-        (
-            rendered("bad"),
-            Program::Fails("Syntax error at line 1".into()),
-        ),
-    ]);
+        ("bad", Program::Fails("Syntax error at line 1".into())),
+    ];
+    let programs = HashMap::from(programs.map(|(name, p)| (rendered(&program(name)), p)));
     let state = Arc::new(SignalFlow::new(TOKEN, table(programs)));
     let address = serve_signalflow(state.clone()).await;
     let world = World::new().await;
-    let provider = |a: &str| json!({"type": "splunk", "address": a, "secretRef": {"name": "sf"}});
-    world.secret("sf", &[("sf_token_key", TOKEN)]).await;
-    for name in ["errors", "latency", "nothing", "nan", "multi", "bad"] {
-        world
-            .template(name, provider(&address), &program(name))
-            .await;
-    }
-    let secrets = [TOKEN];
+    world.secret("sf", SECRET).await;
+    let names = ["errors", "latency", "nothing", "nan", "multi", "bad"];
+    world.templates(&names, provider(&address), program).await;
+    let checks = world.checks("splunk", &[TOKEN]);
 
     // The last point counts; a long is a number.
-    assert_eq!(value(world.check("errors").await), 0.5);
-    assert_eq!(
-        value(world.check("latency").await),
-        42.0,
-        "above the max of 1: a failing check"
-    );
+    checks.values_and_no_data("no values found").await;
     world.online("errors").await.expect("online");
-
-    let m = no_data(world.check("nothing").await);
-    names(&m, "splunk", "nothing", "no values found", &secrets);
-    let m = no_data(world.check("nan").await);
-    names(&m, "splunk", "nan", "no values found", &secrets);
-    let m = error(world.check("multi").await);
-    names(
-        &m,
-        "splunk",
-        "multi",
-        "query returned multiple values",
-        &secrets,
-    );
-    let m = error(world.check("bad").await);
-    names(
-        &m,
-        "splunk",
-        "bad",
-        "query refused: 400: Syntax error at line 1",
-        &secrets,
-    );
+    let multiple = "query returned multiple values";
+    checks.check("multi").await.error(multiple);
+    let syntax = "query refused: 400: Syntax error at line 1";
+    checks.check("bad").await.error(syntax);
 
     // A wrong token: SignalFlow's error on authenticate, the API's 401 online.
     world
         .secret("sf", &[("sf_token_key", "wrong-token-1")])
         .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "splunk",
-        "errors",
-        "authentication failed: 401: Invalid auth token",
-        &["wrong-token-1"],
-    );
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "splunk",
-        "errors",
-        "authentication failed: HTTP 401",
-        &["wrong-token-1"],
-    );
+    let wrong = checks.hiding(&["wrong-token-1"]);
+    let invalid = "authentication failed: 401: Invalid auth token";
+    wrong.check("errors").await.error(invalid);
+    let unauthorized = "authentication failed: HTTP 401";
+    wrong.check_online("errors").await.offline(unauthorized);
 
     // A Secret without the key names it.
     world.secret("sf", &[("other", TOKEN)]).await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "splunk",
-        "errors",
-        "does not contain the key sf_token_key",
-        &secrets,
-    );
+    let missing = "does not contain the key sf_token_key";
+    checks.check("errors").await.error(missing);
 
     // Nothing listening: the stream address is the ws:// form of the address.
-    world.secret("sf", &[("sf_token_key", TOKEN)]).await;
+    world.secret("sf", SECRET).await;
     let down = unreachable().await;
     world
         .template("errors", provider(&down), &program("errors"))
         .await;
-    let m = error(world.check("errors").await);
     let stream = down.replacen("http", "ws", 1);
-    names(
-        &m,
-        "splunk",
-        "errors",
-        &format!("unreachable: {stream}"),
-        &secrets,
-    );
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "splunk",
-        "errors",
-        &format!("unreachable: {down}"),
-        &secrets,
-    );
+    let unreachable = format!("unreachable: {stream}");
+    checks.check("errors").await.error(&unreachable);
+    let unreachable = format!("unreachable: {down}");
+    checks.check_online("errors").await.offline(&unreachable);
 
     // The address is required.
+    let no_address = json!({"type": "splunk", "secretRef": {"name": "sf"}});
     world
-        .template(
-            "errors",
-            json!({"type": "splunk", "secretRef": {"name": "sf"}}),
-            &program("errors"),
-        )
+        .template("errors", no_address, &program("errors"))
         .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "splunk",
-        "errors",
-        "spec.provider.address is required",
-        &secrets,
-    );
+    let required = "spec.provider.address is required";
+    checks.check("errors").await.error(required);
 }
 
 /// The execute request: the rendered program over ten intervals in milliseconds, immediate.
@@ -181,19 +110,15 @@ async fn splunk_reads_ten_intervals() {
     let state = Arc::new(SignalFlow::new(
         TOKEN,
         table(HashMap::from([(
-            rendered("errors"),
+            rendered(&program("errors")),
             Program::Points(vec![(7, Val::Double(0.5))]),
         )])),
     ));
     let address = serve_signalflow(state.clone()).await;
     let world = World::new().await;
-    world.secret("sf", &[("sf_token_key", TOKEN)]).await;
+    world.secret("sf", SECRET).await;
     world
-        .template(
-            "w",
-            json!({"type": "splunk", "address": address, "secretRef": {"name": "sf"}}),
-            &program("errors"),
-        )
+        .template("w", provider(&address), &program("errors"))
         .await;
     assert_eq!(value(world.check("w").await), 0.5);
     let executes = state.executes.lock().expect("lock");
@@ -203,5 +128,5 @@ async fn splunk_reads_ten_intervals() {
     let n = |k: &str| execute[k].as_u64().unwrap_or_default();
     assert_eq!(n("stop") - n("start"), 600_000, "{execute}");
     assert_eq!(execute["immediate"], true);
-    assert_eq!(execute["program"], rendered("errors"));
+    assert_eq!(execute["program"], rendered(&program("errors")));
 }

@@ -5,9 +5,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use axum::routing::MethodFilter;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mesh_sim::vendors::{self, stackdriver};
+use mesh_sim::vendors::stackdriver;
 use serde_json::{Value, json};
 
 use super::common::*;
@@ -21,6 +22,20 @@ const PROJECT: &str = "flaggerd-test";
 const EMAIL: &str = "flaggerd@flaggerd-test.iam.gserviceaccount.com";
 const KEY_ID: &str = "0123456789abcdef0123456789abcdef01234567";
 const SCOPE: &str = stackdriver::SCOPE;
+
+fn provider(address: &str) -> Value {
+    json!({"type": "stackdriver", "address": address, "secretRef": {"name": "sd"}})
+}
+
+fn query(name: &str) -> String {
+    format!("fetch k8s_container | metric '{name}' | filter container == '{{{{ target }}}}'")
+}
+
+/// The Secret's contents: the project to read and the service-account key file to read it
+/// with.
+fn secret<'a>(project: &'a str, key_file: &'a str) -> [(&'a str, &'a str); 2] {
+    [("project", project), ("serviceAccountKey", key_file)]
+}
 
 /// A service-account key file for `pem`, its tokens from `token_uri`.
 fn key_file(pem: &str, token_uri: &str) -> String {
@@ -50,40 +65,19 @@ fn google(seen: Arc<Mutex<Vec<(Value, Value)>>>) -> stackdriver::Accept {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stackdriver_values_tokens_and_failures() {
-    let query = |name: &str| {
-        format!("fetch k8s_container | metric '{name}' | filter container == 'podinfo'")
-    };
-    let source = vendors::fixed(&[
-        (&query("errors"), Some(0.5)),
-        (&query("latency"), Some(42.0)),
-        (&query("nan"), Some(f64::NAN)),
-    ]);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let accept = google(seen.clone());
+    let source = answers(|name| rendered(&query(name)));
     let address = serve(stackdriver::router(PROJECT, accept, source)).await;
     let world = World::new().await;
-    let provider =
-        |a: &str| json!({"type": "stackdriver", "address": a, "secretRef": {"name": "sd"}});
     let sa = key_file(TEST_KEY, &format!("{address}/token"));
-    world
-        .secret("sd", &[("project", PROJECT), ("serviceAccountKey", &sa)])
-        .await;
-    for name in ["errors", "latency", "nothing", "nan"] {
-        let q = format!(
-            "fetch k8s_container | metric '{name}' | filter container == '{{{{ target }}}}'"
-        );
-        world.template(name, provider(&address), &q).await;
-    }
+    world.secret("sd", &secret(PROJECT, &sa)).await;
+    world.templates(&TEMPLATES, provider(&address), query).await;
     // A line of the private key stands for it: no message may hold any of it.
     let key_line = TEST_KEY.lines().nth(3).expect("a key line");
-    let secrets = [key_line];
+    let checks = world.checks("stackdriver", &[key_line]);
 
-    assert_eq!(value(world.check("errors").await), 0.5);
-    assert_eq!(
-        value(world.check("latency").await),
-        42.0,
-        "above the max of 1: a failing check"
-    );
+    checks.values_and_no_data("no values found").await;
     world.online("errors").await.expect("online");
 
     // The assertions: RS256 with the key's id, for the monitoring.read scope, one hour.
@@ -101,16 +95,11 @@ async fn stackdriver_values_tokens_and_failures() {
         );
     }
 
-    let m = no_data(world.check("nothing").await);
-    names(&m, "stackdriver", "nothing", "no values found", &secrets);
-    let m = no_data(world.check("nan").await);
-    names(&m, "stackdriver", "nan", "no values found", &secrets);
-
     // The query endpoint itself takes no request without a token it issued.
     let resp = reqwest::Client::new()
         .post(format!("{address}/v3/projects/{PROJECT}/timeSeries:query"))
         .bearer_auth("ya29.forged")
-        .body(json!({"query": query("errors")}).to_string())
+        .body(json!({"query": rendered(&query("errors"))}).to_string())
         .send()
         .await
         .expect("send");
@@ -121,181 +110,79 @@ async fn stackdriver_values_tokens_and_failures() {
     // Another key under the same account: the token endpoint refuses the JWT's signature.
     let other = key_file(OTHER_KEY, &format!("{address}/token"));
     let other_line = OTHER_KEY.lines().nth(3).expect("a key line");
-    world
-        .secret("sd", &[("project", PROJECT), ("serviceAccountKey", &other)])
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "stackdriver",
-        "errors",
-        "authentication failed: cannot get an access token",
-        &[key_line, other_line],
-    );
+    world.secret("sd", &secret(PROJECT, &other)).await;
+    let wrong = checks.hiding(&[key_line, other_line]);
+    let refused = "authentication failed: cannot get an access token";
+    let m = wrong.check("errors").await.error(refused);
     assert!(m.contains("Invalid JWT Signature"), "{m}");
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "stackdriver",
-        "errors",
-        "authentication failed: cannot get an access token",
-        &[key_line, other_line],
-    );
+    wrong.check_online("errors").await.offline(refused);
 
     // A project the account cannot read: Google's 403.
-    world
-        .secret(
-            "sd",
-            &[("project", "someone-else"), ("serviceAccountKey", &sa)],
-        )
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "stackdriver",
-        "errors",
-        "authentication failed: HTTP 403: PERMISSION_DENIED",
-        &secrets,
-    );
-    let m = world.online("errors").await.expect_err("offline");
-    names(
-        &m,
-        "stackdriver",
-        "errors",
-        "authentication failed: HTTP 403: PERMISSION_DENIED",
-        &secrets,
-    );
+    world.secret("sd", &secret("someone-else", &sa)).await;
+    let denied = "authentication failed: HTTP 403: PERMISSION_DENIED";
+    checks.check("errors").await.error(denied);
+    checks.check_online("errors").await.offline(denied);
 
     // A Secret without its project names the key.
     world.secret("sd", &[("serviceAccountKey", &sa)]).await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "stackdriver",
-        "errors",
-        "does not contain the key project",
-        &secrets,
-    );
+    let missing = "does not contain the key project";
+    checks.check("errors").await.error(missing);
 
     // A serviceAccountKey that is no key.
-    world
-        .secret(
-            "sd",
-            &[
-                ("project", PROJECT),
-                ("serviceAccountKey", "not json at all"),
-            ],
-        )
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "stackdriver",
-        "errors",
-        "serviceAccountKey is not a usable service account key",
-        &["not json at all"],
-    );
+    let no_key = "not json at all";
+    world.secret("sd", &secret(PROJECT, no_key)).await;
+    let unusable = "serviceAccountKey is not a usable service account key";
+    let wrong = checks.hiding(&[no_key]);
+    wrong.check("errors").await.error(unusable);
 
     // Cloud Monitoring unreachable (the token endpoint answers).
-    world
-        .secret("sd", &[("project", PROJECT), ("serviceAccountKey", &sa)])
-        .await;
+    world.secret("sd", &secret(PROJECT, &sa)).await;
     let down = unreachable().await;
-    world
-        .template("errors", provider(&down), &query("errors"))
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "stackdriver",
-        "errors",
-        &format!("unreachable: {down}"),
-        &secrets,
-    );
+    let errors = rendered(&query("errors"));
+    world.template("errors", provider(&down), &errors).await;
+    let unreachable = format!("unreachable: {down}");
+    checks.check("errors").await.error(&unreachable);
 
     // The token endpoint unreachable.
     let sa_down = key_file(TEST_KEY, &format!("{down}/token"));
-    world
-        .secret(
-            "sd",
-            &[("project", PROJECT), ("serviceAccountKey", &sa_down)],
-        )
-        .await;
-    world
-        .template("errors", provider(&address), &query("errors"))
-        .await;
-    let m = error(world.check("errors").await);
-    names(
-        &m,
-        "stackdriver",
-        "errors",
-        &format!("authentication failed: cannot get an access token: {down}: unreachable: {down}"),
-        &secrets,
-    );
+    world.secret("sd", &secret(PROJECT, &sa_down)).await;
+    world.template("errors", provider(&address), &errors).await;
+    let cause =
+        format!("authentication failed: cannot get an access token: {down}: unreachable: {down}");
+    checks.check("errors").await.error(&cause);
 }
 
 /// The request: the project's `timeSeries:query` with `{"query": <rendered MQL>}` and the
 /// bearer token from the token endpoint.
 #[tokio::test]
 async fn stackdriver_sends_the_query_with_its_token() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let app = axum::Router::new()
-        .route(
-            "/token",
-            axum::routing::post(|| async {
-                json!({"access_token": "ya29.shape", "expires_in": 3599, "token_type": "Bearer"})
-                    .to_string()
-            }),
-        )
-        .route(
-            "/v3/projects/{project}/timeSeries:query",
-            axum::routing::post(
-                move |axum::extract::Path(project): axum::extract::Path<String>,
-                      h: axum::http::HeaderMap,
-                      body: String| {
-                    let s = s.clone();
-                    async move {
-                        let auth = h
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_string();
-                        let body: Value = serde_json::from_str(&body).expect("json body");
-                        s.lock().expect("lock").push((project, auth, body));
-                        json!({"timeSeriesData": [{"pointData": [
-                            {"values": [{"int64Value": "1"}]},
-                            {"values": [{"doubleValue": 9.0}]}]}]})
-                        .to_string()
-                    }
-                },
-            ),
-        );
-    let address = serve(app).await;
+    let paths = ["/token", "/v3/projects/{project}/timeSeries:query"];
+    let (address, seen) = recording(MethodFilter::POST, &paths, |r| {
+        if r.path == "/token" {
+            json!({"access_token": "ya29.shape", "expires_in": 3599, "token_type": "Bearer"})
+        } else {
+            json!({"timeSeriesData": [{"pointData": [
+                {"values": [{"int64Value": "1"}]},
+                {"values": [{"doubleValue": 9.0}]}]}]})
+        }
+        .to_string()
+    })
+    .await;
     let world = World::new().await;
     let sa = key_file(TEST_KEY, &format!("{address}/token"));
-    world
-        .secret("sd", &[("project", PROJECT), ("serviceAccountKey", &sa)])
-        .await;
-    world
-        .template(
-            "w",
-            json!({"type": "stackdriver", "address": address, "secretRef": {"name": "sd"}}),
-            "fetch gce_instance | metric '{{ target }}'",
-        )
-        .await;
+    world.secret("sd", &secret(PROJECT, &sa)).await;
+    let mql = "fetch gce_instance | metric '{{ target }}'";
+    world.template("w", provider(&address), mql).await;
     assert_eq!(
         value(world.check("w").await),
         1.0,
         "the first point counts, an int64Value as its number"
     );
     let seen = seen.lock().expect("lock");
-    assert_eq!(
-        seen[0],
-        (
-            PROJECT.to_string(),
-            "Bearer ya29.shape".to_string(),
-            json!({"query": "fetch gce_instance | metric 'podinfo'"})
-        )
-    );
+    let query = seen.iter().find(|r| r.path != "/token").expect("a query");
+    let path = format!("/v3/projects/{PROJECT}/timeSeries:query");
+    assert_eq!(query.path, path);
+    assert_eq!(query.header("authorization"), Some("Bearer ya29.shape"));
+    let mql = json!({"query": "fetch gce_instance | metric 'podinfo'"});
+    assert_eq!(query.json(), mql);
 }
