@@ -317,8 +317,8 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 /// Runs the named scenarios (all when none is named) on the cluster kind of `--cluster`
-/// (`sim` by default).
-pub(crate) fn run(kind: Kind, names: &[String]) -> Result<()> {
+/// (`sim` by default), `jobs` at a time.
+pub(crate) fn run(kind: Kind, names: &[String], jobs: usize) -> Result<()> {
     let unknown: Vec<&String> = names
         .iter()
         .filter(|n| !SCENARIOS.iter().any(|s| s.name == n.as_str()))
@@ -331,31 +331,40 @@ pub(crate) fn run(kind: Kind, names: &[String]) -> Result<()> {
         );
     }
     require_programs(kind)?;
-    let bin = crate::cluster::build(kind)?;
+    let bin = match std::env::var_os(CHILD) {
+        Some(_) => crate::cluster::built(kind),
+        None => crate::cluster::build(kind)?,
+    };
     let started = Instant::now();
-    let mut results = Vec::new();
+    let mut chosen = Vec::new();
     for s in SCENARIOS
         .iter()
         .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
     {
-        println!("\n=== {} ({} cluster): {}", s.name, kind.name(), s.what);
         if s.real_only && kind != Kind::Real {
+            println!("\n=== {} ({} cluster): {}", s.name, kind.name(), s.what);
             println!("SKIP {}: it needs real Pods (--cluster real)", s.name);
-            continue;
+        } else {
+            chosen.push(s);
         }
-        let t = Instant::now();
-        let outcome = play(kind, &bin, s);
-        let secs = t.elapsed().as_secs_f64();
-        match &outcome {
-            Ok(()) => println!("PASS {} ({secs:.1}s)", s.name),
-            Err(e) => println!("FAIL {} ({secs:.1}s): {e:#}", s.name),
-        }
-        results.push((s.name, outcome.is_ok(), secs));
+    }
+    let results = if jobs > 1 && chosen.len() > 1 {
+        in_parallel(kind, &chosen, jobs)?
+    } else {
+        chosen.iter().map(|s| one(kind, &bin, s)).collect()
+    };
+    if std::env::var_os(CHILD).is_some() {
+        // The parent prints the summary.
+        return match results.iter().all(|r| r.1) {
+            true => Ok(()),
+            false => bail!("the scenario failed"),
+        };
     }
     println!(
-        "\ne2e summary, {} cluster ({:.0}s):",
+        "\ne2e summary, {} cluster ({:.0}s, {} at a time):",
         kind.name(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        jobs.max(1)
     );
     for (name, ok, secs) in &results {
         println!(
@@ -366,6 +375,87 @@ pub(crate) fn run(kind: Kind, names: &[String]) -> Result<()> {
     let failed: Vec<&str> = results.iter().filter(|r| !r.1).map(|r| r.0).collect();
     if !failed.is_empty() {
         bail!("e2e scenarios failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// A scenario's name, whether it passed, and how long it took (seconds).
+type Outcome = (&'static str, bool, f64);
+
+/// Set in the environment of a scenario that [`in_parallel`] runs in a child process.
+const CHILD: &str = "XTASK_E2E_CHILD";
+
+/// Plays scenario `s` in this process, printing as it goes.
+fn one(kind: Kind, bin: &Binaries, s: &Scenario) -> Outcome {
+    println!("\n=== {} ({} cluster): {}", s.name, kind.name(), s.what);
+    let t = Instant::now();
+    let outcome = play(kind, bin, s);
+    let secs = t.elapsed().as_secs_f64();
+    match &outcome {
+        Ok(()) => println!("PASS {} ({secs:.1}s)", s.name),
+        Err(e) => println!("FAIL {} ({secs:.1}s): {e:#}", s.name),
+    }
+    (s.name, outcome.is_ok(), secs)
+}
+
+/// Plays `scenarios` `jobs` at a time, in their order, each in a child `xtask e2e` of its
+/// own: every scenario starts its own cluster on free ports in its own directory, so they do
+/// not meet. A child's output goes to `target/e2e-output/<scenario>.out` and is printed
+/// whole when it ends, so scenarios' lines do not interleave.
+fn in_parallel(kind: Kind, scenarios: &[&Scenario], jobs: usize) -> Result<Vec<Outcome>> {
+    let exe = std::env::current_exe().context("cannot find xtask's own binary")?;
+    let out = std::path::absolute(crate::cluster::target_dir().join("e2e-output"))?;
+    std::fs::create_dir_all(&out)?;
+    let queue = std::sync::Mutex::new(scenarios.iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                while let Some(s) = queue.lock().map(|mut q| q.next()).ok().flatten() {
+                    let file = out.join(format!("{}.out", s.name));
+                    let t = Instant::now();
+                    let status = child(&exe, kind, s.name, &file);
+                    let secs = t.elapsed().as_secs_f64();
+                    let text = std::fs::read_to_string(&file).unwrap_or_default();
+                    let verdict = match &status {
+                        Ok(()) => String::new(),
+                        // A child that could not report (it did not start, or crashed).
+                        Err(e) if !text.contains(&format!("FAIL {}", s.name)) => {
+                            format!("FAIL {} ({secs:.1}s): {e:#}\n", s.name)
+                        }
+                        Err(_) => String::new(),
+                    };
+                    print!("{text}{verdict}");
+                    if let Ok(mut r) = results.lock() {
+                        r.push((s.name, status.is_ok(), secs));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a scenario's thread panicked"))?;
+    // The summary lists the scenarios in their order, whichever ended first.
+    results.sort_by_key(|r| scenarios.iter().position(|s| s.name == r.0));
+    Ok(results)
+}
+
+/// Runs `xtask e2e --cluster <kind> <name>` with its output in `file`.
+fn child(exe: &Path, kind: Kind, name: &str, file: &Path) -> Result<()> {
+    let stdout =
+        std::fs::File::create(file).with_context(|| format!("cannot create {}", file.display()))?;
+    let stderr = stdout.try_clone()?;
+    let status = Command::new(exe)
+        .args(["e2e", "--cluster", kind.name(), name])
+        .env(CHILD, "1")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .status()
+        .context("cannot start xtask")?;
+    if !status.success() {
+        bail!("xtask e2e {name} ended with {status}");
     }
     Ok(())
 }

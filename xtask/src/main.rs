@@ -70,6 +70,9 @@ enum Task {
         cluster: Kind,
         /// Scenarios to play (all when none is named).
         names: Vec<String>,
+        /// How many scenarios to play at once, each on its own cluster.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Check the Helm chart: helm lint and template, its RBAC against deploy/flaggerd, and
     /// the rendered chart and deploy/flaggerd applied with --dry-run=server to a real API
@@ -152,7 +155,11 @@ fn main() -> Result<()> {
             threadiness,
             (kubeconfig_qps, kubeconfig_burst),
         ),
-        Task::E2e { cluster, names } => e2e::run(cluster, &names),
+        Task::E2e {
+            cluster,
+            names,
+            jobs,
+        } => e2e::run(cluster, &names, jobs),
         Task::Conformance => conformance(&cluster::real::build()?),
         Task::Fuzz { cases } => fuzz(cases),
         Task::Demo { cluster, keep } => demo::run(cluster, keep),
@@ -241,8 +248,8 @@ fn test() -> Result<()> {
         "kube-sim's conformance tests on the real API server",
         || conformance(&controlplane),
     )?;
-    println!("\n$ cargo xtask e2e --cluster real");
-    timed("e2e on the real cluster", || e2e::run(Kind::Real, &[]))?;
+    println!("\n$ cargo xtask e2e --cluster real --jobs 2");
+    timed("e2e on the real cluster", || e2e::run(Kind::Real, &[], 2))?;
     println!("\nxtask test: all checks passed");
     Ok(())
 }

@@ -83,6 +83,15 @@ pub(crate) fn build(kind: Kind) -> Result<Binaries> {
     })
 }
 
+/// The binaries [`build`] built before, without building them (for the scenarios
+/// `cargo xtask e2e --jobs` plays in child processes).
+pub(crate) fn built(kind: Kind) -> Binaries {
+    Binaries {
+        rust: target_dir().join("debug"),
+        controlplane: (kind == Kind::Real).then(real::bin_dir),
+    }
+}
+
 /// The system programs the cluster needs, with the Debian package of each.
 /// On `real`, kubectl is built with the control plane.
 pub(crate) fn missing_programs(kind: Kind) -> Vec<(&'static str, &'static str)> {
