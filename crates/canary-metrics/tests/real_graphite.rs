@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use canary_core::MetricOutcome;
-use common::{World, error, names, no_data, value};
+use common::{World, value};
 use mesh_sim::graphite::Graphite;
 use serde_json::json;
 
@@ -106,64 +106,38 @@ async fn graphite_templates_against_a_real_graphite() {
     eprintln!("the fed points were read after {:?}", flushing.elapsed());
     assert_eq!(value(settled(&world, "success-rate", 98.0).await), 98.0);
     world.online("error-ratio").await.expect("online");
+    let checks = world.checks("graphite", &[]);
 
     // A series that does not exist (graphite-web answers `[]`), only null points, and a
     // target graphite-web cannot parse but does not refuse.
-    let m = no_data(world.check("nothing").await);
-    names(&m, "graphite", "nothing", "no values found", &[]);
-    let m = no_data(world.check("nulls").await);
-    names(&m, "graphite", "nulls", "no values found", &[]);
-    let m = no_data(world.check("unclosed").await);
-    names(&m, "graphite", "unclosed", "no values found", &[]);
+    for template in ["nothing", "nulls", "unclosed"] {
+        checks.check(template).await.no_data("no values found");
+    }
 
     // graphite-web refuses what it cannot evaluate with a 400 and a plain-text reason.
-    let m = error(world.check("unknown-function").await);
-    names(
-        &m,
-        "graphite",
-        "unknown-function",
-        "query refused: HTTP 400: Invalid parameters (Received request for unknown function: noSuchFunction)",
-        &[],
-    );
-    let m = error(world.check("bad-from").await);
-    names(
-        &m,
-        "graphite",
-        "bad-from",
-        "query refused: HTTP 400: Invalid parameters (Unknown day reference: yesterdayish)",
-        &[],
-    );
-
-    let m = error(world.check("interval").await);
-    names(
-        &m,
-        "graphite",
-        "interval",
-        "query refused: HTTP 400: Invalid parameters (Invalid offset unit 'm')",
-        &[],
-    );
+    let refused = "query refused: HTTP 400: Invalid parameters";
+    checks.check("unknown-function").await.error(&format!(
+        "{refused} (Received request for unknown function: noSuchFunction)"
+    ));
+    checks
+        .check("bad-from")
+        .await
+        .error(&format!("{refused} (Unknown day reference: yesterdayish)"));
+    checks
+        .check("interval")
+        .await
+        .error(&format!("{refused} (Invalid offset unit 'm')"));
 
     // graphite-web writes an infinite value as `1e9999`, which no float holds: an unreadable
     // answer, as Flagger's decoder finds it too.
-    let m = error(world.check("infinite").await);
-    names(&m, "graphite", "infinite", "unreadable answer", &[]);
+    checks.check("infinite").await.error("unreadable answer");
 
     // Graphite gone: unreachable, and offline.
     graphite.stop().await;
-    let m = error(world.check("error-ratio").await);
-    names(
-        &m,
-        "graphite",
-        "error-ratio",
-        &format!("unreachable: {}", graphite.address),
-        &[],
-    );
-    let m = world.online("error-ratio").await.expect_err("offline");
-    names(
-        &m,
-        "graphite",
-        "error-ratio",
-        &format!("unreachable: {}", graphite.address),
-        &[],
-    );
+    let unreachable = format!("unreachable: {}", graphite.address);
+    checks.check("error-ratio").await.error(&unreachable);
+    checks
+        .check_online("error-ratio")
+        .await
+        .offline(&unreachable);
 }

@@ -167,7 +167,8 @@ mod tests {
 
     #[test]
     fn origins_hold_no_credentials_or_path() {
-        let url = reqwest::Url::parse("https://u:p@api.example.com:8443/v1/q?key=1").unwrap();
+        let url =
+            reqwest::Url::parse("https://u:p@api.example.com:8443/v1/q?key=1").expect("a URL");
         assert_eq!(origin(&url), "https://api.example.com:8443");
     }
 }

@@ -144,12 +144,14 @@ mod tests {
     fn the_endpoint_and_nrql() {
         assert_eq!(
             endpoint("https://insights-api.newrelic.com", "12345")
-                .unwrap()
+                .expect("a valid address")
                 .as_str(),
             "https://insights-api.newrelic.com/v1/accounts/12345/query"
         );
         assert_eq!(
-            endpoint("http://nr.local/prefix", "1/2").unwrap().as_str(),
+            endpoint("http://nr.local/prefix", "1/2")
+                .expect("a valid address")
+                .as_str(),
             "http://nr.local/prefix/v1/accounts/1%2F2/query"
         );
         assert_eq!(
